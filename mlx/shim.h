@@ -1,0 +1,245 @@
+// shim.h is mlx-genkit's own thin C layer over MLX's C++ API.
+//
+// Conventions (modelled on mlx-c): arrays are opaque handles; every call
+// returns an int status (0 ok, non-zero error) and writes its result to the
+// first out-parameter; the message of the last error on this thread is read
+// with gk_error(). No C++ exception ever leaves this layer. Every call must be
+// made on the thread bound with gk_bind_thread (MLX keeps its default streams
+// and random state per thread); other threads get an error, not a crash.
+#ifndef GENKIT_MLX_SHIM_H
+#define GENKIT_MLX_SHIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct {
+  void* ctx;
+} gk_array;
+
+// Dtype codes; the values are part of the Go binding.
+enum {
+  GK_BOOL = 0,
+  GK_UINT8,
+  GK_UINT16,
+  GK_UINT32,
+  GK_UINT64,
+  GK_INT8,
+  GK_INT16,
+  GK_INT32,
+  GK_INT64,
+  GK_FLOAT16,
+  GK_FLOAT32,
+  GK_FLOAT64,
+  GK_BFLOAT16,
+  GK_COMPLEX64,
+};
+
+enum {
+  GK_NEGATIVE = 0,
+  GK_EXP,
+  GK_LOG,
+  GK_SIGMOID,
+  GK_SQRT,
+  GK_RSQRT,
+  GK_ABS,
+  GK_TANH,
+  GK_SQUARE,
+  GK_ISNAN,
+  GK_ISINF,
+  GK_FLOOR,
+  GK_LOG1P,
+  GK_LOGICAL_NOT,
+  GK_STOP_GRADIENT,
+  GK_ISFINITE,
+};
+
+enum {
+  GK_ADD = 0,
+  GK_SUBTRACT,
+  GK_MULTIPLY,
+  GK_DIVIDE,
+  GK_MAXIMUM,
+  GK_MINIMUM,
+  GK_POWER,
+  GK_EQUAL,
+  GK_NOT_EQUAL,
+  GK_LESS,
+  GK_LESS_EQUAL,
+  GK_GREATER,
+  GK_GREATER_EQUAL,
+  GK_LOGICAL_AND,
+  GK_LOGICAL_OR,
+  GK_MATMUL,
+};
+
+enum {
+  GK_SUM = 0,
+  GK_MEAN,
+  GK_MAX,
+  GK_MIN,
+  GK_PROD,
+  GK_LOGSUMEXP,
+  GK_ARGMAX,
+  GK_ARGMIN,
+  GK_ANY,
+  GK_ALL,
+  GK_VAR,
+};
+
+// Thread binding and errors.
+void gk_bind_thread(void);
+int gk_is_bound(void);
+const char* gk_error(void);
+int64_t gk_live_arrays(void);
+const char* gk_version(void);
+
+// Array lifetime and inspection.
+int gk_array_free(gk_array a);
+int gk_array_ndim(gk_array a);
+int gk_array_shape(gk_array a, int* shape, int max);
+int gk_array_dtype(gk_array a);
+size_t gk_array_size(gk_array a);
+int gk_array_from_data(gk_array* out, const void* data, size_t nbytes,
+                       const int* shape, int ndim, int dtype);
+int gk_array_scalar(gk_array* out, double v, int dtype);
+int gk_array_copy(gk_array* out, gk_array a);
+// Evaluates a, converts it to dtype and copies it row-major into dst.
+int gk_array_read(gk_array a, int dtype, void* dst, size_t nbytes);
+
+// Element-wise and reductions.
+int gk_unary(gk_array* out, gk_array a, int op);
+int gk_binary(gk_array* out, gk_array a, gk_array b, int op);
+int gk_reduce(gk_array* out, gk_array a, const int* axes, int naxes,
+              int keepdims, int op);
+int gk_where(gk_array* out, gk_array cond, gk_array x, gk_array y);
+int gk_astype(gk_array* out, gk_array a, int dtype);
+int gk_addmm(gk_array* out, gk_array c, gk_array a, gk_array b, float alpha,
+             float beta);
+
+// Creation.
+int gk_zeros(gk_array* out, const int* shape, int ndim, int dtype);
+int gk_full(gk_array* out, const int* shape, int ndim, double v, int dtype);
+int gk_arange(gk_array* out, double start, double stop, double step,
+              int dtype);
+int gk_tri(gk_array* out, gk_array a, int k, int upper);
+
+// Shape manipulation and indexing.
+int gk_reshape(gk_array* out, gk_array a, const int* shape, int ndim);
+int gk_transpose(gk_array* out, gk_array a, const int* axes, int naxes);
+int gk_swapaxes(gk_array* out, gk_array a, int a1, int a2);
+int gk_expand_dims(gk_array* out, gk_array a, int axis);
+int gk_squeeze(gk_array* out, gk_array a, int axis);
+int gk_broadcast_to(gk_array* out, gk_array a, const int* shape, int ndim);
+int gk_contiguous(gk_array* out, gk_array a);
+int gk_take(gk_array* out, gk_array a, gk_array idx, int axis);
+int gk_take_along_axis(gk_array* out, gk_array a, gk_array idx, int axis);
+int gk_put_along_axis(gk_array* out, gk_array a, gk_array idx, gk_array v,
+                      int axis);
+int gk_concatenate(gk_array* out, const gk_array* arrs, int n, int axis);
+int gk_slice(gk_array* out, gk_array a, const int* start, const int* stop,
+             const int* strides, int ndim);
+int gk_slice_update(gk_array* out, gk_array src, gk_array upd,
+                    const int* start, const int* stop, const int* strides,
+                    int ndim);
+int gk_slice_dynamic(gk_array* out, gk_array a, gk_array start,
+                     const int* axes, int naxes, const int* size, int ndim);
+int gk_slice_update_dynamic(gk_array* out, gk_array src, gk_array upd,
+                            gk_array start, const int* axes, int naxes);
+
+// Neural-network building blocks.
+int gk_softmax(gk_array* out, gk_array a, int axis, int precise);
+int gk_rms_norm(gk_array* out, gk_array x, gk_array w, int has_w, float eps);
+int gk_layer_norm(gk_array* out, gk_array x, gk_array w, int has_w,
+                  gk_array b, int has_b, float eps);
+int gk_rope(gk_array* out, gk_array x, int dims, int traditional, float base,
+            int has_base, float scale, int offset, gk_array freqs,
+            int has_freqs);
+int gk_rope_dyn(gk_array* out, gk_array x, int dims, int traditional,
+                float base, int has_base, float scale, gk_array offset,
+                gk_array freqs, int has_freqs);
+int gk_sdpa(gk_array* out, gk_array q, gk_array k, gk_array v, float scale,
+            const char* mask_mode, gk_array mask, int has_mask);
+
+// Quantization (affine mode).
+int gk_quantize(gk_array* w_out, gk_array* scales, gk_array* biases,
+                gk_array w, int group_size, int bits);
+int gk_dequantize(gk_array* out, gk_array w, gk_array scales, gk_array biases,
+                  int group_size, int bits, int dtype);
+int gk_quantized_matmul(gk_array* out, gk_array x, gk_array w,
+                        gk_array scales, gk_array biases, int transpose,
+                        int group_size, int bits);
+
+// Sorting and selection.
+int gk_argmax(gk_array* out, gk_array a, int axis, int keepdims);
+int gk_argsort(gk_array* out, gk_array a, int axis);
+int gk_sort(gk_array* out, gk_array a, int axis);
+int gk_argpartition(gk_array* out, gk_array a, int kth, int axis);
+int gk_topk(gk_array* out, gk_array a, int k, int axis);
+int gk_cumsum(gk_array* out, gk_array a, int axis, int reverse,
+              int inclusive);
+
+// Random numbers.
+int gk_random_key(gk_array* out, uint64_t seed);
+int gk_random_split(gk_array* out, gk_array key, int num);
+int gk_random_uniform(gk_array* out, const int* shape, int ndim, int dtype,
+                      gk_array key);
+int gk_random_categorical(gk_array* out, gk_array logits, int axis,
+                          gk_array key);
+int gk_random_gumbel(gk_array* out, const int* shape, int ndim, int dtype,
+                     gk_array key);
+
+// Evaluation.
+int gk_eval(const gk_array* arrs, int n);
+int gk_async_eval(const gk_array* arrs, int n);
+int gk_synchronize(void);
+
+// Memory.
+int gk_memory(size_t* active, size_t* peak, size_t* cache, size_t* limit);
+int gk_reset_peak_memory(void);
+int gk_set_memory_limit(size_t limit, size_t* prev);
+int gk_set_cache_limit(size_t limit, size_t* prev);
+int gk_clear_cache(void);
+
+// Devices: 0 = cpu, 1 = gpu.
+int gk_set_default_device(int type);
+int gk_default_device(int* type);
+int gk_device_available(int type, int* ok);
+
+// Files. A map is returned as parallel arrays owned by a gk_map handle.
+typedef struct {
+  void* ctx;
+} gk_map;
+int gk_map_free(gk_map m);
+int gk_map_len(gk_map m);
+const char* gk_map_key(gk_map m, int i);
+int gk_map_take(gk_array* out, gk_map m, int i);
+int gk_map_meta_len(gk_map m);
+// kind: 0 none, 1 array, 2 string, 3 string list.
+int gk_map_meta(gk_map m, int i, const char** key, int* kind);
+const char* gk_map_meta_string(gk_map m, int i);
+int gk_map_meta_list_len(gk_map m, int i);
+const char* gk_map_meta_list_item(gk_map m, int i, int j);
+int gk_map_meta_array(gk_array* out, gk_map m, int i);
+
+int gk_load_safetensors(gk_map* out, const char* path);
+int gk_load_gguf(gk_map* out, const char* path);
+int gk_load_npy(gk_array* out, const char* path);
+int gk_save_npy(const char* path, gk_array a);
+
+// Builders for saving: a fresh map, then entries, then save.
+int gk_map_new(gk_map* out);
+int gk_map_put(gk_map m, const char* key, gk_array a);
+int gk_map_put_meta_string(gk_map m, const char* key, const char* v);
+int gk_map_put_meta_array(gk_map m, const char* key, gk_array a);
+int gk_save_safetensors(const char* path, gk_map m);
+int gk_save_gguf(const char* path, gk_map m);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,82 @@
+package mlx
+
+/*
+#include "shim.h"
+*/
+import "C"
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"runtime/debug"
+	"sync"
+)
+
+var (
+	startOnce sync.Once
+	work      chan func()
+)
+
+// errGoexit is returned when work run by Do called runtime.Goexit (for
+// example t.Fatal from a test): the MLX thread is replaced and Do returns.
+var errGoexit = errors.New("mlx: work on the MLX thread called runtime.Goexit")
+
+func start() {
+	startOnce.Do(func() {
+		work = make(chan func())
+		startWorker()
+	})
+}
+
+// startWorker starts the goroutine that owns the MLX thread and waits until
+// it is bound.
+func startWorker() {
+	ready := make(chan struct{})
+	go func() {
+		runtime.LockOSThread() // never unlocked: this thread is MLX's
+		C.gk_bind_thread()
+		close(ready)
+		for f := range work {
+			f()
+		}
+	}()
+	<-ready
+}
+
+// OnThread reports whether the caller is running on the MLX thread (inside Do).
+func OnThread() bool { return C.gk_is_bound() != 0 }
+
+// Do runs fn on the MLX thread and returns its error. It is safe to call from
+// any number of goroutines at once; calls are served one at a time in arrival
+// order. Inside fn, Do runs nested work directly. A panic in fn is recovered
+// and returned as an error, so the MLX thread survives it.
+func Do(fn func() error) error {
+	start()
+	if OnThread() {
+		return protect(fn)
+	}
+	done := make(chan error, 1)
+	work <- func() {
+		finished := false
+		defer func() {
+			if !finished {
+				// fn called Goexit: this goroutine and its locked thread end.
+				done <- errGoexit
+				go startWorker()
+			}
+		}()
+		done <- protect(fn)
+		finished = true
+	}
+	return <-done
+}
+
+func protect(fn func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("mlx: panic on the MLX thread: %v\n%s", r, debug.Stack())
+		}
+	}()
+	return fn()
+}
