@@ -28,6 +28,7 @@ BUILD     := $(CURDIR)/build
 BIN       := $(CURDIR)/bin
 MLX_STAMP := $(VENV)/.stamp-$(subst ==,-,$(MLX_WHEEL))
 TOK_LIB   := $(BUILD)/lib/libtokenizers.a
+TOK_STAMP := $(BUILD)/.stamp-tokenizers-$(TOKENIZERS_V)
 APT_STAMP := $(BUILD)/.stamp-apt
 
 # The model cache: GENKIT_CACHE_DIR, else $XDG_CACHE_HOME/mlx-genkit, else ~/.cache/mlx-genkit.
@@ -47,7 +48,7 @@ APT_NEEDS := g++:g++ unzip:unzip tmux:tmux curl:curl
 
 .PHONY: deps build run test vet fmt-check bench clean distclean
 
-deps: $(APT_STAMP) $(MLX_STAMP) $(TOK_LIB) $(DEFAULT_MODEL)
+deps: $(APT_STAMP) $(MLX_STAMP) $(TOK_STAMP) $(DEFAULT_MODEL)
 
 $(APT_STAMP):
 	@missing=""; for pair in $(APT_NEEDS); do cmd=$${pair%%:*}; pkg=$${pair##*:}; \
@@ -69,13 +70,14 @@ $(MLX_STAMP): $(APT_STAMP)
 	@$(VENV)/bin/python -m pip install -q --disable-pip-version-check "$(MLX_WHEEL)"
 	@rm -f $(VENV)/.stamp-mlx-* && touch $@
 
-$(TOK_LIB): $(APT_STAMP) go.mod
+$(TOK_STAMP): $(APT_STAMP)
 	@echo "building libtokenizers.a from $(TOKENIZERS)@$(TOKENIZERS_V)"
 	@dir=$$(go mod download -json $(TOKENIZERS)@$(TOKENIZERS_V) | $(PYTHON) -c 'import json,sys; print(json.load(sys.stdin)["Dir"])') && \
 	  rm -rf $(BUILD)/tokenizers-src && mkdir -p $(BUILD)/lib && \
 	  cp -R "$$dir" $(BUILD)/tokenizers-src && chmod -R u+w $(BUILD)/tokenizers-src && \
 	  cd $(BUILD)/tokenizers-src && CARGO_TARGET_DIR=$(BUILD)/cargo-target cargo build --release --locked -q && \
-	  cp $(BUILD)/cargo-target/release/libtokenizers.a $@.tmp && mv $@.tmp $@
+	  cp $(BUILD)/cargo-target/release/libtokenizers.a $(TOK_LIB).tmp && mv $(TOK_LIB).tmp $(TOK_LIB) && \
+	  rm -f $(BUILD)/.stamp-tokenizers-* && touch $@
 
 $(DEFAULT_MODEL): | $(MLX_STAMP)
 	@echo "fetching the default model ($(MODEL_FILE) from $(SMOLLM_PKG)) into $(dir $@)"

@@ -1,0 +1,228 @@
+package engine
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/mlx-genkit/genkit/mlx"
+)
+
+// ForwardOptions control one forward pass.
+type ForwardOptions struct {
+	// Hook sees every block's output; nil for none.
+	Hook Hook
+	// Step is passed to the hook (Offset and Len are filled in).
+	Step Step
+	// LastOnly returns logits for the last position only ([B, 1, V]).
+	LastOnly bool
+	// Capture lists blocks whose outputs (after the hook) are returned in
+	// Result.Hidden, keyed by block index; -1 captures the embeddings.
+	Capture []int
+	// Padding gives, per lane, how many leading positions are padding (left
+	// padding of prompts of different lengths); nil when none.
+	Padding []int
+	// NoLogits skips the final norm and the vocabulary projection.
+	NoLogits bool
+}
+
+// Result is what a forward pass returns. Its arrays belong to the caller.
+type Result struct {
+	Logits *mlx.Array         // [B, L or 1, V] float32
+	Hidden map[int]*mlx.Array // captured block outputs [B, L, D]
+}
+
+// Free releases the result's arrays.
+func (r *Result) Free() {
+	if r == nil {
+		return
+	}
+	r.Logits.Free()
+	for _, h := range r.Hidden {
+		h.Free()
+	}
+}
+
+// Forward runs tokens ([B, L] int32) through the model, appending their keys
+// and values to cache, and returns float32 logits. Nothing is evaluated:
+// callers evaluate what they need (see Eval).
+func (m *Model) Forward(tokens *mlx.Array, cache *Cache, opts ForwardOptions) (*Result, error) {
+	s := mlx.NewScope()
+	defer s.Close()
+	sh := tokens.Shape()
+	if len(sh) != 2 {
+		return nil, fmt.Errorf("forward: tokens must be [batch, length], got %v", sh)
+	}
+	B, L := sh[0], sh[1]
+	if cache == nil {
+		return nil, fmt.Errorf("forward: nil cache")
+	}
+	if opts.Padding != nil && len(opts.Padding) != B {
+		return nil, fmt.Errorf("forward: %d padding entries for %d lanes", len(opts.Padding), B)
+	}
+	cfg := m.Config
+	step := opts.Step
+	step.Offset, step.Len = cache.offset, L
+	capture := map[int]bool{}
+	for _, c := range opts.Capture {
+		if c < -1 || c >= len(m.layers) {
+			return nil, fmt.Errorf("forward: capture layer %d outside [-1, %d)", c, len(m.layers))
+		}
+		capture[c] = true
+	}
+	res := &Result{Hidden: map[int]*mlx.Array{}}
+
+	h := m.embed.Lookup(s, mustIDs(s, tokens))
+	if capture[-1] && h != nil {
+		res.Hidden[-1] = h
+		s.Keep(h)
+	}
+
+	// Positions and mask.
+	var offsets, mask *mlx.Array
+	maskMode := mlx.MaskNone
+	if opts.Padding != nil {
+		offs := make([]int32, B)
+		for b, p := range opts.Padding {
+			offs[b] = int32(cache.offset - p)
+		}
+		offsets = s.Track(mlx.FromInt32s(offs, B))
+		mask = s.Track(paddingMask(opts.Padding, cache.offset, L))
+		maskMode = mlx.MaskArray
+	} else if L > 1 {
+		maskMode = mlx.MaskCausal
+	}
+
+	scale := float32(1 / math.Sqrt(float64(cfg.HeadDim)))
+	eps := float32(cfg.RMSNormEps)
+	H, Hkv, hd := cfg.NumHeads, cfg.NumKVHeads, cfg.HeadDim
+	for i, b := range m.layers {
+		if s.Err() != nil {
+			break
+		}
+		// Attention.
+		x := s.Track(mlx.RMSNorm(h, b.attnNorm, eps))
+		q := s.Track(mlx.Reshape(b.q.Apply(s, x), B, L, H, hd))
+		k := s.Track(mlx.Reshape(b.k.Apply(s, x), B, L, Hkv, hd))
+		v := s.Track(mlx.Reshape(b.v.Apply(s, x), B, L, Hkv, hd))
+		if b.qNorm != nil {
+			q = s.Track(mlx.RMSNorm(q, b.qNorm, eps))
+			k = s.Track(mlx.RMSNorm(k, b.kNorm, eps))
+		}
+		q = s.Track(mlx.Transpose(q, 0, 2, 1, 3))
+		k = s.Track(mlx.Transpose(k, 0, 2, 1, 3))
+		v = s.Track(mlx.Transpose(v, 0, 2, 1, 3))
+		q = m.rope(s, q, cache.offset, offsets)
+		k = m.rope(s, k, cache.offset, offsets)
+		if s.Err() != nil {
+			break
+		}
+		kk, vv, err := cache.update(s, i, k, v)
+		if err != nil {
+			s.Fail(err)
+			break
+		}
+		a := s.Track(mlx.ScaledDotProductAttention(q, kk, vv, scale, maskMode, mask))
+		a = s.Track(mlx.Reshape(s.Track(mlx.Transpose(a, 0, 2, 1, 3)), B, L, H*hd))
+		h = s.Track(mlx.Add(h, b.o.Apply(s, a)))
+		// MLP.
+		x = s.Track(mlx.RMSNorm(h, b.ffnNorm, eps))
+		g := s.Track(mlx.SiLU(b.gate.Apply(s, x)))
+		u := b.up.Apply(s, x)
+		h = s.Track(mlx.Add(h, b.down.Apply(s, s.Track(mlx.Multiply(g, u)))))
+		if s.Err() != nil {
+			break
+		}
+		if opts.Hook != nil {
+			nh, err := opts.Hook.AfterBlock(s, i, h, step)
+			if err != nil {
+				s.Fail(fmt.Errorf("hook after block %d: %w", i, err))
+				break
+			}
+			h = nh
+		}
+		if capture[i] {
+			c, err := h.Copy()
+			if err != nil {
+				s.Fail(err)
+				break
+			}
+			res.Hidden[i] = c
+		}
+	}
+	if err := s.Err(); err != nil {
+		res.Free()
+		return nil, fmt.Errorf("forward: %w", err)
+	}
+	cache.offset += L
+	if opts.NoLogits {
+		return res, nil
+	}
+	if opts.LastOnly && L > 1 {
+		h = s.Track(mlx.Slice(h, []int{0, L - 1, 0}, []int{B, L, cfg.HiddenSize}, nil))
+	}
+	h = m.FinalNorm(s, h)
+	logits := m.lmHead.Apply(s, h)
+	if logits != nil && logits.Dtype() != mlx.Float32 {
+		logits = s.Track(mlx.AsType(logits, mlx.Float32))
+	}
+	if err := s.Err(); err != nil {
+		res.Free()
+		return nil, fmt.Errorf("forward: %w", err)
+	}
+	s.Keep(logits)
+	res.Logits = logits
+	return res, nil
+}
+
+func mustIDs(s *mlx.Scope, tokens *mlx.Array) *mlx.Array {
+	if tokens.Dtype() == mlx.Int32 || tokens.Dtype() == mlx.Uint32 {
+		return tokens
+	}
+	return s.Track(mlx.AsType(tokens, mlx.Int32))
+}
+
+func (m *Model) rope(s *mlx.Scope, x *mlx.Array, offset int, offsets *mlx.Array) *mlx.Array {
+	cfg := m.Config
+	if x == nil {
+		return nil
+	}
+	if offsets != nil {
+		return s.Track(mlx.RoPEOffsets(x, cfg.HeadDim, cfg.TraditionalRoPE, float32(cfg.RopeTheta), 1, offsets, m.ropeFreqs))
+	}
+	return s.Track(mlx.RoPE(x, cfg.HeadDim, cfg.TraditionalRoPE, float32(cfg.RopeTheta), 1, offset, m.ropeFreqs))
+}
+
+// paddingMask is an additive mask [B, 1, L, offset+L]: -inf on left padding
+// and on future positions.
+func paddingMask(padding []int, offset, L int) (*mlx.Array, error) {
+	B, K := len(padding), offset+L
+	data := make([]float32, B*L*K)
+	neg := float32(math.Inf(-1))
+	for b, p := range padding {
+		for i := 0; i < L; i++ {
+			qpos := offset + i
+			for j := 0; j < K; j++ {
+				// A padded query attends to itself only, so no row is all -inf.
+				if qpos < p && j != qpos || qpos >= p && (j < p || j > qpos) {
+					data[(b*L+i)*K+j] = neg
+				}
+			}
+		}
+	}
+	return mlx.FromFloat32s(data, B, 1, L, K)
+}
+
+// Eval evaluates the result and the cache together, so the graph behind the
+// cache does not grow from step to step.
+func (m *Model) Eval(res *Result, cache *Cache) error {
+	arrays := cache.arrays()
+	if res != nil && res.Logits != nil {
+		arrays = append(arrays, res.Logits)
+	}
+	if res != nil {
+		for _, h := range res.Hidden {
+			arrays = append(arrays, h)
+		}
+	}
+	return mlx.Eval(arrays...)
+}

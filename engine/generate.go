@@ -1,0 +1,233 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/mlx-genkit/genkit/mlx"
+)
+
+// Chooser picks the next token of every lane from float32 logits [B, V]. The
+// sampling package provides Hugging Face's processors and samplers; Greedy
+// is the argmax.
+type Chooser interface {
+	Choose(logits *mlx.Array, step int, history [][]int) ([]int, error)
+}
+
+// Greedy chooses the most likely token of every lane.
+type Greedy struct{}
+
+// Choose implements Chooser.
+func (Greedy) Choose(logits *mlx.Array, _ int, _ [][]int) ([]int, error) {
+	am, err := mlx.Argmax(logits, -1, false)
+	if err != nil {
+		return nil, err
+	}
+	defer am.Free()
+	ids, err := am.Int32s()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]int, len(ids))
+	for i, id := range ids {
+		out[i] = int(id)
+	}
+	return out, nil
+}
+
+// Request describes one generation: a prompt decoded in Lanes lanes at once
+// (all lanes share the prompt; hooks tell them apart).
+type Request struct {
+	Prompt       []int
+	Lanes        int
+	MaxNewTokens int
+	Chooser      Chooser
+	Hook         Hook
+	// EOS ids end a lane (unless IgnoreEOS).
+	EOS       []int
+	IgnoreEOS bool
+	// PrefillChunk caps the tokens per forward pass of the prompt (0: 512).
+	PrefillChunk int
+	// OnToken, when set, is called for each new token of each lane that is
+	// still running, on the MLX thread.
+	OnToken func(lane, id int)
+	// OnStep, when set, sees each step's logits [B, V] (before choosing).
+	OnStep func(step int, logits *mlx.Array) error
+}
+
+// LaneResult is the outcome of one lane.
+type LaneResult struct {
+	Tokens   []int
+	Finished string // "eos", "length" or "cancelled"
+}
+
+// Stats are timings of a generation.
+type Stats struct {
+	PromptTokens int
+	Prefill      time.Duration
+	Decode       time.Duration
+	Steps        int
+}
+
+// Generate runs req on the MLX thread until every lane stops, the token
+// budget is spent or ctx is cancelled (checked before every token).
+func (m *Model) Generate(ctx context.Context, req Request) ([]LaneResult, Stats, error) {
+	var results []LaneResult
+	var stats Stats
+	err := mlx.Do(func() error {
+		var err error
+		results, stats, err = m.generate(ctx, req)
+		return err
+	})
+	return results, stats, err
+}
+
+func (m *Model) generate(ctx context.Context, req Request) ([]LaneResult, Stats, error) {
+	B := req.Lanes
+	if B <= 0 {
+		B = 1
+	}
+	if len(req.Prompt) == 0 {
+		return nil, Stats{}, fmt.Errorf("generate: empty prompt")
+	}
+	for _, id := range req.Prompt {
+		if id < 0 || id >= m.Config.VocabSize {
+			return nil, Stats{}, fmt.Errorf("generate: token id %d outside the vocabulary [0, %d)", id, m.Config.VocabSize)
+		}
+	}
+	chooser := req.Chooser
+	if chooser == nil {
+		chooser = Greedy{}
+	}
+	chunk := req.PrefillChunk
+	if chunk <= 0 {
+		chunk = 512
+	}
+	stats := Stats{PromptTokens: len(req.Prompt)}
+	cache := m.NewCache(B)
+	defer cache.Free()
+	history := make([][]int, B)
+	for b := range history {
+		history[b] = append([]int(nil), req.Prompt...)
+	}
+	results := make([]LaneResult, B)
+	isEOS := map[int]bool{}
+	for _, e := range req.EOS {
+		isEOS[e] = true
+	}
+
+	// Prefill in chunks.
+	t0 := time.Now()
+	var logits *mlx.Array
+	for start := 0; start < len(req.Prompt); start += chunk {
+		if err := ctx.Err(); err != nil {
+			return cancelled(results), stats, nil
+		}
+		end := min(start+chunk, len(req.Prompt))
+		ids := make([]int32, 0, B*(end-start))
+		for b := 0; b < B; b++ {
+			for _, id := range req.Prompt[start:end] {
+				ids = append(ids, int32(id))
+			}
+		}
+		tok, err := mlx.FromInt32s(ids, B, end-start)
+		if err != nil {
+			return nil, stats, err
+		}
+		res, err := m.Forward(tok, cache, ForwardOptions{Hook: req.Hook, LastOnly: true, Step: Step{Prefill: true}})
+		tok.Free()
+		if err != nil {
+			return nil, stats, err
+		}
+		if err := m.Eval(res, cache); err != nil {
+			res.Free()
+			return nil, stats, fmt.Errorf("generate: %w", err)
+		}
+		logits.Free()
+		logits = res.Logits
+	}
+	stats.Prefill = time.Since(t0)
+	t1 := time.Now()
+	defer func() { logits.Free() }()
+	running := B
+	for step := 0; step < req.MaxNewTokens && running > 0; step++ {
+		if err := ctx.Err(); err != nil {
+			markCancelled(results)
+			break
+		}
+		last, err := mlx.Reshape(logits, B, m.Config.VocabSize)
+		if err != nil {
+			return nil, stats, err
+		}
+		if req.OnStep != nil {
+			if err := req.OnStep(step, last); err != nil {
+				last.Free()
+				return nil, stats, err
+			}
+		}
+		next, err := chooser.Choose(last, step, history)
+		last.Free()
+		if err != nil {
+			return nil, stats, fmt.Errorf("generate step %d: %w", step, err)
+		}
+		for b := 0; b < B; b++ {
+			if results[b].Finished != "" {
+				continue
+			}
+			id := next[b]
+			results[b].Tokens = append(results[b].Tokens, id)
+			history[b] = append(history[b], id)
+			if req.OnToken != nil {
+				req.OnToken(b, id)
+			}
+			if !req.IgnoreEOS && isEOS[id] {
+				results[b].Finished = "eos"
+				running--
+			}
+		}
+		stats.Steps = step + 1
+		if running == 0 || step+1 == req.MaxNewTokens {
+			break
+		}
+		ids := make([]int32, B)
+		for b := range ids {
+			ids[b] = int32(next[b])
+		}
+		tok, err := mlx.FromInt32s(ids, B, 1)
+		if err != nil {
+			return nil, stats, err
+		}
+		res, err := m.Forward(tok, cache, ForwardOptions{Hook: req.Hook, Step: Step{Index: step + 1}})
+		tok.Free()
+		if err != nil {
+			return nil, stats, err
+		}
+		if err := m.Eval(res, cache); err != nil {
+			res.Free()
+			return nil, stats, fmt.Errorf("generate: %w", err)
+		}
+		logits.Free()
+		logits = res.Logits
+	}
+	stats.Decode = time.Since(t1)
+	for b := range results {
+		if results[b].Finished == "" {
+			results[b].Finished = "length"
+		}
+	}
+	return results, stats, nil
+}
+
+func cancelled(r []LaneResult) []LaneResult {
+	markCancelled(r)
+	return r
+}
+
+func markCancelled(r []LaneResult) {
+	for b := range r {
+		if r[b].Finished == "" {
+			r[b].Finished = "cancelled"
+		}
+	}
+}

@@ -1,0 +1,258 @@
+// Package gguf reads the structure of GGUF files (llama.cpp's model format)
+// without loading tensor data, so damaged files are refused with a clear
+// error before anything else touches them.
+package gguf
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+)
+
+// TensorInfo describes one tensor of a GGUF file.
+type TensorInfo struct {
+	Name   string
+	Dims   []uint64 // dims[0] varies fastest
+	Type   uint32   // ggml type
+	Offset uint64   // relative to the data section
+}
+
+// Header is a GGUF file's metadata keys and tensor table.
+type Header struct {
+	Version   uint32
+	Keys      []string
+	Tensors   []TensorInfo
+	DataStart int64
+	FileSize  int64
+	Alignment uint64
+}
+
+// ggml element types and their block sizes (elements, bytes).
+var blockSizes = map[uint32][2]uint64{
+	0: {1, 4}, 1: {1, 2}, 2: {32, 18}, 3: {32, 20}, 6: {32, 22}, 7: {32, 24}, 8: {32, 34},
+	10: {256, 84}, 11: {256, 110}, 12: {256, 144}, 13: {256, 176}, 14: {256, 210}, 30: {1, 2},
+}
+
+// TypeNames names the ggml types genkit knows.
+var TypeNames = map[uint32]string{0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 6: "Q5_0", 7: "Q5_1",
+	8: "Q8_0", 10: "Q2_K", 11: "Q3_K", 12: "Q4_K", 13: "Q5_K", 14: "Q6_K", 30: "BF16"}
+
+type reader struct {
+	r   *bufio.Reader
+	pos int64
+}
+
+func (r *reader) read(n int) ([]byte, error) {
+	b := make([]byte, n)
+	if _, err := io.ReadFull(r.r, b); err != nil {
+		return nil, err
+	}
+	r.pos += int64(n)
+	return b, nil
+}
+
+func (r *reader) u32() (uint32, error) {
+	b, err := r.read(4)
+	if err != nil {
+		return 0, err
+	}
+	return binary.LittleEndian.Uint32(b), nil
+}
+
+func (r *reader) u64() (uint64, error) {
+	b, err := r.read(8)
+	if err != nil {
+		return 0, err
+	}
+	return binary.LittleEndian.Uint64(b), nil
+}
+
+func (r *reader) str(limit int64) (string, error) {
+	n, err := r.u64()
+	if err != nil {
+		return "", err
+	}
+	if int64(n) > limit || n > 1<<30 {
+		return "", fmt.Errorf("string length %d runs past the end of the file", n)
+	}
+	b, err := r.read(int(n))
+	return string(b), err
+}
+
+var scalarSizes = map[uint32]int{0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
+
+func (r *reader) skipValue(t uint32, size int64, depth int) (uint64, error) {
+	if depth > 4 {
+		return 0, errors.New("metadata arrays nested too deeply")
+	}
+	if n, ok := scalarSizes[t]; ok {
+		b, err := r.read(n)
+		if err != nil {
+			return 0, err
+		}
+		switch n {
+		case 4:
+			return uint64(binary.LittleEndian.Uint32(b)), nil
+		case 8:
+			return binary.LittleEndian.Uint64(b), nil
+		case 2:
+			return uint64(binary.LittleEndian.Uint16(b)), nil
+		}
+		return uint64(b[0]), nil
+	}
+	switch t {
+	case 8:
+		_, err := r.str(size - r.pos)
+		return 0, err
+	case 9:
+		et, err := r.u32()
+		if err != nil {
+			return 0, err
+		}
+		n, err := r.u64()
+		if err != nil {
+			return 0, err
+		}
+		if int64(n) > size-r.pos {
+			return 0, fmt.Errorf("array of %d elements runs past the end of the file", n)
+		}
+		if sz, ok := scalarSizes[et]; ok {
+			_, err = r.r.Discard(int(n) * sz)
+			r.pos += int64(n) * int64(sz)
+			return 0, err
+		}
+		for i := uint64(0); i < n; i++ {
+			if _, err := r.skipValue(et, size, depth+1); err != nil {
+				return 0, err
+			}
+		}
+		return 0, nil
+	}
+	return 0, fmt.Errorf("unknown metadata value type %d", t)
+}
+
+// ReadHeader parses path's header and tensor table and checks that every
+// tensor's data lies inside the file.
+func ReadHeader(path string) (*Header, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	h, err := parse(f, st.Size())
+	if err != nil {
+		return nil, fmt.Errorf("%s: not a valid GGUF file: %w", path, err)
+	}
+	return h, nil
+}
+
+func parse(f io.Reader, size int64) (*Header, error) {
+	r := &reader{r: bufio.NewReaderSize(f, 1<<20)}
+	magic, err := r.read(4)
+	if err != nil || string(magic) != "GGUF" {
+		return nil, errors.New("bad magic (want GGUF)")
+	}
+	h := &Header{FileSize: size, Alignment: 32}
+	if h.Version, err = r.u32(); err != nil {
+		return nil, fmt.Errorf("truncated header: %w", err)
+	}
+	if h.Version < 2 || h.Version > 3 {
+		return nil, fmt.Errorf("unsupported version %d", h.Version)
+	}
+	nt, err := r.u64()
+	if err != nil {
+		return nil, fmt.Errorf("truncated header: %w", err)
+	}
+	nkv, err := r.u64()
+	if err != nil {
+		return nil, fmt.Errorf("truncated header: %w", err)
+	}
+	if nt > 1<<24 || nkv > 1<<24 {
+		return nil, fmt.Errorf("implausible counts: %d tensors, %d metadata keys", nt, nkv)
+	}
+	for i := uint64(0); i < nkv; i++ {
+		key, err := r.str(size - r.pos)
+		if err != nil {
+			return nil, fmt.Errorf("metadata entry %d: %w", i, err)
+		}
+		t, err := r.u32()
+		if err != nil {
+			return nil, fmt.Errorf("metadata %s: %w", key, err)
+		}
+		v, err := r.skipValue(t, size, 0)
+		if err != nil {
+			return nil, fmt.Errorf("metadata %s: %w", key, err)
+		}
+		if key == "general.alignment" {
+			if v == 0 || v&(v-1) != 0 {
+				return nil, fmt.Errorf("general.alignment %d is not a power of two", v)
+			}
+			h.Alignment = v
+		}
+		h.Keys = append(h.Keys, key)
+	}
+	for i := uint64(0); i < nt; i++ {
+		var ti TensorInfo
+		if ti.Name, err = r.str(size - r.pos); err != nil {
+			return nil, fmt.Errorf("tensor %d: %w", i, err)
+		}
+		nd, err := r.u32()
+		if err != nil || nd == 0 || nd > 4 {
+			return nil, fmt.Errorf("tensor %s: bad dimension count %d", ti.Name, nd)
+		}
+		for d := uint32(0); d < nd; d++ {
+			v, err := r.u64()
+			if err != nil {
+				return nil, fmt.Errorf("tensor %s: %w", ti.Name, err)
+			}
+			ti.Dims = append(ti.Dims, v)
+		}
+		if ti.Type, err = r.u32(); err != nil {
+			return nil, fmt.Errorf("tensor %s: %w", ti.Name, err)
+		}
+		if ti.Offset, err = r.u64(); err != nil {
+			return nil, fmt.Errorf("tensor %s: %w", ti.Name, err)
+		}
+		h.Tensors = append(h.Tensors, ti)
+	}
+	h.DataStart = int64((uint64(r.pos) + h.Alignment - 1) / h.Alignment * h.Alignment)
+	for _, ti := range h.Tensors {
+		n, err := ti.Bytes()
+		if err != nil {
+			return nil, err
+		}
+		end := uint64(h.DataStart) + ti.Offset + n
+		if end > uint64(size) || end < ti.Offset {
+			return nil, fmt.Errorf("tensor %s: data ends at byte %d but the file has %d (truncated?)", ti.Name, end, size)
+		}
+	}
+	return h, nil
+}
+
+// Elements is the number of values.
+func (t TensorInfo) Elements() uint64 {
+	n := uint64(1)
+	for _, d := range t.Dims {
+		n *= d
+	}
+	return n
+}
+
+// Bytes is the size of the tensor's data.
+func (t TensorInfo) Bytes() (uint64, error) {
+	bs, ok := blockSizes[t.Type]
+	if !ok {
+		return 0, fmt.Errorf("tensor %s: unknown ggml type %d", t.Name, t.Type)
+	}
+	if len(t.Dims) == 0 || t.Dims[0]%bs[0] != 0 {
+		return 0, fmt.Errorf("tensor %s: first dimension %v is not a multiple of the %s block (%d)", t.Name, t.Dims, TypeNames[t.Type], bs[0])
+	}
+	return t.Elements() / bs[0] * bs[1], nil
+}

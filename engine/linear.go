@@ -1,0 +1,264 @@
+package engine
+
+import (
+	"fmt"
+
+	"github.com/mlx-genkit/genkit/mlx"
+)
+
+// Linear is y = x W^T + b, with W dense or MLX affine-quantized.
+type Linear struct {
+	wT   *mlx.Array     // dense weight, transposed to [in, out]
+	q    *mlx.Quantized // quantized weight [out, in/...]
+	bias *mlx.Array     // optional [out]
+	out  int
+	in   int
+}
+
+// Apply computes x W^T + b for x of shape [..., in].
+func (l *Linear) Apply(s *mlx.Scope, x *mlx.Array) *mlx.Array {
+	var y *mlx.Array
+	if l.q != nil {
+		y = s.Track(mlx.QuantizedMatmul(x, l.q, true))
+	} else {
+		y = s.Track(mlx.Matmul(x, l.wT))
+	}
+	if l.bias != nil {
+		y = s.Track(mlx.Add(y, l.bias))
+	}
+	return y
+}
+
+// Dims is (out, in).
+func (l *Linear) Dims() (int, int) { return l.out, l.in }
+
+// Quantized reports whether the weight is quantized.
+func (l *Linear) Quantized() bool { return l.q != nil }
+
+func (l *Linear) free() {
+	mlx.Free(l.wT, l.bias)
+	if l.q != nil {
+		l.q.Free()
+	}
+}
+
+// Embedding maps token ids to rows of a (possibly quantized) table.
+type Embedding struct {
+	w     *mlx.Array // dense [vocab, dim]
+	q     *mlx.Quantized
+	vocab int
+	dim   int
+	dtype mlx.Dtype
+}
+
+// Lookup returns the rows for ids [B, L] as [B, L, dim].
+func (e *Embedding) Lookup(s *mlx.Scope, ids *mlx.Array) *mlx.Array {
+	if e.q == nil {
+		return s.Track(mlx.Take(e.w, ids, 0))
+	}
+	q := &mlx.Quantized{
+		Weight:    s.Track(mlx.Take(e.q.Weight, ids, 0)),
+		Scales:    s.Track(mlx.Take(e.q.Scales, ids, 0)),
+		Biases:    s.Track(mlx.Take(e.q.Biases, ids, 0)),
+		GroupSize: e.q.GroupSize, Bits: e.q.Bits,
+	}
+	if s.Err() != nil {
+		return nil
+	}
+	return s.Track(mlx.Dequantize(q, e.dtype))
+}
+
+// AsLinear projects hidden states onto the vocabulary with the same table
+// (tied embeddings): h E^T.
+func (e *Embedding) AsLinear() *Linear {
+	if e.q != nil {
+		return &Linear{q: e.q, out: e.vocab, in: e.dim}
+	}
+	return nil // built lazily by the loader (needs a transpose handle)
+}
+
+func (e *Embedding) free() {
+	mlx.Free(e.w)
+	if e.q != nil {
+		e.q.Free()
+	}
+}
+
+// tensorSource hands out named tensors to the loader and reports what is
+// missing or left unused.
+type tensorSource struct {
+	file    string
+	arrays  map[string]*mlx.Array
+	used    map[string]bool
+	dtype   mlx.Dtype // compute dtype for dense weights, scales and biases
+	qGroup  int       // default quantization of *.scales tensors (0: infer)
+	qBits   int
+	perBits map[string]QuantSpec
+}
+
+func (t *tensorSource) has(name string) bool { _, ok := t.arrays[name]; return ok }
+
+func (t *tensorSource) take(name string) (*mlx.Array, error) {
+	a, ok := t.arrays[name]
+	if !ok {
+		return nil, fmt.Errorf("%s: tensor %s is missing", t.file, name)
+	}
+	t.used[name] = true
+	return a, nil
+}
+
+// dense returns name converted to the compute dtype, checking its shape.
+func (t *tensorSource) dense(name string, shape ...int) (*mlx.Array, error) {
+	a, err := t.take(name)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkShape(t.file, name, a, shape); err != nil {
+		return nil, err
+	}
+	if a.Dtype() == t.dtype {
+		return a.Copy()
+	}
+	return mlx.AsType(a, t.dtype)
+}
+
+func checkShape(file, name string, a *mlx.Array, want []int) error {
+	got := a.Shape()
+	if len(want) == 0 {
+		return nil
+	}
+	bad := len(got) != len(want)
+	for i := 0; !bad && i < len(got); i++ {
+		bad = want[i] >= 0 && got[i] != want[i]
+	}
+	if bad {
+		return fmt.Errorf("%s: tensor %s has shape %v, want %v", file, name, got, want)
+	}
+	return nil
+}
+
+// quant returns the quantization of prefix when prefix.scales exists.
+func (t *tensorSource) quant(prefix string, out, in int) (*mlx.Quantized, error) {
+	if !t.has(prefix + ".scales") {
+		return nil, nil
+	}
+	w, err := t.take(prefix + ".weight")
+	if err != nil {
+		return nil, err
+	}
+	sc, err := t.take(prefix + ".scales")
+	if err != nil {
+		return nil, err
+	}
+	var bi *mlx.Array
+	if t.has(prefix + ".biases") {
+		bi, _ = t.take(prefix + ".biases")
+	} else {
+		return nil, fmt.Errorf("%s: tensor %s.biases is missing (only affine quantization is supported)", t.file, prefix)
+	}
+	ws, ss := w.Shape(), sc.Shape()
+	if len(ws) != 2 || len(ss) != 2 || ws[0] != out || ss[0] != out || ss[1] == 0 {
+		return nil, fmt.Errorf("%s: quantized tensor %s has weight %v and scales %v, want %d rows", t.file, prefix, ws, ss, out)
+	}
+	group := in / ss[1]
+	bits := ws[1] * 32 / in
+	if group*ss[1] != in || bits*in != ws[1]*32 {
+		return nil, fmt.Errorf("%s: quantized tensor %s: weight %v and scales %v do not fit %d inputs", t.file, prefix, ws, ss, in)
+	}
+	if spec, ok := t.perBits[prefix]; ok && (spec.Bits != bits || spec.GroupSize != group) {
+		return nil, fmt.Errorf("%s: %s: config says %d bits / group %d, tensors say %d / %d", t.file, prefix, spec.Bits, spec.GroupSize, bits, group)
+	}
+	scales, err := mlx.AsType(sc, t.dtype)
+	if err != nil {
+		return nil, err
+	}
+	biases, err := mlx.AsType(bi, t.dtype)
+	if err != nil {
+		scales.Free()
+		return nil, err
+	}
+	wc, err := w.Copy()
+	if err != nil {
+		mlx.Free(scales, biases)
+		return nil, err
+	}
+	return &mlx.Quantized{Weight: wc, Scales: scales, Biases: biases, GroupSize: group, Bits: bits}, nil
+}
+
+// linear loads prefix.weight (dense [out,in] or quantized) and an optional
+// prefix.bias; wantBias forces the bias to exist.
+func (t *tensorSource) linear(prefix string, out, in int, wantBias, dequantize bool) (*Linear, error) {
+	l := &Linear{out: out, in: in}
+	q, err := t.quant(prefix, out, in)
+	if err != nil {
+		return nil, err
+	}
+	if q != nil && dequantize {
+		d, err := mlx.Dequantize(q, t.dtype)
+		q.Free()
+		if err != nil {
+			return nil, fmt.Errorf("%s: dequantize %s: %w", t.file, prefix, err)
+		}
+		l.wT, err = mlx.Transpose(d)
+		d.Free()
+		if err != nil {
+			return nil, err
+		}
+	} else if q != nil {
+		l.q = q
+	} else {
+		w, err := t.dense(prefix+".weight", out, in)
+		if err != nil {
+			return nil, err
+		}
+		l.wT, err = mlx.Transpose(w)
+		w.Free()
+		if err != nil {
+			return nil, err
+		}
+	}
+	if t.has(prefix+".bias") || wantBias {
+		b, err := t.dense(prefix+".bias", out)
+		if err != nil {
+			l.free()
+			return nil, err
+		}
+		l.bias = b
+	}
+	return l, nil
+}
+
+func (t *tensorSource) embedding(name string, vocab, dim int, dequantize bool) (*Embedding, error) {
+	e := &Embedding{vocab: vocab, dim: dim, dtype: t.dtype}
+	q, err := t.quant(name, vocab, dim)
+	if err != nil {
+		return nil, err
+	}
+	if q != nil && !dequantize {
+		e.q = q
+		return e, nil
+	}
+	if q != nil {
+		e.w, err = mlx.Dequantize(q, t.dtype)
+		q.Free()
+		return e, err
+	}
+	e.w, err = t.dense(name+".weight", vocab, dim)
+	return e, err
+}
+
+func (t *tensorSource) unused() []string {
+	var out []string
+	for k := range t.arrays {
+		if !t.used[k] {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+func (t *tensorSource) free() {
+	for _, a := range t.arrays {
+		a.Free()
+	}
+}

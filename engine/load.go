@@ -1,0 +1,250 @@
+package engine
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/mlx-genkit/genkit/engine/gguf"
+	"github.com/mlx-genkit/genkit/engine/tokenizer"
+	"github.com/mlx-genkit/genkit/mlx"
+)
+
+// LoadOptions control how weights are loaded.
+type LoadOptions struct {
+	// Dequantize expands quantized weights to dense DType matrices (slower,
+	// used to compare with an unquantized reference).
+	Dequantize bool
+	// DType is the compute dtype; 0 picks float32 on the CPU and the
+	// checkpoint's own float type on a GPU.
+	DType mlx.Dtype
+	// Tokenizer, when set, names a tokenizer.json used instead of the
+	// model's own.
+	Tokenizer string
+}
+
+// LoadModel loads a model from a .gguf file or a model directory (HF or MLX
+// layout). It must run on the MLX thread.
+func LoadModel(path string, opts LoadOptions) (*Model, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("load model: %w", err)
+	}
+	if st.IsDir() {
+		return loadDir(path, opts)
+	}
+	if strings.HasSuffix(strings.ToLower(path), ".gguf") {
+		return loadGGUF(path, opts)
+	}
+	return nil, fmt.Errorf("load model %s: not a directory or a .gguf file", path)
+}
+
+func computeDtype(opts LoadOptions, native mlx.Dtype) mlx.Dtype {
+	if opts.DType != 0 {
+		return opts.DType
+	}
+	if dev, err := mlx.DefaultDevice(); err == nil && dev == mlx.GPU && native.IsFloat() {
+		return native
+	}
+	return mlx.Float32
+}
+
+func loadGGUF(path string, opts LoadOptions) (*Model, error) {
+	if _, err := gguf.ReadHeader(path); err != nil {
+		return nil, fmt.Errorf("load model: %w", err)
+	}
+	arrays, meta, err := mlx.LoadGGUF(path)
+	if err != nil {
+		return nil, fmt.Errorf("load model: %w", err)
+	}
+	src := &tensorSource{file: path, arrays: arrays, used: map[string]bool{}}
+	defer src.free()
+	cfg, err := configFromGGUF(meta, arrays)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	src.dtype = computeDtype(opts, mlx.Float16)
+	m, err := build(cfg, src, ggufNames, opts.Dequantize)
+	if err != nil {
+		return nil, err
+	}
+	m.Source, m.Format = path, "gguf"
+	if opts.Tokenizer != "" {
+		m.Tokenizer, err = tokenizer.FromFile(opts.Tokenizer)
+	} else {
+		m.Tokenizer, err = tokenizer.FromGGUF(meta)
+	}
+	if err != nil {
+		m.Free()
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return m, nil
+}
+
+func configFromGGUF(meta map[string]mlx.MetaValue, arrays map[string]*mlx.Array) (*Config, error) {
+	arch := meta["general.architecture"].String
+	a, ok := lookupArch(arch)
+	if !ok {
+		return nil, fmt.Errorf("unknown architecture %q (supported: %v)", arch, archNames())
+	}
+	num := func(key string, def float64) float64 {
+		if v, ok := meta[arch+"."+key].Float(); ok {
+			return v
+		}
+		return def
+	}
+	c := &Config{
+		Architecture:     arch,
+		HiddenSize:       int(num("embedding_length", 0)),
+		IntermediateSize: int(num("feed_forward_length", 0)),
+		NumLayers:        int(num("block_count", 0)),
+		NumHeads:         int(num("attention.head_count", 0)),
+		RMSNormEps:       num("attention.layer_norm_rms_epsilon", 1e-5),
+		RopeTheta:        num("rope.freq_base", 10000),
+		MaxPositions:     int(num("context_length", 0)),
+		TraditionalRoPE:  a.GGUFPermutedQK,
+	}
+	c.NumKVHeads = int(num("attention.head_count_kv", float64(c.NumHeads)))
+	if c.NumHeads > 0 {
+		c.HeadDim = int(num("attention.key_length", float64(c.HiddenSize/c.NumHeads)))
+	}
+	if t, ok := arrays["token_embd.weight"]; ok {
+		c.VocabSize = t.Dim(0)
+	}
+	if v := int(num("vocab_size", 0)); v > 0 && c.VocabSize > 0 && v != c.VocabSize {
+		return nil, fmt.Errorf("%s.vocab_size %d disagrees with token_embd rows %d", arch, v, c.VocabSize)
+	}
+	_, hasOutput := arrays["output.weight"]
+	c.TieEmbeddings = !hasOutput
+	if f, ok := meta[arch+".rope.scaling.factor"].Float(); ok && f != 0 && f != 1 {
+		typ := meta[arch+".rope.scaling.type"].String
+		if typ == "" {
+			typ = "linear"
+		}
+		c.RopeScaling = &RopeScaling{Type: typ, Factor: f, OriginalMaxPositionEmbeddings: int(num("rope.scaling.original_context_length", 0))}
+	}
+	if _, ok := arrays["rope_freqs.weight"]; ok {
+		return nil, fmt.Errorf("GGUF files with rope_freqs (llama3 scaled RoPE) are not supported yet; use the HF checkpoint")
+	}
+	if id, ok := meta["tokenizer.ggml.bos_token_id"].Int(); ok {
+		c.BOSTokenID = &id
+	}
+	if id, ok := meta["tokenizer.ggml.eos_token_id"].Int(); ok {
+		c.EOSTokenIDs = []int{id}
+	}
+	if id, ok := meta["tokenizer.ggml.eot_token_id"].Int(); ok && (len(c.EOSTokenIDs) == 0 || c.EOSTokenIDs[0] != id) {
+		c.EOSTokenIDs = append(c.EOSTokenIDs, id)
+	}
+	if id, ok := meta["tokenizer.ggml.padding_token_id"].Int(); ok {
+		c.PadTokenID = &id
+	}
+	a.adjust(c)
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func loadDir(dir string, opts LoadOptions) (*Model, error) {
+	cfg, err := LoadConfig(filepath.Join(dir, "config.json"))
+	if err != nil {
+		return nil, fmt.Errorf("load model: %w", err)
+	}
+	files, err := safetensorFiles(dir)
+	if err != nil {
+		return nil, fmt.Errorf("load model: %w", err)
+	}
+	src := &tensorSource{file: dir, arrays: map[string]*mlx.Array{}, used: map[string]bool{}, perBits: cfg.QuantizationPerOp}
+	defer src.free()
+	native := mlx.Float32
+	for _, f := range files {
+		arrays, _, err := mlx.LoadSafetensors(f)
+		if err != nil {
+			return nil, fmt.Errorf("load model: %w", err)
+		}
+		for k, a := range arrays {
+			if old, dup := src.arrays[k]; dup {
+				old.Free()
+			}
+			src.arrays[k] = a
+			if strings.HasSuffix(k, "norm.weight") && a.Dtype().IsFloat() {
+				native = a.Dtype()
+			}
+		}
+	}
+	src.dtype = computeDtype(opts, native)
+	m, err := build(cfg, src, hfNames, opts.Dequantize)
+	if err != nil {
+		return nil, err
+	}
+	m.Source, m.Format = dir, "safetensors"
+	if cfg.QuantBits > 0 {
+		m.Format = "mlx"
+	}
+	_, errTok := os.Stat(filepath.Join(dir, "tokenizer.json"))
+	if opts.Tokenizer != "" || errTok == nil {
+		if m.Tokenizer, err = tokenizer.FromDir(dir, opts.Tokenizer); err != nil {
+			m.Free()
+			return nil, err
+		}
+		if len(cfg.EOSTokenIDs) > 0 {
+			m.Tokenizer.EOS = mergeIDs(cfg.EOSTokenIDs, m.Tokenizer.EOS)
+		}
+		if m.Tokenizer.BOS < 0 && cfg.BOSTokenID != nil {
+			m.Tokenizer.BOS = *cfg.BOSTokenID
+		}
+	}
+	return m, nil
+}
+
+// safetensorFiles lists a checkpoint's weight files: the shards named by
+// model.safetensors.index.json, or every *.safetensors file.
+func safetensorFiles(dir string) ([]string, error) {
+	idx := filepath.Join(dir, "model.safetensors.index.json")
+	if data, err := os.ReadFile(idx); err == nil {
+		var index struct {
+			WeightMap map[string]string `json:"weight_map"`
+		}
+		if err := json.Unmarshal(data, &index); err != nil {
+			return nil, fmt.Errorf("%s: %w", idx, err)
+		}
+		seen := map[string]bool{}
+		var out []string
+		for _, f := range index.WeightMap {
+			if !seen[f] {
+				seen[f] = true
+				p := filepath.Join(dir, f)
+				if _, err := os.Stat(p); err != nil {
+					return nil, fmt.Errorf("%s names shard %s: %w", idx, f, err)
+				}
+				out = append(out, p)
+			}
+		}
+		sort.Strings(out)
+		return out, nil
+	}
+	out, _ := filepath.Glob(filepath.Join(dir, "*.safetensors"))
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s: no .safetensors files", dir)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// mergeIDs returns a followed by the ids of b not in a.
+func mergeIDs(a, b []int) []int {
+	out := append([]int(nil), a...)
+	for _, x := range b {
+		found := false
+		for _, y := range out {
+			found = found || x == y
+		}
+		if !found {
+			out = append(out, x)
+		}
+	}
+	return out
+}

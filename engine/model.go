@@ -1,0 +1,241 @@
+package engine
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/mlx-genkit/genkit/engine/tokenizer"
+	"github.com/mlx-genkit/genkit/mlx"
+)
+
+// Model is a loaded decoder-only language model. Its methods must run on the
+// MLX thread (inside mlx.Do).
+type Model struct {
+	Config *Config
+	// Source is the file or directory the weights came from.
+	Source string
+	// Format is "gguf", "safetensors" or "mlx".
+	Format string
+	// DType is the compute dtype of activations.
+	DType mlx.Dtype
+	// Tokenizer is the model's tokenizer; nil for a directory without
+	// tokenizer files (token ids still work).
+	Tokenizer *tokenizer.Tokenizer
+
+	embed     *Embedding
+	layers    []*block
+	norm      *mlx.Array
+	lmHead    *Linear
+	ropeFreqs *mlx.Array
+}
+
+type block struct {
+	attnNorm, ffnNorm *mlx.Array
+	q, k, v, o        *Linear
+	gate, up, down    *Linear
+	qNorm, kNorm      *mlx.Array
+}
+
+// NumLayers is the number of decoder blocks.
+func (m *Model) NumLayers() int { return len(m.layers) }
+
+// HiddenSize is the width of the residual stream.
+func (m *Model) HiddenSize() int { return m.Config.HiddenSize }
+
+// VocabSize is the number of logits per position.
+func (m *Model) VocabSize() int { return m.Config.VocabSize }
+
+// Free releases every weight.
+func (m *Model) Free() {
+	if m.embed != nil {
+		m.embed.free()
+	}
+	for _, b := range m.layers {
+		mlx.Free(b.attnNorm, b.ffnNorm, b.qNorm, b.kNorm)
+		for _, l := range []*Linear{b.q, b.k, b.v, b.o, b.gate, b.up, b.down} {
+			if l != nil {
+				l.free()
+			}
+		}
+	}
+	mlx.Free(m.norm, m.ropeFreqs)
+	m.Tokenizer.Close()
+	if m.lmHead != nil && (m.embed == nil || m.lmHead.q != m.embed.q || m.lmHead.q == nil) {
+		m.lmHead.free()
+	}
+	m.layers = nil
+}
+
+// weights lists every weight array once.
+func (m *Model) weights() []*mlx.Array {
+	var out []*mlx.Array
+	add := func(as ...*mlx.Array) {
+		for _, a := range as {
+			if a != nil {
+				out = append(out, a)
+			}
+		}
+	}
+	addLinear := func(l *Linear) {
+		if l == nil {
+			return
+		}
+		add(l.wT, l.bias)
+		if l.q != nil {
+			add(l.q.Weight, l.q.Scales, l.q.Biases)
+		}
+	}
+	add(m.embed.w, m.norm, m.ropeFreqs)
+	if m.embed.q != nil {
+		add(m.embed.q.Weight, m.embed.q.Scales, m.embed.q.Biases)
+	}
+	for _, b := range m.layers {
+		add(b.attnNorm, b.ffnNorm, b.qNorm, b.kNorm)
+		for _, l := range []*Linear{b.q, b.k, b.v, b.o, b.gate, b.up, b.down} {
+			addLinear(l)
+		}
+	}
+	if m.lmHead != nil && m.lmHead.q == nil {
+		addLinear(m.lmHead)
+	}
+	return out
+}
+
+// LMHead is the projection from the residual stream to the vocabulary (the
+// embedding table when tied); steering's logit bias uses it.
+func (m *Model) LMHead() *Linear { return m.lmHead }
+
+// FinalNorm applies the model's final RMSNorm to h.
+func (m *Model) FinalNorm(s *mlx.Scope, h *mlx.Array) *mlx.Array {
+	return s.Track(mlx.RMSNorm(h, m.norm, float32(m.Config.RMSNormEps)))
+}
+
+// build loads every weight from src into a Model for cfg.
+func build(cfg *Config, src *tensorSource, names tensorNames, dequantize bool) (*Model, error) {
+	m := &Model{Config: cfg, DType: src.dtype}
+	ok := false
+	defer func() {
+		if !ok {
+			m.Free()
+		}
+	}()
+	D, F, hd := cfg.HiddenSize, cfg.IntermediateSize, cfg.HeadDim
+	qOut, kvOut := cfg.NumHeads*hd, cfg.NumKVHeads*hd
+	arch, _ := lookupArch(cfg.Architecture)
+	var err error
+	if m.embed, err = src.embedding(names.embed, cfg.VocabSize, D, dequantize); err != nil {
+		return nil, err
+	}
+	for i := 0; i < cfg.NumLayers; i++ {
+		n := names.layer(i)
+		b := &block{}
+		m.layers = append(m.layers, b)
+		if b.attnNorm, err = src.dense(n.attnNorm, D); err != nil {
+			return nil, err
+		}
+		if b.ffnNorm, err = src.dense(n.ffnNorm, D); err != nil {
+			return nil, err
+		}
+		qkvBias := arch.QKVBias || cfg.AttentionBias
+		if b.q, err = src.linear(n.q, qOut, D, qkvBias, dequantize); err != nil {
+			return nil, err
+		}
+		if b.k, err = src.linear(n.k, kvOut, D, qkvBias, dequantize); err != nil {
+			return nil, err
+		}
+		if b.v, err = src.linear(n.v, kvOut, D, qkvBias, dequantize); err != nil {
+			return nil, err
+		}
+		if b.o, err = src.linear(n.o, D, qOut, cfg.AttentionBias, dequantize); err != nil {
+			return nil, err
+		}
+		if b.gate, err = src.linear(n.gate, F, D, cfg.MLPBias, dequantize); err != nil {
+			return nil, err
+		}
+		if b.up, err = src.linear(n.up, F, D, cfg.MLPBias, dequantize); err != nil {
+			return nil, err
+		}
+		if b.down, err = src.linear(n.down, D, F, cfg.MLPBias, dequantize); err != nil {
+			return nil, err
+		}
+		if cfg.QKNorm {
+			if b.qNorm, err = src.dense(n.qNorm, hd); err != nil {
+				return nil, err
+			}
+			if b.kNorm, err = src.dense(n.kNorm, hd); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if m.norm, err = src.dense(names.norm, D); err != nil {
+		return nil, err
+	}
+	switch {
+	case src.has(names.lmHead + ".weight"):
+		if m.lmHead, err = src.linear(names.lmHead, cfg.VocabSize, D, false, dequantize); err != nil {
+			return nil, err
+		}
+	default:
+		// Tied: the embedding table doubles as the output projection.
+		if m.embed.q != nil {
+			m.lmHead = &Linear{q: m.embed.q, out: cfg.VocabSize, in: D}
+		} else {
+			wT, err := mlx.Transpose(m.embed.w)
+			if err != nil {
+				return nil, err
+			}
+			m.lmHead = &Linear{wT: wT, out: cfg.VocabSize, in: D}
+		}
+		if !cfg.TieEmbeddings {
+			return nil, fmt.Errorf("%s: no lm_head weight (%s.weight) and tie_word_embeddings is false", src.file, names.lmHead)
+		}
+	}
+	if m.ropeFreqs, err = ropeFrequencies(cfg); err != nil {
+		return nil, err
+	}
+	// Materialise the weights now (conversions included) so the first
+	// forward pass does not pay for loading.
+	if err := mlx.Eval(m.weights()...); err != nil {
+		return nil, fmt.Errorf("%s: %w", src.file, err)
+	}
+	ok = true
+	return m, nil
+}
+
+// ropeFrequencies returns MLX RoPE periods for llama3/linear scaling, or nil
+// when the plain base applies.
+func ropeFrequencies(cfg *Config) (*mlx.Array, error) {
+	rs := cfg.RopeScaling
+	if rs == nil {
+		return nil, nil
+	}
+	dims := cfg.HeadDim
+	periods := make([]float32, dims/2)
+	for i := range periods {
+		periods[i] = float32(math.Pow(cfg.RopeTheta, float64(2*i)/float64(dims)))
+	}
+	switch rs.Type {
+	case "llama3":
+		lowWave := float64(rs.OriginalMaxPositionEmbeddings) / rs.LowFreqFactor
+		highWave := float64(rs.OriginalMaxPositionEmbeddings) / rs.HighFreqFactor
+		for i, p := range periods {
+			invFreq := 1 / float64(p)
+			wave := 2 * math.Pi / invFreq
+			switch {
+			case wave > lowWave:
+				invFreq /= rs.Factor
+			case wave >= highWave:
+				smooth := (float64(rs.OriginalMaxPositionEmbeddings)/wave - rs.LowFreqFactor) / (rs.HighFreqFactor - rs.LowFreqFactor)
+				invFreq = (1-smooth)*invFreq/rs.Factor + smooth*invFreq
+			}
+			periods[i] = float32(1 / invFreq)
+		}
+	case "linear":
+		for i := range periods {
+			periods[i] *= float32(rs.Factor)
+		}
+	default:
+		return nil, fmt.Errorf("config: rope scaling type %q is not supported (llama3, linear)", rs.Type)
+	}
+	return mlx.FromFloat32s(periods)
+}
