@@ -36,11 +36,18 @@ GENKIT_CACHE_DIR ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/mlx-genkit
 export GENKIT_CACHE_DIR
 DEFAULT_MODEL := $(GENKIT_CACHE_DIR)/models/$(MODEL_FILE)
 
+# On Linux CPU the wheel bundles netlib's reference BLAS; linking OpenBLAS
+# first makes MLX's cblas_sgemm calls resolve to it (about 16x faster GEMM).
+ifeq ($(UNAME_S)$(MLX_BACKEND),Linux)
+  BLAS_LDFLAGS := -Wl,--no-as-needed -lopenblas -Wl,--as-needed
+  APT_LIBS     := /usr/lib/$(shell uname -m)-linux-gnu/libopenblas.so:libopenblas-dev
+endif
+
 # Resolved after the venv exists (recursive variables are expanded at use).
 MLX_DIR = $(firstword $(wildcard $(VENV)/lib/python3*/site-packages/mlx))
 CGO_ENV = CGO_ENABLED=1 \
   CGO_CPPFLAGS="-I$(MLX_DIR)/include" \
-  CGO_LDFLAGS="-L$(MLX_DIR)/lib -Wl,-rpath,$(MLX_DIR)/lib -L$(BUILD)/lib"
+  CGO_LDFLAGS="$(BLAS_LDFLAGS) -L$(MLX_DIR)/lib -Wl,-rpath,$(MLX_DIR)/lib -L$(BUILD)/lib"
 GO_ENV = $(CGO_ENV) GENKIT_DEFAULT_MODEL="$(DEFAULT_MODEL)" GENKIT_VENV="$(VENV)"
 
 # Debian packages the build needs (command -> package).
@@ -54,6 +61,7 @@ $(APT_STAMP):
 	@missing=""; for pair in $(APT_NEEDS); do cmd=$${pair%%:*}; pkg=$${pair##*:}; \
 	  command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
 	$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || missing="$$missing python3-venv"; \
+	for pair in $(APT_LIBS); do f=$${pair%%:*}; pkg=$${pair##*:}; [ -e $$f ] || missing="$$missing $$pkg"; done; \
 	if [ -n "$$missing" ]; then \
 	  if command -v apt-get >/dev/null 2>&1; then \
 	    SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \

@@ -196,3 +196,15 @@ func (c *Config) Validate() error {
 	}
 	return nil
 }
+
+// ParamCount is the number of weights of the model.
+func (c *Config) ParamCount() int64 {
+	D, F, hd := int64(c.HiddenSize), int64(c.IntermediateSize), int64(c.HeadDim)
+	q, kv := int64(c.NumHeads)*hd, int64(c.NumKVHeads)*hd
+	perLayer := D*(q+2*kv) + q*D + 3*D*F + 2*D
+	emb := int64(c.VocabSize) * D
+	if !c.TieEmbeddings {
+		emb *= 2
+	}
+	return emb + int64(c.NumLayers)*perLayer + D
+}

@@ -29,3 +29,22 @@ func TestSmokeGenerate(t *testing.T) {
 	t.Logf("%q %v", m.Tokenizer.Decode(res[0].Tokens, false), st)
 	t.Logf("%q", m.Tokenizer.Decode(res[1].Tokens, false))
 }
+
+func TestChatTemplateSmol(t *testing.T) {
+	path := os.Getenv("GENKIT_DEFAULT_MODEL")
+	err := mlx.Do(func() error {
+		m, err := engine.LoadModel(path, engine.LoadOptions{})
+		if err != nil {
+			return err
+		}
+		defer m.Free()
+		s, err := m.ApplyChatTemplate([]engine.Message{{Role: "user", Content: "Hi"}}, true)
+		t.Logf("%q %v", s, err)
+		s, err = m.ApplyChatTemplate([]engine.Message{{Role: "system", Content: "Be a pirate."}, {Role: "user", Content: "Hi"}}, true)
+		t.Logf("%q %v", s, err)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

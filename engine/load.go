@@ -15,15 +15,46 @@ import (
 
 // LoadOptions control how weights are loaded.
 type LoadOptions struct {
-	// Dequantize expands quantized weights to dense DType matrices (slower,
-	// used to compare with an unquantized reference).
-	Dequantize bool
+	// Weights says whether quantized weights stay quantized (run through
+	// quantized_matmul) or are expanded to dense DType matrices.
+	Weights WeightMode
 	// DType is the compute dtype; 0 picks float32 on the CPU and the
 	// checkpoint's own float type on a GPU.
 	DType mlx.Dtype
 	// Tokenizer, when set, names a tokenizer.json used instead of the
 	// model's own.
 	Tokenizer string
+}
+
+// WeightMode chooses how quantized weights are used.
+type WeightMode int
+
+const (
+	// WeightsAuto expands quantized weights on the CPU when the dense model
+	// fits in DenseBudget bytes (BLAS GEMM is much faster there than MLX's
+	// CPU quantized kernels) and keeps them quantized elsewhere.
+	WeightsAuto WeightMode = iota
+	// WeightsQuantized always runs quantized weights through quantized_matmul.
+	WeightsQuantized
+	// WeightsDense always expands quantized weights (the values are exactly
+	// the dequantized ones, so results match quantized_matmul up to rounding).
+	WeightsDense
+)
+
+// DenseBudget caps the dense size WeightsAuto accepts on the CPU.
+const DenseBudget = 4 << 30
+
+func (mode WeightMode) dense(cfg *Config, dtype mlx.Dtype) bool {
+	switch mode {
+	case WeightsDense:
+		return true
+	case WeightsQuantized:
+		return false
+	}
+	if dev, err := mlx.DefaultDevice(); err != nil || dev != mlx.CPU {
+		return false
+	}
+	return cfg.ParamCount()*int64(dtype.Size()) <= DenseBudget
 }
 
 // LoadModel loads a model from a .gguf file or a model directory (HF or MLX
@@ -67,7 +98,7 @@ func loadGGUF(path string, opts LoadOptions) (*Model, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	src.dtype = computeDtype(opts, mlx.Float16)
-	m, err := build(cfg, src, ggufNames, opts.Dequantize)
+	m, err := build(cfg, src, ggufNames, opts.Weights.dense(cfg, src.dtype))
 	if err != nil {
 		return nil, err
 	}
@@ -176,7 +207,7 @@ func loadDir(dir string, opts LoadOptions) (*Model, error) {
 		}
 	}
 	src.dtype = computeDtype(opts, native)
-	m, err := build(cfg, src, hfNames, opts.Dequantize)
+	m, err := build(cfg, src, hfNames, opts.Weights.dense(cfg, src.dtype))
 	if err != nil {
 		return nil, err
 	}

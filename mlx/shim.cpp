@@ -119,9 +119,17 @@ inline Map& M(gk_map m) {
 
 }  // namespace
 
+// OpenBLAS, when linked in (Linux CPU builds), must not start threads of
+// its own: they compete with MLX's CPU stream for the same cores.
+extern "C" void openblas_set_num_threads(int) __attribute__((weak));
+
 extern "C" {
 
-void gk_bind_thread(void) { g_bound = true; }
+void gk_bind_thread(void) {
+  g_bound = true;
+  if (openblas_set_num_threads != nullptr && std::getenv("OPENBLAS_NUM_THREADS") == nullptr)
+    openblas_set_num_threads(1);
+}
 int gk_is_bound(void) { return g_bound ? 1 : 0; }
 const char* gk_error(void) { return g_error.c_str(); }
 int64_t gk_live_arrays(void) { return g_live.load(); }

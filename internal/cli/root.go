@@ -31,6 +31,13 @@ func newRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newVersionCmd())
+	root.AddCommand(newVersionCmd(), newLogitsCmd(), newGenerateCmd())
+	// Without a subcommand genkit streams a chat reply on the model given
+	// (the terminal UI takes this place once it lands).
+	gen := newGenerateCmd()
+	root.Flags().AddFlagSet(gen.Flags())
+	_ = root.Flags().Set("chat", "true")
+	_ = root.Flags().Set("prompt", "Introduce yourself in two sentences.")
+	root.RunE = gen.RunE
 	return root
 }

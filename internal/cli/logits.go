@@ -1,0 +1,109 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+
+	"github.com/mlx-genkit/genkit/engine"
+	"github.com/mlx-genkit/genkit/mlx"
+	"github.com/spf13/cobra"
+)
+
+func newLogitsCmd() *cobra.Command {
+	var mf modelFlags
+	var tokens string
+	var all, asJSON bool
+	cmd := &cobra.Command{
+		Use:   "logits --tokens 1,2,3 [--all-positions] --json",
+		Short: "Print the model's logits for a token sequence",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			m, err := mf.load()
+			if err != nil {
+				return err
+			}
+			defer freeModel(m)
+			ids, err := parseTokens(tokens, m.Config.VocabSize)
+			if err != nil {
+				return err
+			}
+			rows, err := logitsRows(m, ids, all)
+			if err != nil {
+				return err
+			}
+			if !asJSON {
+				for i, r := range rows {
+					best := 0
+					for j := range r {
+						if r[j] > r[best] {
+							best = j
+						}
+					}
+					fmt.Fprintf(cmd.OutOrStdout(), "position %d: argmax %d (%.4f)\n", i, best, r[best])
+				}
+				return nil
+			}
+			return json.NewEncoder(cmd.OutOrStdout()).Encode(map[string]any{"logits": jsonRows(rows)})
+		},
+	}
+	mf.register(cmd.Flags())
+	cmd.Flags().StringVar(&tokens, "tokens", "", "comma-separated token ids")
+	cmd.Flags().BoolVar(&all, "all-positions", false, "print every position, not only the last")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	_ = cmd.MarkFlagRequired("tokens")
+	return cmd
+}
+
+// logitsRows runs one forward pass and returns float32 logits per position.
+func logitsRows(m *engine.Model, ids []int, all bool) ([][]float32, error) {
+	var rows [][]float32
+	err := mlx.Do(func() error {
+		tok := make([]int32, len(ids))
+		for i, id := range ids {
+			tok[i] = int32(id)
+		}
+		t, err := mlx.FromInt32s(tok, 1, len(ids))
+		if err != nil {
+			return err
+		}
+		defer t.Free()
+		cache := m.NewCache(1)
+		defer cache.Free()
+		res, err := m.Forward(t, cache, engine.ForwardOptions{LastOnly: !all})
+		if err != nil {
+			return err
+		}
+		defer res.Free()
+		flat, err := res.Logits.Float32s()
+		if err != nil {
+			return err
+		}
+		V := m.Config.VocabSize
+		for p := 0; p < len(flat)/V; p++ {
+			rows = append(rows, flat[p*V:(p+1)*V])
+		}
+		return nil
+	})
+	return rows, err
+}
+
+// jsonRows converts rows to JSON-safe values (NaN and Inf are not JSON).
+func jsonRows(rows [][]float32) [][]any {
+	out := make([][]any, len(rows))
+	for i, r := range rows {
+		out[i] = make([]any, len(r))
+		for j, v := range r {
+			switch {
+			case math.IsNaN(float64(v)):
+				out[i][j] = "NaN"
+			case math.IsInf(float64(v), 1):
+				out[i][j] = "Infinity"
+			case math.IsInf(float64(v), -1):
+				out[i][j] = "-Infinity"
+			default:
+				out[i][j] = v
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,111 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/mlx-genkit/genkit/engine"
+	"github.com/mlx-genkit/genkit/mlx"
+)
+
+// modelFlags are the flags every model-loading command shares.
+type modelFlags struct {
+	model      string
+	tokenizer  string
+	weights    string
+}
+
+func (f *modelFlags) register(fs interface {
+	StringVar(*string, string, string, string)
+}) {
+	fs.StringVar(&f.model, "model", "", "model directory, .gguf file or hub id (default: the default model)")
+	fs.StringVar(&f.tokenizer, "tokenizer", "", "a tokenizer.json to use instead of the model's")
+	fs.StringVar(&f.weights, "weights", "auto", "quantized weights: auto, quantized (quantized_matmul) or dense (expanded)")
+}
+
+func (f *modelFlags) mode() (engine.WeightMode, error) {
+	switch f.weights {
+	case "", "auto":
+		return engine.WeightsAuto, nil
+	case "quantized":
+		return engine.WeightsQuantized, nil
+	case "dense":
+		return engine.WeightsDense, nil
+	}
+	return 0, fmt.Errorf("--weights %q: want auto, quantized or dense", f.weights)
+}
+
+// load resolves and loads the model on the MLX thread.
+func (f *modelFlags) load() (*engine.Model, error) {
+	mode, err := f.mode()
+	if err != nil {
+		return nil, err
+	}
+	path, err := engine.ResolveModel(f.model, nil)
+	if err != nil {
+		return nil, err
+	}
+	var m *engine.Model
+	err = mlx.Do(func() error {
+		var err error
+		m, err = engine.LoadModel(path, engine.LoadOptions{Tokenizer: f.tokenizer, Weights: mode})
+		return err
+	})
+	return m, err
+}
+
+func freeModel(m *engine.Model) { _ = mlx.Do(func() error { m.Free(); return nil }) }
+
+// parseTokens reads "1,2,3".
+func parseTokens(s string, vocab int) ([]int, error) {
+	var out []int
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		id, err := strconv.Atoi(part)
+		if err != nil {
+			return nil, fmt.Errorf("--tokens: %q is not a token id", part)
+		}
+		if id < 0 || id >= vocab {
+			return nil, fmt.Errorf("--tokens: id %d outside the vocabulary [0, %d)", id, vocab)
+		}
+		out = append(out, id)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("--tokens: no token ids given")
+	}
+	return out, nil
+}
+
+// promptTokens builds the prompt ids from --tokens or --prompt/--chat/--system.
+func promptTokens(m *engine.Model, tokens, prompt string, chat bool, system string) ([]int, error) {
+	if tokens != "" {
+		return parseTokens(tokens, m.Config.VocabSize)
+	}
+	if m.Tokenizer == nil {
+		return nil, fmt.Errorf("%s has no tokenizer files: pass --tokens or --tokenizer", m.Source)
+	}
+	if prompt == "" {
+		return nil, fmt.Errorf("give --prompt TEXT or --tokens IDS")
+	}
+	text := prompt
+	if chat || system != "" {
+		var msgs []engine.Message
+		if system != "" {
+			msgs = append(msgs, engine.Message{Role: "system", Content: system})
+		}
+		msgs = append(msgs, engine.Message{Role: "user", Content: prompt})
+		var err error
+		if text, err = m.ApplyChatTemplate(msgs, true); err != nil {
+			return nil, err
+		}
+		return m.Tokenizer.Encode(text, false)
+	}
+	return m.Tokenizer.Encode(text, true)
+}
+
+func warn(format string, args ...any) { fmt.Fprintf(os.Stderr, "genkit: "+format+"\n", args...) }
