@@ -12,9 +12,9 @@ import (
 
 // modelFlags are the flags every model-loading command shares.
 type modelFlags struct {
-	model      string
-	tokenizer  string
-	weights    string
+	model     string
+	tokenizer string
+	weights   string
 }
 
 func (f *modelFlags) register(fs interface {
