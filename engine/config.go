@@ -113,10 +113,8 @@ func ParseConfig(data []byte) (*Config, error) {
 	if c.HeadDim == 0 && c.NumHeads > 0 {
 		c.HeadDim = c.HiddenSize / c.NumHeads
 	}
-	if raw.TieRaw == nil {
-		// transformers' default for these architectures.
-		c.TieEmbeddings = c.Architecture != "llama" && c.Architecture != "qwen2" && c.Architecture != "qwen3"
-	}
+	// transformers' default (PretrainedConfig) ties embeddings.
+	c.TieEmbeddings = raw.TieRaw == nil || *raw.TieRaw
 	var err error
 	if c.BOSTokenID, _, err = intOrList(raw.BOS); err != nil {
 		return nil, fmt.Errorf("config.json: bos_token_id: %w", err)

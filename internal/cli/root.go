@@ -31,7 +31,7 @@ func newRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newVersionCmd(), newLogitsCmd(), newGenerateCmd())
+	root.AddCommand(newVersionCmd(), newLogitsCmd(), newGenerateCmd(), newTokenizeCmd())
 	// Without a subcommand genkit streams a chat reply on the model given
 	// (the terminal UI takes this place once it lands).
 	gen := newGenerateCmd()
