@@ -112,8 +112,9 @@ fmt-check:
 test: deps fmt-check vet build
 	$(GO_ENV) go test -count=1 ./...
 
+BENCH ?= ./...
 bench: deps
-	$(GO_ENV) go test -run '^$$' -bench . -benchmem ./...
+	$(GO_ENV) go test -run '^$$' -bench . -benchtime 2x $(BENCH)
 
 clean:
 	rm -rf $(BIN)
