@@ -7,6 +7,7 @@ require (
 	github.com/gomlx/go-huggingface v0.3.1
 	github.com/nikolalohinski/gonja/v2 v2.9.1
 	github.com/spf13/cobra v1.10.2
+	gonum.org/v1/gonum v0.17.0
 )
 
 require (

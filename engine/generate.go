@@ -54,12 +54,17 @@ type Request struct {
 	OnToken func(lane, id int)
 	// OnStep, when set, sees each step's logits [B, V] (before choosing).
 	OnStep func(step int, logits *mlx.Array) error
+	// Stop, when set, ends a lane after a token (stop strings); it sees the
+	// lane's generated tokens.
+	Stop func(lane int, generated []int) bool
+	// Deadline, when not zero, ends every lane once passed (max_time).
+	Deadline time.Time
 }
 
 // LaneResult is the outcome of one lane.
 type LaneResult struct {
 	Tokens   []int
-	Finished string // "eos", "length" or "cancelled"
+	Finished string // "eos", "stop", "length", "time" or "cancelled"
 }
 
 // Stats are timings of a generation.
@@ -156,6 +161,10 @@ func (m *Model) generate(ctx context.Context, req Request) ([]LaneResult, Stats,
 			markCancelled(results)
 			break
 		}
+		if !req.Deadline.IsZero() && time.Now().After(req.Deadline) {
+			markAs(results, "time")
+			break
+		}
 		last, err := mlx.Reshape(logits, B, m.Config.VocabSize)
 		if err != nil {
 			return nil, stats, err
@@ -181,8 +190,12 @@ func (m *Model) generate(ctx context.Context, req Request) ([]LaneResult, Stats,
 			if req.OnToken != nil {
 				req.OnToken(b, id)
 			}
-			if !req.IgnoreEOS && isEOS[id] {
+			switch {
+			case !req.IgnoreEOS && isEOS[id]:
 				results[b].Finished = "eos"
+				running--
+			case req.Stop != nil && req.Stop(b, results[b].Tokens):
+				results[b].Finished = "stop"
 				running--
 			}
 		}
@@ -224,10 +237,12 @@ func cancelled(r []LaneResult) []LaneResult {
 	return r
 }
 
-func markCancelled(r []LaneResult) {
+func markCancelled(r []LaneResult) { markAs(r, "cancelled") }
+
+func markAs(r []LaneResult, why string) {
 	for b := range r {
 		if r[b].Finished == "" {
-			r[b].Finished = "cancelled"
+			r[b].Finished = why
 		}
 	}
 }
