@@ -96,3 +96,37 @@ func (c *Cache) Free() {
 	}
 	c.offset = 0
 }
+
+// Reorder makes lane i of the cache a copy of lane idx[i] (beam search keeps
+// the beams it extends). It must run on the MLX thread.
+func (c *Cache) Reorder(idx []int) error {
+	if len(idx) != c.batch {
+		return fmt.Errorf("cache: reorder with %d indices for %d lanes", len(idx), c.batch)
+	}
+	ids := make([]int32, len(idx))
+	for i, x := range idx {
+		if x < 0 || x >= c.batch {
+			return fmt.Errorf("cache: reorder index %d outside [0, %d)", x, c.batch)
+		}
+		ids[i] = int32(x)
+	}
+	sel, err := mlx.FromInt32s(ids, len(ids))
+	if err != nil {
+		return err
+	}
+	defer sel.Free()
+	for _, slot := range [][]*mlx.Array{c.keys, c.values} {
+		for i, a := range slot {
+			if a == nil {
+				continue
+			}
+			r, err := mlx.Take(a, sel, 0)
+			if err != nil {
+				return err
+			}
+			a.Free()
+			slot[i] = r
+		}
+	}
+	return nil
+}
