@@ -27,17 +27,22 @@ var negInf = float32(math.Inf(-1))
 
 // softmax64 returns softmax(scores) in float64 (-inf gives 0).
 func softmax64(scores []float32) []float64 {
-	m := math.Inf(-1)
+	m := float32(math.Inf(-1))
 	for _, s := range scores {
-		m = math.Max(m, float64(s))
+		if s > m {
+			m = s
+		}
 	}
 	p := make([]float64, len(scores))
-	if math.IsInf(m, -1) || math.IsNaN(m) {
+	if math.IsInf(float64(m), -1) || m != m {
 		return p
 	}
 	var z float64
 	for i, s := range scores {
-		p[i] = math.Exp(float64(s) - m)
+		if s == negInf {
+			continue
+		}
+		p[i] = math.Exp(float64(s) - float64(m))
 		z += p[i]
 	}
 	for i := range p {
@@ -46,14 +51,58 @@ func softmax64(scores []float32) []float64 {
 	return p
 }
 
-// kthLargest is the k-th largest score (k >= 1).
+// kthLargest is the k-th largest score (k >= 1), found by quickselect.
 func kthLargest(scores []float32, k int) float32 {
-	if k >= len(scores) {
-		k = len(scores)
+	k = min(max(k, 1), len(scores))
+	if k == 1 {
+		m := scores[0]
+		for _, v := range scores[1:] {
+			if v > m {
+				m = v
+			}
+		}
+		return m
 	}
 	tmp := append([]float32(nil), scores...)
-	sort.Slice(tmp, func(i, j int) bool { return tmp[i] > tmp[j] })
-	return tmp[k-1]
+	lo, hi, want := 0, len(tmp)-1, k-1 // index in descending order
+	for lo < hi {
+		pivot := tmp[(lo+hi)/2]
+		i, j := lo, hi
+		for i <= j {
+			for tmp[i] > pivot {
+				i++
+			}
+			for tmp[j] < pivot {
+				j--
+			}
+			if i <= j {
+				tmp[i], tmp[j] = tmp[j], tmp[i]
+				i++
+				j--
+			}
+		}
+		switch {
+		case want <= j:
+			hi = j
+		case want >= i:
+			lo = i
+		default:
+			return tmp[want]
+		}
+	}
+	return tmp[want]
+}
+
+// finite lists the indices whose score is not -inf (removed tokens have
+// probability zero and never change a cumulative sum).
+func finite(scores []float32) []int {
+	out := make([]int, 0, 64)
+	for i, s := range scores {
+		if !math.IsInf(float64(s), -1) {
+			out = append(out, i)
+		}
+	}
+	return out
 }
 
 // argsortAsc returns indices ordering v ascending (stable).

@@ -177,25 +177,30 @@ func (s *Sampler) pick(b int, l *Lane, scores []float32, u float64) (int, error)
 // Draw picks the token whose cumulative softmax probability (in id order)
 // first exceeds u in [0, 1).
 func Draw(scores []float32, u float64) (int, error) {
-	m := math.Inf(-1)
+	mf := negInf
 	for _, v := range scores {
 		if v != v {
 			return 0, ErrInvalidLogits
 		}
-		m = math.Max(m, float64(v))
+		if v > mf {
+			mf = v
+		}
 	}
+	m := float64(mf)
 	if math.IsInf(m, 0) {
 		return 0, ErrInvalidLogits
 	}
 	var z float64
 	for _, v := range scores {
-		z += math.Exp(float64(v) - m)
+		if v != negInf {
+			z += math.Exp(float64(v) - m)
+		}
 	}
 	target := u * z
 	var cum float64
 	last := -1
 	for i, v := range scores {
-		if math.IsInf(float64(v), -1) {
+		if v == negInf {
 			continue
 		}
 		cum += math.Exp(float64(v) - m)

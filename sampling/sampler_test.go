@@ -205,7 +205,7 @@ func TestStopStringsAcrossTokens(t *testing.T) {
 		want bool
 	}{
 		{[]int{1, 2}, false},
-		{[]int{1, 2, 3}, true}, // spans three tokens
+		{[]int{1, 2, 3}, true},     // spans three tokens
 		{[]int{1, 2, 5}, false},    // "Hello wold!!" holds no stop string
 		{[]int{1, 2, 3, 4}, false}, // the string ended before the last token
 	} {

@@ -2,6 +2,7 @@ package sampling
 
 import (
 	"math"
+	"slices"
 	"sort"
 )
 
@@ -45,17 +46,76 @@ type TopP struct {
 // Name implements Processor.
 func (p *TopP) Name() string { return "top_p" }
 
-// Process implements Processor.
+// Process implements Processor. A token is removed when the probability of
+// the tokens ranked below it, itself included, is at most 1-P: that is,
+// unless the tokens ranked above it hold less than P. Only the most likely
+// tokens are sorted, until their mass reaches P.
 func (p *TopP) Process(_ *Lane, scores []float32) {
 	probs := softmax64(scores)
-	order := argsortAsc(scores)
-	var cum float64
-	n := len(order)
-	for r, i := range order {
-		cum += probs[i]
-		if cum <= 1-p.P && r < n-p.MinKeep {
-			scores[i] = negInf
+	cand := finite(scores)
+	// Narrow to the tokens above a probability floor that still holds at
+	// least P of the mass, lowering the floor until it does.
+	top := 0.0
+	for _, i := range cand {
+		if probs[i] > top {
+			top = probs[i]
 		}
+	}
+	for floor := top * 1e-3; floor > 0; floor /= 1e3 {
+		var sel []int
+		var mass float64
+		for _, i := range cand {
+			if probs[i] >= floor {
+				sel = append(sel, i)
+				mass += probs[i]
+			}
+		}
+		if mass >= p.P || floor < 1e-300 {
+			cand = sel
+			break
+		}
+	}
+	sortDesc(cand, scores)
+	var kept []int
+	var vals []float32
+	var above float64
+	for r, i := range cand {
+		if above >= p.P && r >= p.MinKeep {
+			break
+		}
+		kept = append(kept, i)
+		vals = append(vals, scores[i])
+		above += probs[i]
+	}
+	for i := range scores {
+		scores[i] = negInf
+	}
+	for j, i := range kept {
+		scores[i] = vals[j]
+	}
+}
+
+// sortDesc orders idx by score descending, lower ids first among ties.
+func sortDesc(idx []int, scores []float32) {
+	type pair struct {
+		s float32
+		i int
+	}
+	ps := make([]pair, len(idx))
+	for k, i := range idx {
+		ps[k] = pair{scores[i], i}
+	}
+	slices.SortFunc(ps, func(a, b pair) int {
+		switch {
+		case a.s > b.s:
+			return -1
+		case a.s < b.s:
+			return 1
+		}
+		return a.i - b.i
+	})
+	for k := range ps {
+		idx[k] = ps[k].i
 	}
 }
 
@@ -86,9 +146,12 @@ func (p *MinP) Process(_ *Lane, scores []float32) {
 // keepTop marks the n highest-scoring tokens; among equal scores lower ids
 // come first (HF's stable descending sort).
 func keepTop(scores []float32, n int) map[int]bool {
-	idx := make([]int, len(scores))
-	for i := range idx {
-		idx[i] = i
+	idx := finite(scores)
+	if len(idx) == 0 {
+		idx = make([]int, len(scores))
+		for i := range idx {
+			idx[i] = i
+		}
 	}
 	sort.SliceStable(idx, func(a, b int) bool { return scores[idx[a]] > scores[idx[b]] })
 	keep := make(map[int]bool, n)
@@ -121,7 +184,10 @@ func (p *Typical) Process(_ *Lane, scores []float32) {
 	for i, q := range probs {
 		shifted[i] = math.Abs(-math.Log(q) - ent)
 	}
-	order := argsortAsc(shifted)
+	// Removed tokens (probability 0) sort last with an infinite shift and
+	// add nothing to the mass, so only the others need sorting.
+	order := finite(scores)
+	sort.SliceStable(order, func(a, b int) bool { return shifted[order[a]] < shifted[order[b]] })
 	var cum float64
 	last := 0
 	for _, i := range order {
@@ -137,6 +203,7 @@ func (p *Typical) Process(_ *Lane, scores []float32) {
 			scores[i] = negInf
 		}
 	}
+	// Tokens outside order are -inf already.
 }
 
 // Epsilon removes tokens whose probability is below E.

@@ -3,23 +3,27 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/mlx-genkit/genkit/engine"
+	"github.com/mlx-genkit/genkit/sampling"
 	"github.com/spf13/cobra"
 )
 
 type laneJSON struct {
-	Tokens []int  `json:"tokens"`
-	Text   string `json:"text"`
+	Tokens   []int    `json:"tokens"`
+	Text     string   `json:"text"`
+	Finished string   `json:"finished,omitempty"`
+	Score    *float64 `json:"score,omitempty"`
 }
 
 func newGenerateCmd() *cobra.Command {
 	var mf modelFlags
+	var gf genFlags
 	var tokens, prompt, system string
-	var chat, greedy, ignoreEOS, asJSON bool
-	var maxNew int
+	var chat, ignoreEOS, asJSON bool
 	cmd := &cobra.Command{
-		Use:   "generate (--tokens 1,2,3 | --prompt TEXT [--chat] [--system TEXT]) [--max-new-tokens N] [--json]",
+		Use:   "generate (--tokens 1,2,3 | --prompt TEXT [--chat] [--system TEXT]) [sampling flags] [--json]",
 		Short: "Generate a continuation (streamed to the terminal, or as JSON)",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			m, err := mf.load()
@@ -31,12 +35,43 @@ func newGenerateCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			_ = greedy // greedy is the only decoding until sampling lands
-			req := engine.Request{Prompt: ids, Lanes: 1, MaxNewTokens: maxNew, IgnoreEOS: ignoreEOS}
-			if m.Tokenizer != nil {
-				req.EOS = m.Tokenizer.EOS
+			cfg, err := gf.build(m)
+			if err != nil {
+				return err
 			}
 			out := cmd.OutOrStdout()
+			decode := func(t []int) string {
+				if m.Tokenizer == nil {
+					return ""
+				}
+				return m.Tokenizer.Decode(t, true)
+			}
+			if cfg.Beams() > 1 {
+				beams, err := sampling.BeamSearch(cmd.Context(), m, ids, cfg, cfg.EOSTokenID, nil)
+				if err != nil {
+					return err
+				}
+				var list []laneJSON
+				for _, b := range beams {
+					list = append(list, laneJSON{Tokens: b.Tokens, Text: decode(b.Tokens), Score: sampling.Ptr(b.Score)})
+				}
+				if asJSON {
+					return json.NewEncoder(out).Encode(map[string]any{"base": list[0], "beams": list})
+				}
+				for i, b := range list {
+					fmt.Fprintf(out, "[beam %d, score %.4f] %s\n", i, *b.Score, b.Text)
+				}
+				return nil
+			}
+			sampler, err := sampling.NewSampler(cfg, 1, sampling.SamplerOptions{})
+			if err != nil {
+				return err
+			}
+			req := engine.Request{Prompt: ids, Lanes: 1, MaxNewTokens: cfg.MaxNew(len(ids)), IgnoreEOS: ignoreEOS,
+				Chooser: sampler, EOS: cfg.EOSTokenID, Deadline: cfg.Deadline(time.Now())}
+			if m.Tokenizer != nil {
+				req.Stop = sampling.StopStrings(m.Tokenizer, cfg.StopStrings)
+			}
 			var stream interface{ Add(int) string }
 			if !asJSON && m.Tokenizer != nil {
 				s := m.Tokenizer.NewStream(true)
@@ -47,15 +82,12 @@ func newGenerateCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			base := laneJSON{Tokens: res[0].Tokens}
+			base := laneJSON{Tokens: res[0].Tokens, Text: decode(res[0].Tokens), Finished: res[0].Finished}
 			if base.Tokens == nil {
 				base.Tokens = []int{}
 			}
-			if m.Tokenizer != nil {
-				base.Text = m.Tokenizer.Decode(res[0].Tokens, true)
-			}
 			if asJSON {
-				return json.NewEncoder(out).Encode(map[string]any{"base": base})
+				return json.NewEncoder(out).Encode(map[string]any{"base": base, "seed": sampler.Seed()})
 			}
 			if stream == nil {
 				fmt.Fprintln(out, base.Tokens)
@@ -63,20 +95,19 @@ func newGenerateCmd() *cobra.Command {
 			}
 			fmt.Fprintln(out)
 			if stats.Steps > 0 && stats.Decode > 0 {
-				warn("%d prompt tokens in %.2fs, %d tokens at %.1f tokens/s (%s)", stats.PromptTokens, stats.Prefill.Seconds(),
-					stats.Steps, float64(stats.Steps)/stats.Decode.Seconds(), res[0].Finished)
+				warn("%d prompt tokens in %.2fs, %d tokens at %.1f tokens/s (%s, seed %d)", stats.PromptTokens, stats.Prefill.Seconds(),
+					stats.Steps, float64(stats.Steps)/stats.Decode.Seconds(), res[0].Finished, sampler.Seed())
 			}
 			return nil
 		},
 	}
 	f := cmd.Flags()
 	mf.register(f)
+	gf.register(f)
 	f.StringVar(&tokens, "tokens", "", "prompt as comma-separated token ids")
 	f.StringVar(&prompt, "prompt", "", "prompt text")
 	f.BoolVar(&chat, "chat", false, "wrap the prompt in the model's chat template")
 	f.StringVar(&system, "system", "", "system prompt (implies --chat)")
-	f.IntVar(&maxNew, "max-new-tokens", 64, "tokens to generate")
-	f.BoolVar(&greedy, "greedy", false, "greedy decoding (argmax)")
 	f.BoolVar(&ignoreEOS, "ignore-eos", false, "keep going past end-of-sequence tokens")
 	f.BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd

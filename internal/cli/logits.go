@@ -7,13 +7,15 @@ import (
 
 	"github.com/mlx-genkit/genkit/engine"
 	"github.com/mlx-genkit/genkit/mlx"
+	"github.com/mlx-genkit/genkit/sampling"
 	"github.com/spf13/cobra"
 )
 
 func newLogitsCmd() *cobra.Command {
 	var mf modelFlags
+	var gf genFlags
 	var tokens string
-	var all, asJSON bool
+	var all, asJSON, processed bool
 	cmd := &cobra.Command{
 		Use:   "logits --tokens 1,2,3 [--all-positions] --json",
 		Short: "Print the model's logits for a token sequence",
@@ -30,6 +32,18 @@ func newLogitsCmd() *cobra.Command {
 			rows, err := logitsRows(m, ids, all)
 			if err != nil {
 				return err
+			}
+			if processed {
+				cfg, err := gf.build(m)
+				if err != nil {
+					return err
+				}
+				probs := processedProbs(cfg, ids, rows[len(rows)-1])
+				if asJSON {
+					return json.NewEncoder(cmd.OutOrStdout()).Encode(map[string]any{"probs": probs})
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "processors: %v\n", sampling.BuildChain(cfg, cfg.EOSTokenID, len(ids)).Names())
+				return nil
 			}
 			if !asJSON {
 				for i, r := range rows {
@@ -50,6 +64,8 @@ func newLogitsCmd() *cobra.Command {
 	cmd.Flags().StringVar(&tokens, "tokens", "", "comma-separated token ids")
 	cmd.Flags().BoolVar(&all, "all-positions", false, "print every position, not only the last")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.Flags().BoolVar(&processed, "processed", false, "print the next-token distribution after the whole processor chain")
+	gf.register(cmd.Flags())
 	_ = cmd.MarkFlagRequired("tokens")
 	return cmd
 }
@@ -85,6 +101,27 @@ func logitsRows(m *engine.Model, ids []int, all bool) ([][]float32, error) {
 		return nil
 	})
 	return rows, err
+}
+
+// processedProbs runs the chain of cfg on the last position's logits (the
+// prompt is the whole history) and returns softmax probabilities.
+func processedProbs(cfg *sampling.GenerationConfig, ids []int, logits []float32) []float64 {
+	scores := append([]float32(nil), logits...)
+	sampling.BuildChain(cfg, cfg.EOSTokenID, len(ids)).Process(&sampling.Lane{IDs: ids, PromptLen: len(ids)}, scores)
+	m := math.Inf(-1)
+	for _, s := range scores {
+		m = math.Max(m, float64(s))
+	}
+	probs := make([]float64, len(scores))
+	var z float64
+	for i, s := range scores {
+		probs[i] = math.Exp(float64(s) - m)
+		z += probs[i]
+	}
+	for i := range probs {
+		probs[i] /= z
+	}
+	return probs
 }
 
 // jsonRows converts rows to JSON-safe values (NaN and Inf are not JSON).
