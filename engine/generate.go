@@ -140,7 +140,7 @@ func (m *Model) generate(ctx context.Context, req Request) ([]LaneResult, Stats,
 		if err != nil {
 			return nil, stats, err
 		}
-		res, err := m.Forward(tok, cache, ForwardOptions{Hook: req.Hook, LastOnly: true, Step: Step{Prefill: true}})
+		res, err := m.Forward(tok, cache, ForwardOptions{Hook: req.Hook, LastOnly: true, Step: Step{Prefill: true, PromptLen: len(req.Prompt)}})
 		tok.Free()
 		if err != nil {
 			return nil, stats, err
@@ -211,7 +211,7 @@ func (m *Model) generate(ctx context.Context, req Request) ([]LaneResult, Stats,
 		if err != nil {
 			return nil, stats, err
 		}
-		res, err := m.Forward(tok, cache, ForwardOptions{Hook: req.Hook, Step: Step{Index: step + 1}})
+		res, err := m.Forward(tok, cache, ForwardOptions{Hook: req.Hook, Step: Step{Index: step + 1, PromptLen: len(req.Prompt)}})
 		tok.Free()
 		if err != nil {
 			return nil, stats, err

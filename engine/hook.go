@@ -8,6 +8,9 @@ type Step struct {
 	Len     int  // tokens per lane in this forward
 	Prefill bool // true while the prompt is processed
 	Index   int  // generation step: 0 for the prompt, then 1, 2, ...
+	// PromptLen is the prompt's length (the last prompt position is
+	// PromptLen-1), 0 when unknown.
+	PromptLen int
 }
 
 // Hook sees the output of every decoder block: the post-block residual

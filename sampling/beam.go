@@ -86,7 +86,7 @@ func beamSearch(ctx context.Context, m *engine.Model, prompt []int, cfg *Generat
 	if err != nil {
 		return nil, err
 	}
-	res, err := m.Forward(input, cache, engine.ForwardOptions{Hook: hook, LastOnly: true, Step: engine.Step{Prefill: true}})
+	res, err := m.Forward(input, cache, engine.ForwardOptions{Hook: hook, LastOnly: true, Step: engine.Step{Prefill: true, PromptLen: P}})
 	input.Free()
 	if err != nil {
 		return nil, err
@@ -185,7 +185,7 @@ func beamSearch(ctx context.Context, m *engine.Model, prompt []int, cfg *Generat
 		if err != nil {
 			return nil, err
 		}
-		res, err = m.Forward(x, cache, engine.ForwardOptions{Hook: hook, Step: engine.Step{Index: gen}})
+		res, err = m.Forward(x, cache, engine.ForwardOptions{Hook: hook, Step: engine.Step{Index: gen, PromptLen: P}})
 		x.Free()
 		if err != nil {
 			return nil, err
