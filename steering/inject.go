@@ -1,8 +1,10 @@
 package steering
 
 import (
+	"errors"
 	"fmt"
 	"math"
+	"sort"
 
 	"github.com/mlx-genkit/genkit/engine"
 	"github.com/mlx-genkit/genkit/mlx"
@@ -43,6 +45,7 @@ type Injection struct {
 	// base lane), 1 steers it, other values make an alpha sweep.
 	laneScale []float64
 	normalize bool
+	maxRatio  float64
 	// Monitoring: the projection of each lane's last hidden state at the
 	// first steered block on that block's unit vector, per forward pass.
 	monitor    int
@@ -61,7 +64,16 @@ type InjectionOptions struct {
 	// Normalize rescales each steered position back to its norm before
 	// steering (repeng's normalize=True).
 	Normalize bool
+	// MaxRatio refuses steering whose added vector is more than this many
+	// times the residual stream's mean norm at the layer (checked on the
+	// prompt's first forward): the output would be noise. 0 means 1000;
+	// negative disables the check.
+	MaxRatio float64
 }
+
+// ErrTooStrong is returned (wrapped) when alpha * |v| dwarfs the residual
+// stream, as with an alpha of 1e6.
+var ErrTooStrong = errors.New("steering too strong")
 
 // NewInjection builds an injection for m from per-layer vectors (negative
 // layers count from the end). The vectors are copied in the model's dtype.
@@ -74,7 +86,10 @@ func NewInjection(m *engine.Model, vectors map[int][]float32, opts InjectionOpti
 		scope = ScopeAll
 	}
 	inj := &Injection{vectors: map[int]*mlx.Array{}, alpha: opts.Alpha, schedule: opts.Schedule, scope: scope,
-		laneScale: opts.LaneScale, normalize: opts.Normalize, monitor: math.MaxInt}
+		laneScale: opts.LaneScale, normalize: opts.Normalize, maxRatio: opts.MaxRatio, monitor: math.MaxInt}
+	if inj.maxRatio == 0 {
+		inj.maxRatio = 1000
+	}
 	for layer, v := range vectors {
 		l, err := ResolveLayer(m, layer)
 		if err != nil {
@@ -242,6 +257,11 @@ func (inj *Injection) AfterBlock(s *mlx.Scope, layer int, h *mlx.Array, step eng
 	if !any {
 		return h, nil
 	}
+	if step.Prefill && step.Offset == 0 && inj.maxRatio > 0 {
+		if err := inj.checkStrength(s, layer, h, v, a); err != nil {
+			return nil, err
+		}
+	}
 	c := s.Track(mlx.FromFloat32s(coef, B, L, 1))
 	if h.Dtype() != mlx.Float32 {
 		c = s.Track(mlx.AsType(c, h.Dtype()))
@@ -253,6 +273,36 @@ func (inj *Injection) AfterBlock(s *mlx.Scope, layer int, h *mlx.Array, step eng
 		out = s.Track(mlx.Multiply(out, s.Track(mlx.Divide(before, after))))
 	}
 	return out, s.Err()
+}
+
+// checkStrength compares |alpha * v| with the median norm of h's positions
+// (the median, because a few positions such as the first token carry
+// outsized norms).
+func (inj *Injection) checkStrength(s *mlx.Scope, layer int, h, v *mlx.Array, alpha float64) error {
+	hn := s.Track(mlx.Sqrt(s.Track(mlx.Sum(s.Track(mlx.Square(s.Track(mlx.AsType(h, mlx.Float32)))), false, -1))))
+	vn := s.Track(mlx.Sqrt(s.Track(mlx.Sum(s.Track(mlx.Square(s.Track(mlx.AsType(v, mlx.Float32)))), false))))
+	if err := s.Err(); err != nil {
+		return err
+	}
+	norms, err := hn.Float32s()
+	if err != nil {
+		return err
+	}
+	vv, err := vn.Item()
+	if err != nil {
+		return err
+	}
+	sort.Slice(norms, func(i, j int) bool { return norms[i] < norms[j] })
+	hv := float64(norms[len(norms)/2])
+	added := math.Abs(alpha) * vv
+	if math.IsNaN(hv) || math.IsInf(hv, 0) {
+		return fmt.Errorf("%w: the hidden states at layer %d are not finite", ErrTooStrong, layer)
+	}
+	if hv > 0 && added/hv > inj.maxRatio {
+		return fmt.Errorf("%w: alpha %g makes the added vector (norm %.3g) %.3g times the residual stream's median norm (%.3g) at layer %d; the output would be noise, lower alpha (ratios near 1 already steer hard)",
+			ErrTooStrong, alpha, added, added/hv, hv, layer)
+	}
+	return nil
 }
 
 // measure records the projection of each lane's last hidden state on the
