@@ -20,6 +20,7 @@ type laneJSON struct {
 func newGenerateCmd() *cobra.Command {
 	var mf modelFlags
 	var gf genFlags
+	var sf steerFlags
 	var tokens, prompt, system string
 	var chat, ignoreEOS, asJSON bool
 	cmd := &cobra.Command{
@@ -63,6 +64,9 @@ func newGenerateCmd() *cobra.Command {
 				}
 				return nil
 			}
+			if sf.enabled() {
+				return generateSteered(cmd, m, ids, cfg, &sf, gf.sharedDraws, ignoreEOS, asJSON, decode)
+			}
 			sampler, err := sampling.NewSampler(cfg, 1, sampling.SamplerOptions{})
 			if err != nil {
 				return err
@@ -104,6 +108,7 @@ func newGenerateCmd() *cobra.Command {
 	f := cmd.Flags()
 	mf.register(f)
 	gf.register(f)
+	sf.register(f)
 	f.StringVar(&tokens, "tokens", "", "prompt as comma-separated token ids")
 	f.StringVar(&prompt, "prompt", "", "prompt text")
 	f.BoolVar(&chat, "chat", false, "wrap the prompt in the model's chat template")
@@ -111,4 +116,49 @@ func newGenerateCmd() *cobra.Command {
 	f.BoolVar(&ignoreEOS, "ignore-eos", false, "keep going past end-of-sequence tokens")
 	f.BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+// generateSteered decodes the prompt in two batched lanes, base (0) and
+// steered (1), and prints both.
+func generateSteered(cmd *cobra.Command, m *engine.Model, ids []int, cfg *sampling.GenerationConfig, sf *steerFlags,
+	shared, ignoreEOS, asJSON bool, decode func([]int) string) error {
+	if cfg.Beams() > 1 {
+		return fmt.Errorf("beam search with steering is not supported: use --num-beams 1")
+	}
+	st, err := sf.build(cmd.Context(), m)
+	if err != nil {
+		return err
+	}
+	defer st.free()
+	sampler, err := sampling.NewSampler(cfg, 2, sampling.SamplerOptions{SharedDraws: shared, LaneExtra: st.laneExtra})
+	if err != nil {
+		return err
+	}
+	req := engine.Request{Prompt: ids, Lanes: 2, MaxNewTokens: cfg.MaxNew(len(ids)), IgnoreEOS: ignoreEOS,
+		Chooser: sampler, EOS: cfg.EOSTokenID, Deadline: cfg.Deadline(time.Now())}
+	if st.hook != nil {
+		req.Hook = st.hook
+	}
+	if m.Tokenizer != nil {
+		req.Stop = sampling.StopStrings(m.Tokenizer, cfg.StopStrings)
+	}
+	res, _, err := m.Generate(cmd.Context(), req)
+	if err != nil {
+		return err
+	}
+	lanes := make([]laneJSON, 2)
+	for b := range lanes {
+		lanes[b] = laneJSON{Tokens: res[b].Tokens, Text: decode(res[b].Tokens), Finished: res[b].Finished}
+		if lanes[b].Tokens == nil {
+			lanes[b].Tokens = []int{}
+		}
+	}
+	out := cmd.OutOrStdout()
+	if asJSON {
+		return json.NewEncoder(out).Encode(map[string]any{"base": lanes[0], "steered": lanes[1], "seed": sampler.Seed(),
+			"steering": map[string]any{"source": st.describe, "layer": st.layer, "alpha": st.alpha, "mode": st.modeName,
+				"scope": st.scope, "schedule": st.schedule.String()}})
+	}
+	fmt.Fprintf(out, "── base ──\n%s\n── steered (%s, layer %d, alpha %g, %s) ──\n%s\n", lanes[0].Text, st.describe, st.layer, st.alpha, st.modeName, lanes[1].Text)
+	return nil
 }

@@ -14,6 +14,7 @@ import (
 func newLogitsCmd() *cobra.Command {
 	var mf modelFlags
 	var gf genFlags
+	var sf steerFlags
 	var tokens string
 	var all, asJSON, processed bool
 	cmd := &cobra.Command{
@@ -29,9 +30,32 @@ func newLogitsCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			rows, err := logitsRows(m, ids, all)
+			rows, err := logitsRows(m, ids, all, nil)
 			if err != nil {
 				return err
+			}
+			if sf.enabled() {
+				st, err := sf.build(cmd.Context(), m)
+				if err != nil {
+					return err
+				}
+				defer st.free()
+				var steered [][]float32
+				if st.hook != nil {
+					if steered, err = logitsRows(m, ids, all, st.hook); err != nil {
+						return err
+					}
+				} else {
+					for _, r := range rows {
+						row := append([]float32(nil), r...)
+						st.bias.Process(&sampling.Lane{IDs: ids, PromptLen: len(ids)}, row)
+						steered = append(steered, row)
+					}
+				}
+				if asJSON {
+					return json.NewEncoder(cmd.OutOrStdout()).Encode(map[string]any{"logits": jsonRows(rows), "steered": jsonRows(steered)})
+				}
+				rows = steered
 			}
 			if processed {
 				cfg, err := gf.build(m)
@@ -66,26 +90,34 @@ func newLogitsCmd() *cobra.Command {
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	cmd.Flags().BoolVar(&processed, "processed", false, "print the next-token distribution after the whole processor chain")
 	gf.register(cmd.Flags())
+	sf.register(cmd.Flags())
 	_ = cmd.MarkFlagRequired("tokens")
 	return cmd
 }
 
-// logitsRows runs one forward pass and returns float32 logits per position.
-func logitsRows(m *engine.Model, ids []int, all bool) ([][]float32, error) {
+// logitsRows runs one forward pass (with hook, steering one lane as the
+// steered lane of a base+steered pair) and returns float32 logits per
+// position.
+func logitsRows(m *engine.Model, ids []int, all bool, hook engine.Hook) ([][]float32, error) {
 	var rows [][]float32
 	err := mlx.Do(func() error {
 		tok := make([]int32, len(ids))
 		for i, id := range ids {
 			tok[i] = int32(id)
 		}
-		t, err := mlx.FromInt32s(tok, 1, len(ids))
+		lanes := 1
+		if hook != nil {
+			lanes = 2 // lane 0 is the base, lane 1 the steered lane
+			tok = append(tok, tok...)
+		}
+		t, err := mlx.FromInt32s(tok, lanes, len(ids))
 		if err != nil {
 			return err
 		}
 		defer t.Free()
-		cache := m.NewCache(1)
+		cache := m.NewCache(lanes)
 		defer cache.Free()
-		res, err := m.Forward(t, cache, engine.ForwardOptions{LastOnly: !all})
+		res, err := m.Forward(t, cache, engine.ForwardOptions{LastOnly: !all, Hook: hook, Step: engine.Step{Prefill: true, PromptLen: len(ids)}})
 		if err != nil {
 			return err
 		}
@@ -95,6 +127,9 @@ func logitsRows(m *engine.Model, ids []int, all bool) ([][]float32, error) {
 			return err
 		}
 		V := m.Config.VocabSize
+		if lanes == 2 {
+			flat = flat[len(flat)/2:]
+		}
 		for p := 0; p < len(flat)/V; p++ {
 			rows = append(rows, flat[p*V:(p+1)*V])
 		}
