@@ -1,0 +1,65 @@
+package steering_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"testing"
+
+	"github.com/mlx-genkit/genkit/mlx"
+	"github.com/mlx-genkit/genkit/sampling"
+	"github.com/mlx-genkit/genkit/steering"
+)
+
+func TestSuspectPatterns(t *testing.T) {
+	for _, tc := range []struct {
+		prompt, text string
+		want         bool
+	}{
+		{"Rewrite this line.", "Arr, the ship sailed at dawn.", false},
+		{"Rewrite this line.", "The value is 1234567 and more", true},
+		{"Prices rose 1234567 dollars.", "It rose 7654321 dollars, arr", false},
+		{"Rewrite this line.", "We have \\frac{a}{b} here", true},
+		{"Rewrite this line.", "so $x^2$ holds", true},
+		{"Rewrite this line.", "oh!!!!!!!! no", true},
+		{"Rewrite this line.", "la la la la la la la la la la", true},
+		{"Rewrite this line.", "Well... then.", false},
+	} {
+		if got := steering.Suspect(tc.prompt, tc.text); got != tc.want {
+			t.Errorf("Suspect(%q, %q) = %v, want %v", tc.prompt, tc.text, got, tc.want)
+		}
+	}
+}
+
+// TestCompareGuardrails: a zero-strength steer makes both lanes share the
+// logits, so with separate streams they may differ only by sampling; with
+// avoid-identical on, a greedy identical pair is resampled and counted.
+func TestCompareGuardrails(t *testing.T) {
+	m := loadModel(t, filepath.Join("..", "engine", "testdata", "hf", "llama_tied"))
+	v := make([]float32, m.HiddenSize())
+	var inj *steering.Injection
+	if err := mlx.Do(func() error {
+		var err error
+		inj, err = steering.NewInjection(m, map[int][]float32{1: v}, steering.InjectionOptions{Alpha: 0})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer mlx.Do(func() error { inj.Free(); return nil })
+	greedy := &sampling.GenerationConfig{MaxNewTokens: sampling.Ptr(6)}
+	c, err := steering.Compare(context.Background(), m, []int{5, 6, 7}, greedy, steering.Steer{Injection: inj}, steering.GuardOptions{AvoidIdentical: true}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Counts.IdenticalResampled != 1 || c.Counts.SeedSeparated != 0 {
+		t.Fatalf("greedy, zero steer: counts %+v", c.Counts)
+	}
+	sampled := &sampling.GenerationConfig{MaxNewTokens: sampling.Ptr(12), DoSample: sampling.Ptr(true), TopK: sampling.Ptr(0), Temperature: sampling.Ptr(2.0), Seed: sampling.Ptr(uint64(3))}
+	c, err = steering.Compare(context.Background(), m, []int{5, 6, 7}, sampled, steering.Steer{Injection: inj}, steering.GuardOptions{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Counts.SeedSeparated != 1 || fmt.Sprint(c.Base) == fmt.Sprint(c.Steered) {
+		t.Fatalf("seed separation: %+v, base %v steered %v", c.Counts, c.Base, c.Steered)
+	}
+}
