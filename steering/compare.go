@@ -50,8 +50,8 @@ type Comparison struct {
 }
 
 var (
-	digitRun   = regexp.MustCompile(`\d{5,}`)
-	latexRun   = regexp.MustCompile(`\\[a-zA-Z]{2,}|\$[^$\n]{1,80}\$|\\\(|\\\[`)
+	digitRun = regexp.MustCompile(`\d{5,}`)
+	latexRun = regexp.MustCompile(`\\[a-zA-Z]{2,}|\$[^$\n]{1,80}\$|\\\(|\\\[`)
 )
 
 // Suspect reports whether text has a pattern its prompt did not: a run of 5
