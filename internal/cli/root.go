@@ -32,12 +32,9 @@ func newRoot() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newVersionCmd(), newLogitsCmd(), newGenerateCmd(), newTokenizeCmd(), newVectorCmd())
-	// Without a subcommand genkit streams a chat reply on the model given
-	// (the terminal UI takes this place once it lands).
-	gen := newGenerateCmd()
-	root.Flags().AddFlagSet(gen.Flags())
-	_ = root.Flags().Set("chat", "true")
-	_ = root.Flags().Set("prompt", "Introduce yourself in two sentences.")
-	root.RunE = gen.RunE
+	// Without a subcommand genkit opens the terminal UI.
+	var ui uiFlags
+	ui.register(root)
+	root.RunE = func(cmd *cobra.Command, args []string) error { return ui.run(cmd) }
 	return root
 }

@@ -1,0 +1,121 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	tea "charm.land/bubbletea/v2"
+	"github.com/mlx-genkit/genkit/engine"
+	"github.com/mlx-genkit/genkit/mlx"
+	"github.com/mlx-genkit/genkit/sampling"
+	"github.com/mlx-genkit/genkit/sessions"
+	"github.com/mlx-genkit/genkit/tui"
+	"github.com/spf13/cobra"
+)
+
+// uiFlags are the flags of genkit without a subcommand (the terminal UI).
+type uiFlags struct {
+	mf                   modelFlags
+	prompt, session      string
+	theme, preset, vec   string
+	alpha                float64
+	maxNew               int
+	listSessions, noChat bool
+}
+
+func (f *uiFlags) register(cmd *cobra.Command) {
+	fs := cmd.Flags()
+	f.mf.register(fs)
+	fs.StringVar(&f.prompt, "prompt", "", "start decoding this prompt at once")
+	fs.StringVar(&f.session, "session", "", "open (or create) the named session; it autosaves under this name")
+	fs.StringVar(&f.theme, "theme", "", "dark, light or high-contrast (default: from the terminal background)")
+	fs.StringVar(&f.preset, "preset", "", "persona preset to steer with (default pirate)")
+	fs.StringVar(&f.vec, "steer-vector", "", "steering vector file instead of a preset")
+	fs.Float64Var(&f.alpha, "alpha", 1, "steering strength")
+	fs.IntVar(&f.maxNew, "max-new-tokens", 64, "tokens per lane")
+	fs.BoolVar(&f.noChat, "no-chat", false, "feed the prompt without the chat template")
+	fs.BoolVar(&f.listSessions, "list-sessions", false, "list saved sessions and exit")
+}
+
+func (f *uiFlags) run(cmd *cobra.Command) error {
+	if f.listSessions {
+		list, err := sessions.List()
+		if err != nil {
+			return err
+		}
+		for _, s := range list {
+			if s.Err != nil {
+				fmt.Fprintf(cmd.OutOrStdout(), "%-24s (unreadable: %v)\n", s.Name, s.Err)
+				continue
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%-24s %s  %s\n", s.Name, s.Saved.Local().Format("2006-01-02 15:04"), s.Model)
+		}
+		return nil
+	}
+	settings := tui.DefaultSettings()
+	start := f.prompt != ""
+	if f.session != "" {
+		if err := sessions.CheckName(f.session); err != nil {
+			return err
+		}
+		s, err := sessions.Load(f.session)
+		switch {
+		case err == nil:
+			settings = tui.FromSession(s)
+			if !cmd.Flags().Changed("model") && s.Model != "" {
+				f.mf.model = s.Model
+			}
+			start = true
+		case errors.Is(err, os.ErrNotExist):
+			// A new session under this name.
+		default:
+			return err
+		}
+	}
+	fl := cmd.Flags()
+	if f.prompt != "" {
+		settings.Prompt = f.prompt
+	}
+	if fl.Changed("preset") {
+		settings.Steering.Preset, settings.Steering.Vector = f.preset, ""
+	}
+	if fl.Changed("steer-vector") {
+		settings.Steering.Vector, settings.Steering.Preset = f.vec, ""
+	}
+	if fl.Changed("alpha") {
+		settings.Steering.Alpha = f.alpha
+	}
+	if fl.Changed("max-new-tokens") {
+		settings.Gen.MaxNewTokens = sampling.Ptr(f.maxNew)
+	}
+	if f.noChat {
+		settings.Chat = false
+	}
+	mode, err := f.mf.mode()
+	if err != nil {
+		return err
+	}
+	spec := f.mf.model
+	load := func() (*engine.Model, error) {
+		path, err := engine.ResolveModel(spec, nil)
+		if err != nil {
+			return nil, err
+		}
+		var m *engine.Model
+		err = mlx.Do(func() error {
+			var err error
+			m, err = engine.LoadModel(path, engine.LoadOptions{Tokenizer: f.mf.tokenizer, Weights: mode})
+			return err
+		})
+		return m, err
+	}
+	md := tui.New(tui.Options{ModelSpec: spec, SessionName: f.session, Settings: settings, StartNow: start, Theme: f.theme, Load: load})
+	p := tea.NewProgram(md, tea.WithContext(cmd.Context()))
+	md.SetSend(p.Send)
+	_, err = p.Run()
+	if errors.Is(err, tea.ErrProgramKilled) && cmd.Context().Err() != nil {
+		return nil
+	}
+	return err
+}

@@ -1,0 +1,207 @@
+// Package sessions saves and reopens genkit's tuning sessions (versioned
+// JSON under the XDG data directory, written atomically) and exports a tuned
+// configuration as a folder others can use with transformers or llama.cpp.
+package sessions
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/mlx-genkit/genkit/sampling"
+)
+
+// Version is the session file format version this build writes.
+const Version = 1
+
+// Steering holds the steering settings of a session.
+type Steering struct {
+	Preset    string  `json:"preset,omitempty"`
+	Vector    string  `json:"vector,omitempty"` // a vector file, when not a preset
+	Method    string  `json:"method,omitempty"` // mean or pca (presets)
+	Layer     int     `json:"layer"`
+	Alpha     float64 `json:"alpha"`
+	Schedule  string  `json:"schedule"`
+	Mode      string  `json:"mode"`  // residual or logit-bias
+	Scope     string  `json:"scope"` // all, prompt or generated
+	Normalize bool    `json:"normalize,omitempty"`
+}
+
+// Session is everything needed to reopen a tuning session.
+type Session struct {
+	Version     int                       `json:"version"`
+	Name        string                    `json:"name"`
+	Model       string                    `json:"model"`
+	Prompt      string                    `json:"prompt"`
+	System      string                    `json:"system,omitempty"`
+	Chat        bool                      `json:"chat"`
+	Steering    Steering                  `json:"steering"`
+	Generation  sampling.GenerationConfig `json:"generation"`
+	SharedDraws bool                      `json:"shared_draws,omitempty"`
+	Base        string                    `json:"base,omitempty"`    // last base output
+	Steered     string                    `json:"steered,omitempty"` // last steered output
+	Saved       time.Time                 `json:"saved"`
+}
+
+// Dir is where sessions live: $GENKIT_DATA_DIR, else
+// $XDG_DATA_HOME/mlx-genkit/sessions, else ~/.local/share/mlx-genkit/sessions.
+func Dir() (string, error) {
+	if d := os.Getenv("GENKIT_DATA_DIR"); d != "" {
+		return filepath.Join(d, "sessions"), nil
+	}
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "mlx-genkit", "sessions"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("sessions dir: %w", err)
+	}
+	return filepath.Join(home, ".local", "share", "mlx-genkit", "sessions"), nil
+}
+
+var validName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$`)
+
+// CheckName refuses names that are not safe file names.
+func CheckName(name string) error {
+	if !validName.MatchString(name) || strings.Contains(name, "..") {
+		return fmt.Errorf("session name %q: use letters, digits, '.', '_' and '-' (at most 100)", name)
+	}
+	return nil
+}
+
+func pathOf(name string) (string, error) {
+	if err := CheckName(name); err != nil {
+		return "", err
+	}
+	dir, err := Dir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, name+".json"), nil
+}
+
+// Save writes s atomically (a temporary file, fsync, rename), so a crash or
+// a full disk never leaves a half-written session behind.
+func Save(s *Session) error {
+	p, err := pathOf(s.Name)
+	if err != nil {
+		return err
+	}
+	s.Version = Version
+	s.Saved = time.Now().UTC().Truncate(time.Second)
+	data, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return fmt.Errorf("save session %s: %w", s.Name, err)
+	}
+	return WriteFileAtomic(p, append(data, '\n'))
+}
+
+// WriteFileAtomic writes data to path through a temporary file in the same
+// directory.
+func WriteFileAtomic(path string, data []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("save %s: %w", path, err)
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return fmt.Errorf("save %s: %w", path, err)
+	}
+	tmp := f.Name()
+	fail := func(err error) error {
+		f.Close()
+		os.Remove(tmp)
+		return fmt.Errorf("save %s: %w", path, err)
+	}
+	if _, err := f.Write(data); err != nil {
+		return fail(err)
+	}
+	if err := f.Sync(); err != nil {
+		return fail(err)
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("save %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("save %s: %w", path, err)
+	}
+	return nil
+}
+
+// Load reads a saved session by name.
+func Load(name string) (*Session, error) {
+	p, err := pathOf(name)
+	if err != nil {
+		return nil, err
+	}
+	return LoadFile(p)
+}
+
+// LoadFile reads a session file, refusing malformed or newer ones with a
+// clear message.
+func LoadFile(path string) (*Session, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("load session: %w", err)
+	}
+	var s Session
+	if err := json.Unmarshal(data, &s); err != nil {
+		return nil, fmt.Errorf("session %s is malformed: %w", path, err)
+	}
+	switch {
+	case s.Version == 0:
+		return nil, fmt.Errorf("session %s has no version field: not a genkit session", path)
+	case s.Version > Version:
+		return nil, fmt.Errorf("session %s is version %d; this genkit reads up to %d", path, s.Version, Version)
+	}
+	if err := s.Generation.Validate(); err != nil {
+		return nil, fmt.Errorf("session %s: %w", path, err)
+	}
+	return &s, nil
+}
+
+// Info describes a saved session for a list.
+type Info struct {
+	Name  string
+	Saved time.Time
+	Model string
+	Err   error
+}
+
+// List returns the saved sessions, newest first; unreadable ones are listed
+// with their error.
+func List() ([]Info, error) {
+	dir, err := Dir()
+	if err != nil {
+		return nil, err
+	}
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []Info
+	for _, e := range entries {
+		name, ok := strings.CutSuffix(e.Name(), ".json")
+		if !ok || strings.HasPrefix(name, ".") {
+			continue
+		}
+		s, err := LoadFile(filepath.Join(dir, e.Name()))
+		info := Info{Name: name, Err: err}
+		if err == nil {
+			info.Saved, info.Model = s.Saved, s.Model
+		}
+		out = append(out, info)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Saved.After(out[j].Saved) })
+	return out, nil
+}

@@ -1,0 +1,487 @@
+package tui
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"charm.land/bubbles/v2/help"
+	"charm.land/bubbles/v2/key"
+	"charm.land/bubbles/v2/textarea"
+	tea "charm.land/bubbletea/v2"
+	"github.com/mlx-genkit/genkit/engine"
+	"github.com/mlx-genkit/genkit/mlx"
+	"github.com/mlx-genkit/genkit/sessions"
+	"github.com/mlx-genkit/genkit/steering"
+	"github.com/mlx-genkit/genkit/themes"
+)
+
+const (
+	debounce     = 300 * time.Millisecond
+	autosaveTick = time.Minute
+)
+
+type focus int
+
+const (
+	focusControls focus = iota
+	focusPrompt
+	focusSystem
+)
+
+// Options start the UI.
+type Options struct {
+	ModelSpec   string // what the user gave (--model), "" for the default
+	SessionName string
+	Settings    Settings
+	StartNow    bool   // start the prompt at once
+	Theme       string // "" picks from the terminal background
+	// Load loads the model (in the background); tests pass their own.
+	Load func() (*engine.Model, error)
+}
+
+// Messages of the UI's own.
+type (
+	modelLoadedMsg struct {
+		m   *engine.Model
+		err error
+	}
+	debounceMsg struct{ gen int }
+	autosaveMsg struct{}
+	memoryMsg   struct{ stats mlx.MemoryStats }
+	savedMsg    struct {
+		err  error
+		what string
+	}
+	startedMsg struct{ id int }
+)
+
+// Model is the root Bubble Tea model.
+type Model struct {
+	opts       Options
+	settings   Settings
+	m          *engine.Model
+	runner     *Runner
+	send       func(tea.Msg)
+	keys       keyMap
+	help       help.Model
+	prompt     textarea.Model
+	system     textarea.Model
+	controls   []control
+	selected   int
+	focus      focus
+	width      int
+	height     int
+	styles     themes.Styles
+	palette    int
+	plain      bool
+	themeFixed bool
+	runID      int
+	snap       SnapshotMsg
+	running    bool
+	progress   string
+	status     string
+	err        error
+	gen        int
+	scroll     int
+	showHelp   bool
+	inspect    bool
+	inspectAt  int
+	memory     mlx.MemoryStats
+	device     string
+	dirty      bool
+	quitting   bool
+}
+
+// New makes the UI model. send is Program.Send (set with SetSend before the
+// program starts when the runner must reach it).
+func New(opts Options) *Model {
+	md := &Model{opts: opts, settings: opts.Settings, keys: newKeyMap(), help: help.New(), plain: themes.NoColor()}
+	md.prompt = textarea.New()
+	md.prompt.Placeholder = "Type a prompt…"
+	md.prompt.ShowLineNumbers = false
+	md.prompt.SetValue(md.settings.Prompt)
+	md.system = textarea.New()
+	md.system.Placeholder = "System prompt (optional)"
+	md.system.ShowLineNumbers = false
+	md.system.SetValue(md.settings.System)
+	md.focus = focusControls
+	pal := themes.Dark
+	if opts.Theme != "" {
+		if p, err := themes.ByName(opts.Theme); err == nil {
+			pal = p
+			md.themeFixed = true
+		}
+	}
+	md.setPalette(pal)
+	md.status = "loading the model…"
+	return md
+}
+
+// SetSend connects the runner to the program.
+func (md *Model) SetSend(send func(tea.Msg)) { md.send = send }
+
+func (md *Model) setPalette(p themes.Palette) {
+	md.styles = themes.NewStyles(p, md.plain)
+	for i, q := range themes.All {
+		if q.Name == p.Name {
+			md.palette = i
+		}
+	}
+}
+
+// Init implements tea.Model.
+func (md *Model) Init() tea.Cmd {
+	load := md.opts.Load
+	cmds := []tea.Cmd{func() tea.Msg {
+		m, err := load()
+		return modelLoadedMsg{m, err}
+	}, tea.Tick(autosaveTick, func(time.Time) tea.Msg { return autosaveMsg{} })}
+	if !md.themeFixed {
+		cmds = append(cmds, tea.RequestBackgroundColor)
+	}
+	return tea.Batch(cmds...)
+}
+
+func (md *Model) sessionName() string {
+	if md.opts.SessionName != "" {
+		return md.opts.SessionName
+	}
+	return "autosave"
+}
+
+// startRun cancels the run in flight and starts a new one (the runner does
+// both).
+func (md *Model) startRun() tea.Cmd {
+	if md.m == nil || md.runner == nil {
+		return nil
+	}
+	md.settings.Prompt = md.prompt.Value()
+	md.settings.System = md.system.Value()
+	md.runID = md.runner.Start(md.settings)
+	md.running = true
+	md.err = nil
+	md.progress = ""
+	md.snap = SnapshotMsg{RunID: md.runID}
+	md.scroll = 0
+	md.status = fmt.Sprintf("run %d started", md.runID)
+	return nil
+}
+
+// changed schedules a restart after the debounce delay.
+func (md *Model) changed() tea.Cmd {
+	md.gen++
+	md.dirty = true
+	g := md.gen
+	return tea.Tick(debounce, func(time.Time) tea.Msg { return debounceMsg{g} })
+}
+
+func (md *Model) save() error {
+	s := md.settings
+	s.Prompt, s.System = md.prompt.Value(), md.system.Value()
+	ss := s.ToSession(md.sessionName(), md.opts.ModelSpec)
+	if len(md.snap.Lanes) > 1 {
+		ss.Base, ss.Steered = md.snap.Lanes[0].Text(), md.snap.Lanes[1].Text()
+	}
+	return sessions.Save(ss)
+}
+
+func (md *Model) export() (string, error) {
+	s := md.settings
+	s.Prompt, s.System = md.prompt.Value(), md.system.Value()
+	ss := s.ToSession(md.sessionName(), md.opts.ModelSpec)
+	dir := filepath.Join(".", "genkit-export-"+md.sessionName())
+	layer := md.snap.Layer
+	ss.Steering.Layer = layer
+	m := md.m
+	err := sessions.Export(ss, dir, sessions.ExportOptions{ModelID: modelID(md.opts.ModelSpec, m), HiddenLayers: m.NumLayers(),
+		SaveVector: func(path string) error {
+			var vs *steering.VectorSet
+			if s.Steering.Preset != "" {
+				p, err := steering.PresetByName(s.Steering.Preset)
+				if err != nil {
+					return err
+				}
+				method, _ := steering.ParseMethod(s.Steering.Method)
+				ex, err := steering.PresetVectors(context.Background(), m, p, method, nil)
+				if err != nil {
+					return err
+				}
+				vs = &steering.VectorSet{Vectors: map[int][]float32{layer: ex.Vectors[layer]}, ModelHint: m.Config.Architecture}
+			} else {
+				return mlx.Do(func() error {
+					src, err := steering.LoadVectors(s.Steering.Vector, layer)
+					if err != nil {
+						return err
+					}
+					return (&steering.VectorSet{Vectors: map[int][]float32{layer: src.Vectors[layer]}, ModelHint: m.Config.Architecture}).Save(path)
+				})
+			}
+			return mlx.Do(func() error { return vs.Save(path) })
+		}})
+	return dir, err
+}
+
+func modelID(spec string, m *engine.Model) string {
+	if spec != "" {
+		return spec
+	}
+	if m != nil {
+		return m.Source
+	}
+	return ""
+}
+
+// Update implements tea.Model.
+func (md *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	switch msg := msg.(type) {
+	case tea.WindowSizeMsg:
+		md.width, md.height = msg.Width, msg.Height
+		md.layout()
+		return md, nil
+	case tea.BackgroundColorMsg:
+		if !md.themeFixed {
+			md.setPalette(themes.ForBackground(msg.IsDark()))
+		}
+		return md, nil
+	case modelLoadedMsg:
+		if msg.err != nil {
+			md.err = msg.err
+			md.status = "model failed to load"
+			return md, nil
+		}
+		md.m = msg.m
+		send := md.send
+		if send == nil {
+			send = func(tea.Msg) {}
+		}
+		md.runner = NewRunner(md.m, send)
+		var names []string
+		if ps, err := steering.Presets(); err == nil {
+			for _, p := range ps {
+				names = append(names, p.Name)
+			}
+		}
+		md.controls = newControls(md.m.NumLayers(), names)
+		md.status = "ready"
+		if dev, err := deviceName(); err == nil {
+			md.device = dev
+		}
+		if md.opts.StartNow {
+			return md, md.startRun()
+		}
+		return md, nil
+	case SnapshotMsg:
+		if msg.RunID != md.runID {
+			return md, nil // a cancelled run's tokens never show
+		}
+		md.snap = msg
+		if msg.Done {
+			md.running = false
+			md.err = msg.Err
+			md.status = fmt.Sprintf("run %d %s: %d tokens at %.1f tokens/s", msg.RunID, msg.Finished, msg.Steps, msg.TokensPerSecond())
+			return md, readMemory
+		}
+		return md, nil
+	case ProgressMsg:
+		if msg.RunID == md.runID {
+			md.progress = fmt.Sprintf("%s: %d/%d prompts", msg.What, msg.Done, msg.Total)
+		}
+		return md, nil
+	case debounceMsg:
+		if msg.gen == md.gen && md.dirty {
+			md.dirty = false
+			return md, md.startRun()
+		}
+		return md, nil
+	case autosaveMsg:
+		var cmd tea.Cmd
+		if md.m != nil {
+			cmd = saveCmd(md, "autosaved")
+		}
+		return md, tea.Batch(cmd, tea.Tick(autosaveTick, func(time.Time) tea.Msg { return autosaveMsg{} }))
+	case savedMsg:
+		if msg.err != nil {
+			md.err = msg.err
+			md.status = "save failed (the session is still open; try again)"
+		} else {
+			md.status = msg.what
+		}
+		return md, nil
+	case memoryMsg:
+		md.memory = msg.stats
+		return md, nil
+	case tea.MouseWheelMsg:
+		if msg.Button == tea.MouseWheelUp {
+			md.scroll = max(0, md.scroll-3)
+		} else {
+			md.scroll += 3
+		}
+		return md, nil
+	case tea.MouseClickMsg:
+		// Clicking the prompt area focuses the editor; elsewhere the controls.
+		if msg.Y >= 1 && msg.Y <= md.promptHeight() {
+			md.setFocus(focusPrompt)
+		} else {
+			md.setFocus(focusControls)
+		}
+		return md, nil
+	case tea.KeyPressMsg:
+		return md.handleKey(msg)
+	}
+	return md, md.updateEditors(msg)
+}
+
+func (md *Model) updateEditors(msg tea.Msg) tea.Cmd {
+	var cmd tea.Cmd
+	switch md.focus {
+	case focusPrompt:
+		md.prompt, cmd = md.prompt.Update(msg)
+	case focusSystem:
+		md.system, cmd = md.system.Update(msg)
+	}
+	return cmd
+}
+
+func (md *Model) setFocus(f focus) {
+	md.focus = f
+	md.prompt.Blur()
+	md.system.Blur()
+	switch f {
+	case focusPrompt:
+		md.prompt.Focus()
+	case focusSystem:
+		md.system.Focus()
+	}
+}
+
+func (md *Model) quit() (tea.Model, tea.Cmd) {
+	md.quitting = true
+	if md.runner != nil {
+		md.runner.Stop()
+	}
+	if md.m != nil {
+		if err := md.save(); err != nil {
+			fmt.Fprintln(os.Stderr, "genkit: autosave on quit failed:", err)
+		}
+	}
+	return md, tea.Quit
+}
+
+func (md *Model) handleKey(msg tea.KeyPressMsg) (tea.Model, tea.Cmd) {
+	k := md.keys
+	if key.Matches(msg, k.ForceQuit) {
+		return md.quit()
+	}
+	if key.Matches(msg, k.Run) {
+		md.dirty = false
+		return md, md.startRun()
+	}
+	if key.Matches(msg, k.Save) {
+		return md, saveCmd(md, "saved session "+md.sessionName())
+	}
+	if key.Matches(msg, k.Focus) {
+		switch md.focus {
+		case focusControls:
+			md.setFocus(focusPrompt)
+		default:
+			md.setFocus(focusControls)
+			if md.prompt.Value() != md.settings.Prompt || md.system.Value() != md.settings.System {
+				return md, md.changed()
+			}
+		}
+		return md, nil
+	}
+	if md.focus != focusControls {
+		if msg.String() == "esc" {
+			md.setFocus(focusControls)
+			return md, md.changed()
+		}
+		return md, md.updateEditors(msg)
+	}
+	switch {
+	case key.Matches(msg, k.Quit):
+		return md.quit()
+	case key.Matches(msg, k.Help):
+		md.showHelp = !md.showHelp
+		md.help.ShowAll = md.showHelp
+	case key.Matches(msg, k.Up):
+		md.selected = max(0, md.selected-1)
+	case key.Matches(msg, k.Down):
+		md.selected = min(len(md.controls)-1, md.selected+1)
+	case key.Matches(msg, k.Inc), key.Matches(msg, k.Dec):
+		if md.selected < len(md.controls) {
+			d := 1
+			if key.Matches(msg, k.Dec) {
+				d = -1
+			}
+			md.controls[md.selected].step(&md.settings, d)
+			return md, md.changed()
+		}
+	case key.Matches(msg, k.AlphaUp), key.Matches(msg, k.AlphaDown):
+		d := 1
+		if key.Matches(msg, k.AlphaDown) {
+			d = -1
+		}
+		if len(md.controls) > 0 {
+			md.controls[0].step(&md.settings, d)
+			return md, md.changed()
+		}
+	case key.Matches(msg, k.Sweep):
+		md.settings.Sweep = !md.settings.Sweep
+		return md, md.changed()
+	case key.Matches(msg, k.Chat):
+		md.settings.Chat = !md.settings.Chat
+		return md, md.changed()
+	case key.Matches(msg, k.System):
+		md.setFocus(focusSystem)
+	case key.Matches(msg, k.Theme):
+		md.setPalette(themes.All[(md.palette+1)%len(themes.All)])
+		md.themeFixed = true
+	case key.Matches(msg, k.Inspect):
+		md.inspect = !md.inspect
+	case key.Matches(msg, k.ScrollUp):
+		md.scroll = max(0, md.scroll-5)
+	case key.Matches(msg, k.ScrollDown):
+		md.scroll += 5
+	case key.Matches(msg, k.Export):
+		if md.m == nil {
+			return md, nil
+		}
+		return md, func() tea.Msg {
+			dir, err := md.export()
+			return savedMsg{err: err, what: "exported to " + dir}
+		}
+	case msg.String() == ",":
+		md.inspectAt = max(0, md.inspectAt-1)
+	case msg.String() == ".":
+		md.inspectAt++
+	}
+	return md, nil
+}
+
+func saveCmd(md *Model, what string) tea.Cmd {
+	return func() tea.Msg { return savedMsg{err: md.save(), what: what} }
+}
+
+func readMemory() tea.Msg {
+	var st mlx.MemoryStats
+	_ = mlx.Do(func() error {
+		var err error
+		st, err = mlx.Memory()
+		return err
+	})
+	return memoryMsg{st}
+}
+
+func deviceName() (string, error) {
+	var d mlx.Device
+	err := mlx.Do(func() error {
+		var err error
+		d, err = mlx.DefaultDevice()
+		return err
+	})
+	return d.String(), err
+}

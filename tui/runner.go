@@ -1,0 +1,459 @@
+package tui
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sort"
+	"sync"
+	"time"
+
+	tea "charm.land/bubbletea/v2"
+	"github.com/mlx-genkit/genkit/engine"
+	"github.com/mlx-genkit/genkit/engine/tokenizer"
+	"github.com/mlx-genkit/genkit/mlx"
+	"github.com/mlx-genkit/genkit/sampling"
+	"github.com/mlx-genkit/genkit/steering"
+)
+
+// snapshotInterval caps how often a running generation reaches the UI.
+const snapshotInterval = time.Second / 30
+
+// Alt is one alternative token with its probability.
+type Alt struct {
+	Token string
+	Prob  float64
+}
+
+// Lane is one lane's output so far.
+type Lane struct {
+	Tokens []int
+	Pieces []string  // decoded text of each token (whole characters)
+	Proj   []float32 // projection on the persona vector per token (steered lanes)
+	Top    [][]Alt   // top alternatives per token
+}
+
+// Text is the lane's text.
+func (l Lane) Text() string {
+	n := 0
+	for _, p := range l.Pieces {
+		n += len(p)
+	}
+	b := make([]byte, 0, n)
+	for _, p := range l.Pieces {
+		b = append(b, p...)
+	}
+	return string(b)
+}
+
+// SnapshotMsg is a run's state, sent at most 30 times a second; the final
+// one has Done set.
+type SnapshotMsg struct {
+	RunID     int
+	Lanes     []Lane
+	KL        []float64 // per step KL(base || steered lane 1)
+	Steps     int
+	Elapsed   time.Duration
+	Done      bool
+	Finished  string
+	Err       error
+	Layer     int // resolved steering layer
+	Separated map[int]float64
+}
+
+// TokensPerSecond is the decode rate of one lane.
+func (s SnapshotMsg) TokensPerSecond() float64 {
+	if s.Elapsed <= 0 {
+		return 0
+	}
+	return float64(s.Steps) / s.Elapsed.Seconds()
+}
+
+// FirstDiff is the first step where base and steered lane 1 differ (-1 if
+// none).
+func (s SnapshotMsg) FirstDiff() int {
+	if len(s.Lanes) < 2 {
+		return -1
+	}
+	a, b := s.Lanes[0].Tokens, s.Lanes[1].Tokens
+	for i := 0; i < len(a) && i < len(b); i++ {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	if len(a) != len(b) {
+		return min(len(a), len(b))
+	}
+	return -1
+}
+
+// ProgressMsg reports vector computation progress.
+type ProgressMsg struct {
+	RunID       int
+	What        string
+	Done, Total int
+}
+
+// Runner decodes in the background. Start cancels the run in flight.
+type Runner struct {
+	m      *engine.Model
+	send   func(tea.Msg)
+	mu     sync.Mutex
+	cancel context.CancelFunc
+	nextID int
+	wg     sync.WaitGroup
+}
+
+// NewRunner makes a runner for m that reports through send (Program.Send).
+func NewRunner(m *engine.Model, send func(tea.Msg)) *Runner { return &Runner{m: m, send: send} }
+
+// Start begins a run with s and returns its id.
+func (r *Runner) Start(s Settings) int {
+	r.mu.Lock()
+	if r.cancel != nil {
+		r.cancel()
+	}
+	r.nextID++
+	id := r.nextID
+	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	r.mu.Unlock()
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		r.run(ctx, id, s)
+	}()
+	return id
+}
+
+// Stop cancels the run in flight and waits for it.
+func (r *Runner) Stop() {
+	r.mu.Lock()
+	if r.cancel != nil {
+		r.cancel()
+	}
+	r.mu.Unlock()
+	r.wg.Wait()
+}
+
+// runState is shared between the MLX thread and the snapshot ticker.
+type runState struct {
+	mu      sync.Mutex
+	snap    SnapshotMsg
+	streams []*tokenizer.Stream
+	dirty   bool
+	start   time.Time
+}
+
+func (st *runState) copy() SnapshotMsg {
+	s := st.snap
+	s.Lanes = make([]Lane, len(st.snap.Lanes))
+	for i, l := range st.snap.Lanes {
+		s.Lanes[i] = Lane{Tokens: append([]int(nil), l.Tokens...), Pieces: append([]string(nil), l.Pieces...),
+			Proj: append([]float32(nil), l.Proj...), Top: append([][]Alt(nil), l.Top...)}
+	}
+	s.KL = append([]float64(nil), st.snap.KL...)
+	return s
+}
+
+func (r *Runner) run(ctx context.Context, id int, s Settings) {
+	st := &runState{snap: SnapshotMsg{RunID: id}}
+	finish := func(err error, why string) {
+		st.mu.Lock()
+		st.snap.Done, st.snap.Err, st.snap.Finished = true, err, why
+		snap := st.copy()
+		st.mu.Unlock()
+		r.send(snap)
+	}
+	m := r.m
+	if m.Tokenizer == nil {
+		finish(fmt.Errorf("the model has no tokenizer"), "error")
+		return
+	}
+	ids, err := promptIDs(m, s)
+	if err != nil {
+		finish(err, "error")
+		return
+	}
+	scales := s.laneScales()
+	steer, layer, err := r.buildSteering(ctx, id, s, scales)
+	if err != nil {
+		finish(err, "error")
+		return
+	}
+	defer steer.free()
+	cfg := s.Gen
+	cfg.EOSTokenID = m.Tokenizer.EOS
+	opts := sampling.SamplerOptions{SharedDraws: s.SharedDraws}
+	if steer.bias != nil {
+		opts.LaneExtra = func(lane int) []sampling.Processor {
+			if scales[lane] == 0 {
+				return nil
+			}
+			b := *steer.bias
+			b.Alpha *= scales[lane]
+			return []sampling.Processor{&b}
+		}
+	}
+	sampler, err := sampling.NewSampler(&cfg, len(scales), opts)
+	if err != nil {
+		finish(err, "error")
+		return
+	}
+	st.snap.Lanes = make([]Lane, len(scales))
+	st.snap.Layer = layer
+	for range scales {
+		st.streams = append(st.streams, m.Tokenizer.NewStream(true))
+	}
+	var baseScores []float32
+	sampler.Observe = func(lane, step int, scores []float32) {
+		top := topAlts(m, scores, 5)
+		st.mu.Lock()
+		l := &st.snap.Lanes[lane]
+		l.Top = append(l.Top, top)
+		st.mu.Unlock()
+		if lane == 0 {
+			baseScores = append(baseScores[:0], scores...)
+		} else if lane == 1 && baseScores != nil {
+			kl := klDiv(baseScores, scores)
+			st.mu.Lock()
+			st.snap.KL = append(st.snap.KL, kl)
+			st.mu.Unlock()
+		}
+	}
+	req := engine.Request{Prompt: ids, Lanes: len(scales), MaxNewTokens: cfg.MaxNew(len(ids)), Chooser: sampler, EOS: cfg.EOSTokenID}
+	if steer.inj != nil {
+		req.Hook = steer.inj
+	}
+	st.start = time.Now()
+	req.OnToken = func(lane, tok int) {
+		var proj float32
+		if steer.inj != nil && lane > 0 {
+			if p, err := steer.inj.Projections(); err == nil && lane < len(p) {
+				proj = p[lane]
+			}
+		}
+		st.mu.Lock()
+		l := &st.snap.Lanes[lane]
+		l.Tokens = append(l.Tokens, tok)
+		l.Pieces = append(l.Pieces, st.streams[lane].Add(tok))
+		l.Proj = append(l.Proj, proj)
+		if lane == 0 {
+			st.snap.Steps++
+			st.snap.Elapsed = time.Since(st.start)
+		}
+		st.dirty = true
+		st.mu.Unlock()
+	}
+	// Snapshots at most 30 times a second.
+	tick := time.NewTicker(snapshotInterval)
+	stopTick := make(chan struct{})
+	tickDone := make(chan struct{})
+	go func() {
+		defer close(tickDone)
+		for {
+			select {
+			case <-stopTick:
+				return
+			case <-tick.C:
+				st.mu.Lock()
+				if !st.dirty {
+					st.mu.Unlock()
+					continue
+				}
+				st.dirty = false
+				snap := st.copy()
+				st.mu.Unlock()
+				r.send(snap)
+			}
+		}
+	}()
+	res, _, err := m.Generate(ctx, req)
+	tick.Stop()
+	close(stopTick)
+	<-tickDone
+	why := "done"
+	if err == nil && len(res) > 0 {
+		why = res[0].Finished
+		if len(res) > 1 && res[1].Finished != why {
+			why += "/" + res[1].Finished
+		}
+	}
+	if ctx.Err() != nil {
+		why = "cancelled"
+	}
+	st.mu.Lock()
+	st.snap.Elapsed = time.Since(st.start)
+	st.mu.Unlock()
+	finish(err, why)
+}
+
+func promptIDs(m *engine.Model, s Settings) ([]int, error) {
+	if s.Prompt == "" {
+		return nil, fmt.Errorf("the prompt is empty")
+	}
+	if !s.Chat {
+		return m.Tokenizer.Encode(s.Prompt, true)
+	}
+	var msgs []engine.Message
+	if s.System != "" {
+		msgs = append(msgs, engine.Message{Role: "system", Content: s.System})
+	}
+	msgs = append(msgs, engine.Message{Role: "user", Content: s.Prompt})
+	text, err := m.ApplyChatTemplate(msgs, true)
+	if err == engine.ErrNoChatTemplate {
+		return m.Tokenizer.Encode(s.Prompt, true)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return m.Tokenizer.Encode(text, false)
+}
+
+type steerBuild struct {
+	inj  *steering.Injection
+	bias *steering.LogitBias
+}
+
+func (b *steerBuild) free() {
+	if b.inj != nil {
+		_ = mlx.Do(func() error { b.inj.Free(); return nil })
+	}
+}
+
+// buildSteering resolves the vector (a preset, computed on first use and
+// cached, or a file) and builds the injection or logit bias.
+func (r *Runner) buildSteering(ctx context.Context, id int, s Settings, scales []float64) (*steerBuild, int, error) {
+	m := r.m
+	sc := s.Steering
+	var vectors map[int][]float32
+	layer := sc.Layer
+	switch {
+	case sc.Preset != "":
+		p, err := steering.PresetByName(sc.Preset)
+		if err != nil {
+			return nil, 0, err
+		}
+		method, err := steering.ParseMethod(sc.Method)
+		if err != nil {
+			return nil, 0, err
+		}
+		ex, err := steering.PresetVectors(ctx, m, p, method, func(done, total int) {
+			r.send(ProgressMsg{RunID: id, What: "computing the " + p.Name + " vector", Done: done, Total: total})
+		})
+		if err != nil {
+			return nil, 0, err
+		}
+		vectors = ex.Vectors
+		if layer == -1 && sc.Layer == -1 {
+			layer = p.Layer(m.NumLayers())
+		}
+	case sc.Vector != "":
+		var vs *steering.VectorSet
+		if err := mlx.Do(func() error {
+			var err error
+			vs, err = steering.LoadVectors(sc.Vector, max(layer, 0))
+			return err
+		}); err != nil {
+			return nil, 0, err
+		}
+		if err := vs.Check(m.HiddenSize()); err != nil {
+			return nil, 0, fmt.Errorf("%s: %w", sc.Vector, err)
+		}
+		vectors = vs.Vectors
+		if len(vectors) == 1 {
+			for l, v := range vectors {
+				if layer < 0 {
+					layer = l
+				}
+				vectors = map[int][]float32{layer: v}
+			}
+		}
+	default:
+		return nil, 0, fmt.Errorf("choose a preset or a vector file to steer with")
+	}
+	l, err := steering.ResolveLayer(m, layer)
+	if err != nil {
+		return nil, 0, err
+	}
+	v, ok := vectors[l]
+	if !ok {
+		return nil, 0, fmt.Errorf("no vector for layer %d", l)
+	}
+	sched, err := steering.ParseSchedule(sc.Schedule)
+	if err != nil {
+		return nil, 0, err
+	}
+	scope, err := steering.ParseScope(sc.Scope)
+	if err != nil {
+		return nil, 0, err
+	}
+	b := &steerBuild{}
+	err = mlx.Do(func() error {
+		var err error
+		if sc.Mode == "logit-bias" {
+			dir, err := steering.UnembedVector(m, v, false)
+			if err != nil {
+				return err
+			}
+			b.bias = &steering.LogitBias{Direction: dir, Alpha: sc.Alpha, Schedule: sched}
+			return nil
+		}
+		b.inj, err = steering.NewInjection(m, map[int][]float32{l: v}, steering.InjectionOptions{Alpha: sc.Alpha, Schedule: sched,
+			Scope: scope, LaneScale: scales, Normalize: sc.Normalize})
+		return err
+	})
+	return b, l, err
+}
+
+// topAlts returns the k most probable tokens of processed scores.
+func topAlts(m *engine.Model, scores []float32, k int) []Alt {
+	probs := softmax(scores)
+	idx := make([]int, 0, 64)
+	for i, p := range probs {
+		if p > 1e-4 {
+			idx = append(idx, i)
+		}
+	}
+	sort.Slice(idx, func(a, b int) bool { return probs[idx[a]] > probs[idx[b]] })
+	out := make([]Alt, 0, k)
+	for _, i := range idx[:min(k, len(idx))] {
+		out = append(out, Alt{Token: m.Tokenizer.Decode([]int{i}, false), Prob: probs[i]})
+	}
+	return out
+}
+
+func softmax(scores []float32) []float64 {
+	mx := math.Inf(-1)
+	for _, s := range scores {
+		mx = math.Max(mx, float64(s))
+	}
+	p := make([]float64, len(scores))
+	var z float64
+	for i, s := range scores {
+		if math.IsInf(float64(s), -1) {
+			continue
+		}
+		p[i] = math.Exp(float64(s) - mx)
+		z += p[i]
+	}
+	for i := range p {
+		p[i] /= z
+	}
+	return p
+}
+
+// klDiv is KL(P || Q) between the softmaxes of two score vectors.
+func klDiv(a, b []float32) float64 {
+	p, q := softmax(a), softmax(b)
+	var kl float64
+	for i := range p {
+		if p[i] > 0 {
+			if q[i] <= 0 {
+				return math.Inf(1)
+			}
+			kl += p[i] * math.Log(p[i]/q[i])
+		}
+	}
+	return kl
+}
