@@ -116,6 +116,12 @@ func New(opts Options) *Model {
 		}
 	}
 	md.setPalette(pal)
+	if md.plain {
+		// NO_COLOR: the components' own colours go too.
+		md.help.Styles = help.Styles{}
+		md.prompt.SetStyles(textarea.Styles{})
+		md.system.SetStyles(textarea.Styles{})
+	}
 	md.status = "loading the model…"
 	return md
 }

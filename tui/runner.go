@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"sort"
 	"sync"
 	"time"
 
@@ -226,12 +225,14 @@ func (r *Runner) run(ctx context.Context, id int, s Settings) {
 		req.Hook = steer.inj
 	}
 	st.start = time.Now()
+	var projs []float32 // this step's projections, read once (lane 0 comes first)
 	req.OnToken = func(lane, tok int) {
+		if lane == 0 && steer.inj != nil {
+			projs, _ = steer.inj.Projections()
+		}
 		var proj float32
-		if steer.inj != nil && lane > 0 {
-			if p, err := steer.inj.Projections(); err == nil && lane < len(p) {
-				proj = p[lane]
-			}
+		if lane < len(projs) {
+			proj = projs[lane]
 		}
 		st.mu.Lock()
 		l := &st.snap.Lanes[lane]
@@ -406,19 +407,42 @@ func (r *Runner) buildSteering(ctx context.Context, id int, s Settings, scales [
 	return b, l, err
 }
 
-// topAlts returns the k most probable tokens of processed scores.
+// topAlts returns the k most probable tokens of processed scores, in one
+// pass over the vocabulary.
 func topAlts(m *engine.Model, scores []float32, k int) []Alt {
-	probs := softmax(scores)
-	idx := make([]int, 0, 64)
-	for i, p := range probs {
-		if p > 1e-4 {
-			idx = append(idx, i)
+	mx := float32(math.Inf(-1))
+	for _, s := range scores {
+		if s > mx {
+			mx = s
 		}
 	}
-	sort.Slice(idx, func(a, b int) bool { return probs[idx[a]] > probs[idx[b]] })
-	out := make([]Alt, 0, k)
-	for _, i := range idx[:min(k, len(idx))] {
-		out = append(out, Alt{Token: m.Tokenizer.Decode([]int{i}, false), Prob: probs[i]})
+	if math.IsInf(float64(mx), -1) {
+		return nil
+	}
+	var z float64
+	top := make([]int, 0, k+1)
+	for i, s := range scores {
+		if math.IsInf(float64(s), -1) {
+			continue
+		}
+		z += math.Exp(float64(s - mx))
+		if len(top) < k || s > scores[top[len(top)-1]] {
+			j := len(top)
+			if len(top) < k {
+				top = append(top, i)
+			} else {
+				j = k - 1
+			}
+			for j > 0 && scores[top[j-1]] < s {
+				top[j] = top[j-1]
+				j--
+			}
+			top[j] = i
+		}
+	}
+	out := make([]Alt, 0, len(top))
+	for _, i := range top {
+		out = append(out, Alt{Token: m.Tokenizer.Decode([]int{i}, false), Prob: math.Exp(float64(scores[i]-mx)) / z})
 	}
 	return out
 }

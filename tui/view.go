@@ -7,6 +7,7 @@ import (
 
 	tea "charm.land/bubbletea/v2"
 	"charm.land/lipgloss/v2"
+	"github.com/charmbracelet/x/ansi"
 )
 
 // promptHeight is the editor's height in lines.
@@ -98,7 +99,7 @@ func (md *Model) laneText(l Lane, steered bool, firstDiff int) string {
 
 // pane draws one titled, wrapped, scrolled box of size w x h.
 func (md *Model) pane(title, body string, w, h int, focused bool) string {
-	inner := max(1, w-4)
+	inner := max(1, w-4) // border and padding
 	wrapped := lipgloss.NewStyle().Width(inner).Render(body)
 	lines := strings.Split(wrapped, "\n")
 	avail := max(1, h-3)
@@ -115,7 +116,7 @@ func (md *Model) pane(title, body string, w, h int, focused bool) string {
 	if focused {
 		st = md.styles.PaneFocused
 	}
-	return st.Width(w).Render(title + "\n" + strings.Join(lines, "\n"))
+	return st.Width(w).Render(title + "\n" + strings.Join(lines, "\n")) // Width counts the border
 }
 
 func (md *Model) laneTitle(i int) string {
@@ -272,8 +273,11 @@ func (md *Model) statusBar() string {
 	if md.progress != "" && md.running {
 		msg = md.progress
 	}
-	bar := left + "│ " + msg
-	return md.styles.Status.Width(md.width).MaxWidth(md.width).Render(bar)
+	bar := ansi.Truncate(left+"│ "+msg, md.width, "…")
+	if pad := md.width - ansi.StringWidth(bar); pad > 0 {
+		bar += strings.Repeat(" ", pad)
+	}
+	return md.styles.Status.Render(bar)
 }
 
 // View implements tea.Model.
@@ -307,6 +311,13 @@ func (md *Model) render() string {
 	}
 	promptView := editorBox.Width(mainW).Render(md.styles.Label.Render(label) + "\n" + editor.View())
 	helpView := md.help.View(md.keys)
+	if ansi.StringWidth(helpView) > md.width {
+		var hl []string
+		for _, l := range strings.Split(helpView, "\n") {
+			hl = append(hl, ansi.Truncate(l, md.width, "…"))
+		}
+		helpView = strings.Join(hl, "\n")
+	}
 	errView := ""
 	if md.err != nil {
 		errView = md.styles.Error.Render("error: " + md.err.Error())
@@ -337,6 +348,11 @@ func (md *Model) render() string {
 	lines := strings.Split(out, "\n")
 	if len(lines) > md.height {
 		lines = lines[:md.height]
+	}
+	for i, l := range lines {
+		if ansi.StringWidth(l) > md.width {
+			lines[i] = ansi.Truncate(l, md.width, "…")
+		}
 	}
 	return strings.Join(lines, "\n")
 }

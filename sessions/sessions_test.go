@@ -1,0 +1,146 @@
+package sessions_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/mlx-genkit/genkit/mlx"
+	"github.com/mlx-genkit/genkit/sampling"
+	"github.com/mlx-genkit/genkit/sessions"
+	"github.com/mlx-genkit/genkit/steering"
+)
+
+func sample() *sessions.Session {
+	return &sessions.Session{Name: "pirate-tuning", Model: "HuggingFaceTB/SmolLM2-135M-Instruct", Prompt: "Tell me about the sea.\nBriefly.",
+		System: "Be kind.", Chat: true,
+		Steering:   sessions.Steering{Preset: "pirate", Method: "mean", Layer: 15, Alpha: 1.3, Schedule: "warmup:8", Mode: "residual", Scope: "generated"},
+		Generation: sampling.GenerationConfig{DoSample: sampling.Ptr(true), Temperature: sampling.Ptr(0.8), TopP: sampling.Ptr(0.9), Seed: sampling.Ptr(uint64(7)), MaxNewTokens: sampling.Ptr(48)},
+		Base:       "The sea is big.", Steered: "Arr, the sea be big."}
+}
+
+func TestSaveLoadRoundTrip(t *testing.T) {
+	t.Setenv("GENKIT_DATA_DIR", t.TempDir())
+	s := sample()
+	if err := sessions.Save(s); err != nil {
+		t.Fatal(err)
+	}
+	back, err := sessions.Load("pirate-tuning")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.Version != sessions.Version || back.Prompt != s.Prompt || back.Steering != s.Steering || back.Generation.Temp() != 0.8 ||
+		*back.Generation.Seed != 7 || back.Steered != s.Steered || back.Saved.IsZero() {
+		t.Fatalf("round trip: %+v", back)
+	}
+	list, err := sessions.List()
+	if err != nil || len(list) != 1 || list[0].Name != "pirate-tuning" {
+		t.Fatalf("list: %+v %v", list, err)
+	}
+	dir, _ := sessions.Dir()
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Fatalf("temporary files left: %v", entries)
+	}
+}
+
+func TestBadSessionsAreRefusedClearly(t *testing.T) {
+	t.Setenv("GENKIT_DATA_DIR", t.TempDir())
+	dir, _ := sessions.Dir()
+	os.MkdirAll(dir, 0o755)
+	for name, body := range map[string]string{
+		"truncated": `{"version": 1, "name": "truncated", "prompt": "hi`,
+		"noversion": `{"name": "noversion"}`,
+		"future":    `{"version": 99, "name": "future"}`,
+		"badtemp":   `{"version": 1, "name": "badtemp", "generation": {"do_sample": true, "temperature": 0}}`,
+	} {
+		os.WriteFile(filepath.Join(dir, name+".json"), []byte(body), 0o644)
+		_, err := sessions.Load(name)
+		if err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if err := sessions.Save(&sessions.Session{Name: "../escape"}); err == nil {
+		t.Error("a path-like session name was accepted")
+	}
+	list, err := sessions.List()
+	if err != nil || len(list) != 4 {
+		t.Fatalf("list with broken sessions: %d, %v", len(list), err)
+	}
+	for _, s := range list {
+		if s.Err == nil {
+			t.Errorf("%s listed without its error", s.Name)
+		}
+	}
+}
+
+// TestFailedSaveKeepsThePreviousFile: a save that cannot complete (here the
+// final rename is impossible) returns an error and leaves the saved file
+// as it was.
+func TestFailedSaveKeepsThePreviousFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "keep.json")
+	if err := sessions.WriteFileAtomic(path, []byte("first version")); err != nil {
+		t.Fatal(err)
+	}
+	blocker := filepath.Join(dir, "blocked.json")
+	os.MkdirAll(filepath.Join(blocker, "child"), 0o755) // a non-empty directory: rename over it fails
+	if err := sessions.WriteFileAtomic(blocker, []byte("new")); err == nil {
+		t.Fatal("rename over a directory succeeded")
+	}
+	got, _ := os.ReadFile(path)
+	if string(got) != "first version" {
+		t.Fatalf("previous file changed: %q", got)
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".tmp") {
+			t.Fatalf("temporary file left: %s", e.Name())
+		}
+	}
+}
+
+func TestExport(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "export")
+	s := sample()
+	v := make([]float32, 8)
+	for i := range v {
+		v[i] = float32(i) - 3.5
+	}
+	err := sessions.Export(s, dir, sessions.ExportOptions{ModelID: s.Model, HiddenLayers: 30, SaveVector: func(path string) error {
+		return mlx.Do(func() error {
+			return (&steering.VectorSet{Vectors: map[int][]float32{15: v}, ModelHint: "llama"}).Save(path)
+		})
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gc, err := sampling.LoadConfig(filepath.Join(dir, "generation_config.json"))
+	if err != nil || gc.Temp() != 0.8 || !gc.Sampling() {
+		t.Fatalf("generation_config.json: %+v %v", gc, err)
+	}
+	var vs *steering.VectorSet
+	if err := mlx.Do(func() error {
+		var err error
+		vs, err = steering.LoadVectors(filepath.Join(dir, "steering.gguf"), 0)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(vs.Vectors[15]) != 8 {
+		t.Fatalf("exported vector layers %v", vs.Layers())
+	}
+	sj, _ := os.ReadFile(filepath.Join(dir, "steering.json"))
+	readme, _ := os.ReadFile(filepath.Join(dir, "README.md"))
+	for _, want := range []string{`"layer": 15`, `"alpha": 1.3`, `"schedule": "warmup:8"`} {
+		if !strings.Contains(string(sj), want) {
+			t.Errorf("steering.json lacks %s:\n%s", want, sj)
+		}
+	}
+	for _, want := range []string{"--control-vector-scaled steering.gguf 1.3", "--control-vector-layer-range 15 15", "model.model.layers[15]", "direction.15", "--temp 0.8"} {
+		if !strings.Contains(string(readme), want) {
+			t.Errorf("README lacks %q", want)
+		}
+	}
+}

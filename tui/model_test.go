@@ -1,0 +1,197 @@
+package tui
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/x/ansi"
+	"github.com/charmbracelet/x/exp/golden"
+	"github.com/mlx-genkit/genkit/engine"
+	"github.com/mlx-genkit/genkit/mlx"
+	"github.com/mlx-genkit/genkit/sessions"
+)
+
+var tinyPath = filepath.Join("..", "engine", "testdata", "hf", "llama_tied")
+
+func loadTiny(t testing.TB) *engine.Model {
+	t.Helper()
+	var m *engine.Model
+	if err := mlx.Do(func() error {
+		var err error
+		m, err = engine.LoadModel(tinyPath, engine.LoadOptions{})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = mlx.Do(func() error { m.Free(); return nil }) })
+	return m
+}
+
+// newTestModel is the UI on the tiny model (no runs started) at w x h.
+func newTestModel(t *testing.T, w, h int) *Model {
+	t.Helper()
+	t.Setenv("GENKIT_DATA_DIR", t.TempDir())
+	m := loadTiny(t)
+	md := New(Options{ModelSpec: "tiny-llama", SessionName: "test", Settings: DefaultSettings(), Theme: "dark"})
+	md.Update(modelLoadedMsg{m: m})
+	md.device = "cpu"
+	md.Update(tea.WindowSizeMsg{Width: w, Height: h})
+	return md
+}
+
+func pieces(s string) []string {
+	var out []string
+	for _, w := range strings.SplitAfter(s, " ") {
+		out = append(out, w)
+	}
+	return out
+}
+
+// settled is a finished run's snapshot with fixed text.
+func settled(id int) SnapshotMsg {
+	base := pieces("The ocean is a vast body of salt water that covers most of the planet and shapes its weather.")
+	steer := pieces("Arr, the ocean be a vast and salty beast, matey, coverin' most o' the world and brewin' its storms.")
+	mk := func(p []string) Lane {
+		l := Lane{Pieces: p}
+		for i := range p {
+			l.Tokens = append(l.Tokens, i)
+			l.Proj = append(l.Proj, float32(i%5))
+		}
+		return l
+	}
+	lb, ls := mk(base), mk(steer)
+	ls.Tokens[0] = 100 // differ from the first token
+	return SnapshotMsg{RunID: id, Lanes: []Lane{lb, ls}, KL: []float64{0.1, 0.5, 0.2, 0.9, 0.4, 0.3}, Steps: len(base),
+		Elapsed: 2 * time.Second, Done: true, Finished: "length", Layer: 1}
+}
+
+func TestGoldenViews(t *testing.T) {
+	for _, size := range [][2]int{{80, 24}, {120, 40}, {200, 50}} {
+		t.Run(fmt.Sprintf("%dx%d", size[0], size[1]), func(t *testing.T) {
+			md := newTestModel(t, size[0], size[1])
+			md.Update(settled(0))
+			out := ansi.Strip(md.render())
+			if h := strings.Count(out, "\n") + 1; h > size[1] {
+				t.Fatalf("view is %d lines, terminal %d", h, size[1])
+			}
+			for _, line := range strings.Split(out, "\n") {
+				if w := ansi.StringWidth(line); w > size[0] {
+					t.Fatalf("line of width %d > %d: %q", w, size[0], line)
+				}
+			}
+			golden.RequireEqual(t, []byte(out))
+		})
+	}
+}
+
+func TestControlsChangeSettingsAndRestartAfterDebounce(t *testing.T) {
+	md := newTestModel(t, 120, 40)
+	before := md.settings.Steering.Alpha
+	_, cmd := md.Update(tea.KeyPressMsg{Code: ']', Text: "]"})
+	if md.settings.Steering.Alpha != before+0.1 {
+		t.Fatalf("alpha %g after ], want %g", md.settings.Steering.Alpha, before+0.1)
+	}
+	if cmd == nil {
+		t.Fatal("no debounce scheduled")
+	}
+	// Two quick changes: only the last debounce tick starts a run.
+	md.Update(tea.KeyPressMsg{Code: ']', Text: "]"})
+	gen := md.gen
+	md.runner = nil // no engine runs in this test
+	md.Update(debounceMsg{gen: gen - 1})
+	if !md.dirty {
+		t.Fatal("a stale debounce tick consumed the change")
+	}
+	md.Update(debounceMsg{gen: gen})
+	if md.dirty {
+		t.Fatal("the latest debounce tick did not fire")
+	}
+	// Select the temperature control and lower it.
+	for md.controls[md.selected].name != "temperature" {
+		md.Update(tea.KeyPressMsg{Code: tea.KeyDown})
+	}
+	md.Update(tea.KeyPressMsg{Code: tea.KeyLeft})
+	if got := md.settings.Gen.Temp(); got != 0.65 {
+		t.Fatalf("temperature %g, want 0.65", got)
+	}
+	md.Update(tea.KeyPressMsg{Code: 'c', Text: "c"})
+	if md.settings.Chat {
+		t.Fatal("c did not toggle the chat template")
+	}
+	md.Update(tea.KeyPressMsg{Code: 'w', Text: "w"})
+	if !md.settings.Sweep || len(md.settings.laneScales()) != 5 {
+		t.Fatal("w did not enable the sweep")
+	}
+}
+
+func TestStaleSnapshotsAreDropped(t *testing.T) {
+	md := newTestModel(t, 120, 40)
+	md.runID = 3
+	md.Update(settled(2))
+	if len(md.snap.Lanes) != 0 {
+		t.Fatal("a cancelled run's snapshot was shown")
+	}
+	md.Update(settled(3))
+	if len(md.snap.Lanes) != 2 || md.running {
+		t.Fatal("the current run's final snapshot was not taken")
+	}
+}
+
+func TestNarrowTerminalStacksPanes(t *testing.T) {
+	md := newTestModel(t, 80, 40)
+	md.Update(settled(0))
+	out := ansi.Strip(md.render())
+	bi, si := strings.Index(out, "base"), strings.Index(out, "steered ·")
+	if bi < 0 || si < 0 || strings.Count(out[:si], "\n") == strings.Count(out[:bi], "\n") {
+		t.Fatalf("panes not stacked at 80 columns:\n%s", out)
+	}
+}
+
+func TestQuitAutosavesAndErrorsShow(t *testing.T) {
+	md := newTestModel(t, 120, 40)
+	md.Update(settled(0))
+	md.Update(tea.KeyPressMsg{Code: ']', Text: "]"})
+	_, cmd := md.Update(tea.KeyPressMsg{Code: 'q', Text: "q"})
+	if cmd == nil {
+		t.Fatal("q returned no command")
+	}
+	if _, ok := cmd().(tea.QuitMsg); !ok {
+		t.Fatal("q did not quit")
+	}
+	s, err := sessions.Load("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Steering.Alpha != 1.1 || !strings.HasPrefix(s.Steered, "Arr") {
+		t.Fatalf("autosaved session %+v", s)
+	}
+	// A failed save shows in the UI and keeps the app running.
+	md2 := newTestModel(t, 120, 40)
+	md2.Update(savedMsg{err: fmt.Errorf("disk full")})
+	if out := ansi.Strip(md2.render()); !strings.Contains(out, "disk full") || !strings.Contains(out, "save failed") {
+		t.Fatalf("save error not shown:\n%s", out)
+	}
+	md2.Update(modelLoadedMsg{err: fmt.Errorf("load %s: not a valid GGUF file", "x.gguf")})
+	if out := ansi.Strip(md2.render()); !strings.Contains(out, "not a valid GGUF") {
+		t.Fatalf("load error not shown:\n%s", out)
+	}
+}
+
+func TestNoColor(t *testing.T) {
+	t.Setenv("NO_COLOR", "1")
+	md := newTestModel(t, 120, 40)
+	md.Update(settled(0))
+	out := md.render()
+	if strings.Contains(out, "\x1b[38;") || strings.Contains(out, "\x1b[48;") {
+		t.Fatal("colour escapes with NO_COLOR set")
+	}
+}
+
+func TestMain(m *testing.M) {
+	os.Exit(m.Run())
+}
