@@ -175,7 +175,7 @@ func (r *Runner) run(ctx context.Context, id int, s Settings) {
 		return
 	}
 	scales := s.laneScales()
-	steer, layer, err := r.buildSteering(ctx, id, s, scales)
+	steer, layer, sep, err := r.buildSteering(ctx, id, s, scales)
 	if err != nil {
 		finish(err, "error")
 		return
@@ -201,6 +201,7 @@ func (r *Runner) run(ctx context.Context, id int, s Settings) {
 	}
 	st.snap.Lanes = make([]Lane, len(scales))
 	st.snap.Layer = layer
+	st.snap.Separated = sep
 	for range scales {
 		st.streams = append(st.streams, m.Tokenizer.NewStream(true))
 	}
@@ -323,29 +324,31 @@ func (b *steerBuild) free() {
 }
 
 // buildSteering resolves the vector (a preset, computed on first use and
-// cached, or a file) and builds the injection or logit bias.
-func (r *Runner) buildSteering(ctx context.Context, id int, s Settings, scales []float64) (*steerBuild, int, error) {
+// cached, or a file) and builds the injection or logit bias; it also returns
+// the preset's per-layer separation.
+func (r *Runner) buildSteering(ctx context.Context, id int, s Settings, scales []float64) (*steerBuild, int, map[int]float64, error) {
 	m := r.m
 	sc := s.Steering
 	var vectors map[int][]float32
+	var sep map[int]float64
 	layer := sc.Layer
 	switch {
 	case sc.Preset != "":
 		p, err := steering.PresetByName(sc.Preset)
 		if err != nil {
-			return nil, 0, err
+			return nil, 0, nil, err
 		}
 		method, err := steering.ParseMethod(sc.Method)
 		if err != nil {
-			return nil, 0, err
+			return nil, 0, nil, err
 		}
 		ex, err := steering.PresetVectors(ctx, m, p, method, func(done, total int) {
 			r.send(ProgressMsg{RunID: id, What: "computing the " + p.Name + " vector", Done: done, Total: total})
 		})
 		if err != nil {
-			return nil, 0, err
+			return nil, 0, nil, err
 		}
-		vectors = ex.Vectors
+		vectors, sep = ex.Vectors, ex.Separation
 		if layer == -1 && sc.Layer == -1 {
 			layer = p.Layer(m.NumLayers())
 		}
@@ -356,10 +359,10 @@ func (r *Runner) buildSteering(ctx context.Context, id int, s Settings, scales [
 			vs, err = steering.LoadVectors(sc.Vector, max(layer, 0))
 			return err
 		}); err != nil {
-			return nil, 0, err
+			return nil, 0, nil, err
 		}
 		if err := vs.Check(m.HiddenSize()); err != nil {
-			return nil, 0, fmt.Errorf("%s: %w", sc.Vector, err)
+			return nil, 0, nil, fmt.Errorf("%s: %w", sc.Vector, err)
 		}
 		vectors = vs.Vectors
 		if len(vectors) == 1 {
@@ -371,23 +374,23 @@ func (r *Runner) buildSteering(ctx context.Context, id int, s Settings, scales [
 			}
 		}
 	default:
-		return nil, 0, fmt.Errorf("choose a preset or a vector file to steer with")
+		return nil, 0, nil, fmt.Errorf("choose a preset or a vector file to steer with")
 	}
 	l, err := steering.ResolveLayer(m, layer)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, nil, err
 	}
 	v, ok := vectors[l]
 	if !ok {
-		return nil, 0, fmt.Errorf("no vector for layer %d", l)
+		return nil, 0, nil, fmt.Errorf("no vector for layer %d", l)
 	}
 	sched, err := steering.ParseSchedule(sc.Schedule)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, nil, err
 	}
 	scope, err := steering.ParseScope(sc.Scope)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, nil, err
 	}
 	b := &steerBuild{}
 	err = mlx.Do(func() error {
@@ -404,7 +407,7 @@ func (r *Runner) buildSteering(ctx context.Context, id int, s Settings, scales [
 			Scope: scope, LaneScale: scales, Normalize: sc.Normalize})
 		return err
 	})
-	return b, l, err
+	return b, l, sep, err
 }
 
 // topAlts returns the k most probable tokens of processed scores, in one

@@ -220,7 +220,30 @@ func (md *Model) insight(w int) string {
 	if md.snap.Layer > 0 || md.settings.Steering.Layer >= 0 {
 		parts = append(parts, fmt.Sprintf("layer %d", md.snap.Layer))
 	}
+	if sep := md.separation(); sep != "" {
+		parts = append(parts, "separation by layer "+sep)
+	}
 	return md.styles.Muted.Render(strings.Join(parts, "  ·  "))
+}
+
+// separation draws the preset's per-layer separation, the steered layer
+// marked, to help choose the layer.
+func (md *Model) separation() string {
+	sep := md.snap.Separated
+	if len(sep) == 0 {
+		return ""
+	}
+	vals := make([]float64, len(sep))
+	for l, v := range sep {
+		if l >= 0 && l < len(vals) {
+			vals[l] = math.Max(v, 0)
+		}
+	}
+	line := []rune(sparkline(vals, len(vals)))
+	if l := md.snap.Layer; l >= 0 && l < len(line) {
+		return string(line[:l]) + "[" + string(line[l]) + "]" + string(line[l+1:])
+	}
+	return string(line)
 }
 
 func (md *Model) inspector(w int) string {
