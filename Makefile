@@ -53,7 +53,7 @@ GO_ENV = $(CGO_ENV) GENKIT_DEFAULT_MODEL="$(DEFAULT_MODEL)" GENKIT_VENV="$(VENV)
 # Debian packages the build needs (command -> package).
 APT_NEEDS := g++:g++ unzip:unzip tmux:tmux curl:curl
 
-.PHONY: deps build run test vet fmt-check bench clean distclean
+.PHONY: deps build run test vet fmt-check bench smoke clean distclean
 
 deps: $(APT_STAMP) $(MLX_STAMP) $(TOK_STAMP) $(DEFAULT_MODEL)
 
@@ -115,6 +115,10 @@ test: deps fmt-check vet build
 BENCH ?= ./...
 bench: deps
 	$(GO_ENV) go test -run '^$$' -bench . -benchtime 2x $(BENCH)
+
+SMOKE_PRESETS ?= pirate shakespearean
+smoke: build
+	@for p in $(SMOKE_PRESETS); do echo "== $$p"; $(GO_ENV) $(BIN)/genkit smoke --preset $$p $(SMOKE_ARGS) || exit 1; done
 
 clean:
 	rm -rf $(BIN)
