@@ -294,3 +294,14 @@ func SaveNpy(path string, a *Array) error {
 		return check("save_npy", C.gk_save_npy(cp, a.c))
 	})
 }
+
+// LoadGGUFMeta reads only a GGUF file's metadata (the tensors are loaded
+// lazily by MLX and released at once).
+func LoadGGUFMeta(path string) (int, map[string]MetaValue, error) {
+	arrays, meta, err := LoadGGUF(path)
+	if err != nil {
+		return 0, nil, err
+	}
+	Free(values(arrays)...)
+	return len(arrays), meta, nil
+}

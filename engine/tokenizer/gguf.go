@@ -53,9 +53,9 @@ func preTokenizer(pre string) (map[string]any, error) {
 	return nil, fmt.Errorf("GGUF pre-tokenizer %q is not supported (gpt2, smollm, llama-bpe, qwen2); pass a tokenizer.json", pre)
 }
 
-// FromGGUF builds the tokenizer described by GGUF metadata (byte-level BPE:
-// tokenizer.ggml.model = gpt2).
-func FromGGUF(meta map[string]mlx.MetaValue) (*Tokenizer, error) {
+// GGUFJSON renders the tokenizer described by GGUF metadata as a Hugging
+// Face tokenizer.json (byte-level BPE: tokenizer.ggml.model = gpt2).
+func GGUFJSON(meta map[string]mlx.MetaValue) ([]byte, error) {
 	model := meta["tokenizer.ggml.model"].String
 	if model != "gpt2" {
 		return nil, fmt.Errorf("GGUF tokenizer model %q is not supported (byte-level BPE \"gpt2\" is); pass a tokenizer.json", model)
@@ -95,10 +95,18 @@ func FromGGUF(meta map[string]mlx.MetaValue) (*Tokenizer, error) {
 			"end_of_word_suffix": nil, "fuse_unk": false, "byte_fallback": false, "ignore_merges": false,
 			"vocab": vocab, "merges": merges},
 	}
-	data, err := json.Marshal(spec)
+	return json.Marshal(spec)
+}
+
+// FromGGUF builds the tokenizer described by GGUF metadata (byte-level BPE:
+// tokenizer.ggml.model = gpt2).
+func FromGGUF(meta map[string]mlx.MetaValue) (*Tokenizer, error) {
+	data, err := GGUFJSON(meta)
 	if err != nil {
 		return nil, err
 	}
+	tokens := meta["tokenizer.ggml.tokens"].Strings
+	types := meta["tokenizer.ggml.token_type"].Numbers
 	t, err := FromJSON(data)
 	if err != nil {
 		return nil, fmt.Errorf("GGUF tokenizer: %w", err)
@@ -122,9 +130,9 @@ func FromGGUF(meta map[string]mlx.MetaValue) (*Tokenizer, error) {
 		t.AddBOS = v != 0
 	}
 	t.ChatTemplate = meta["tokenizer.chat_template"].String
-	for _, a := range added {
-		if a["special"] == true {
-			t.Special[a["content"].(string)] = a["id"].(int)
+	for id, tok := range tokens {
+		if len(types) > 0 && types[id] == typeControl {
+			t.Special[tok] = id
 		}
 	}
 	return t, nil
