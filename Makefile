@@ -112,9 +112,16 @@ fmt-check:
 test: deps fmt-check vet build
 	$(GO_ENV) go test -count=1 ./...
 
+# mlx-lm, for `genkit bench`'s side-by-side numbers (not needed otherwise).
+MLXLM_STAMP := $(VENV)/.stamp-mlx-lm-0.32.2
+$(MLXLM_STAMP): $(MLX_STAMP)
+	@echo "installing mlx-lm 0.32.2 (with mlx $(MLX_VERSION)) into $(VENV)"
+	@$(VENV)/bin/python -m pip install -q --disable-pip-version-check "mlx==$(MLX_VERSION)" "mlx-lm==0.32.2" && touch $@
+
 BENCH ?= ./...
-bench: deps
+bench: build $(MLXLM_STAMP)
 	$(GO_ENV) go test -run '^$$' -bench . -benchtime 2x $(BENCH)
+	$(GO_ENV) $(BIN)/genkit bench
 
 SMOKE_PRESETS ?= pirate shakespearean
 smoke: build

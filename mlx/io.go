@@ -182,6 +182,11 @@ func atomicSave(path, ext string, save func(tmp string) error) error {
 		os.Remove(tmp)
 		return fmt.Errorf("save %s: %w", path, err)
 	}
+	// CreateTemp makes the file private; saved files are ordinary ones.
+	if err := os.Chmod(tmp, 0o644); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("save %s: %w", path, err)
+	}
 	if err := os.Rename(tmp, path); err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("save %s: %w", path, err)

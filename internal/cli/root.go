@@ -31,7 +31,7 @@ func newRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newVersionCmd(), newLogitsCmd(), newGenerateCmd(), newTokenizeCmd(), newVectorCmd(), newSmokeCmd(), newConvertCmd())
+	root.AddCommand(newVersionCmd(), newLogitsCmd(), newGenerateCmd(), newTokenizeCmd(), newVectorCmd(), newSmokeCmd(), newConvertCmd(), newBenchCmd())
 	// Without a subcommand genkit opens the terminal UI.
 	var ui uiFlags
 	ui.register(root)

@@ -1,0 +1,42 @@
+"""mlx-lm's side of `genkit bench`: prefill and decode speed of mlx_lm's
+stream_generate on a converted MLX directory, printed as JSON.
+
+    python3 scripts/bench_mlx_lm.py --model DIR --prompt-tokens 512 --decode-tokens 64
+"""
+import argparse
+import json
+import sys
+
+import mlx.core as mx
+from mlx_lm import load, stream_generate
+from mlx_lm.sample_utils import make_sampler
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--prompt-tokens", type=int, default=512)
+    ap.add_argument("--decode-tokens", type=int, default=64)
+    ap.add_argument("--prompt-ids", required=True, help="comma-separated ids of the long prompt")
+    ap.add_argument("--short-ids", required=True, help="comma-separated ids of the decode prompt")
+    args = ap.parse_args()
+    model, tok = load(args.model)
+    greedy = make_sampler(temp=0.0)
+    long_ids = [int(x) for x in args.prompt_ids.split(",")]
+    short_ids = [int(x) for x in args.short_ids.split(",")]
+    # Warm up, then measure.
+    for r in stream_generate(model, tok, short_ids, max_tokens=4, sampler=greedy):
+        pass
+    mx.reset_peak_memory()
+    last = None
+    for r in stream_generate(model, tok, long_ids, max_tokens=1, sampler=greedy):
+        last = r
+    prefill = last.prompt_tps
+    for r in stream_generate(model, tok, short_ids, max_tokens=args.decode_tokens, sampler=greedy):
+        last = r
+    json.dump({"prefill_tps": prefill, "decode_tps": last.generation_tps,
+               "peak_memory_mb": mx.get_peak_memory() / 1e6, "decode_tokens": last.generation_tokens}, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()
