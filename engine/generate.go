@@ -136,21 +136,12 @@ func (m *Model) generate(ctx context.Context, req Request) ([]LaneResult, Stats,
 				ids = append(ids, int32(id))
 			}
 		}
-		tok, err := mlx.FromInt32s(ids, B, end-start)
+		next, err := m.step(ids, B, cache, ForwardOptions{Hook: req.Hook, LastOnly: true, Step: Step{Prefill: true, PromptLen: len(req.Prompt)}})
 		if err != nil {
 			return nil, stats, err
-		}
-		res, err := m.Forward(tok, cache, ForwardOptions{Hook: req.Hook, LastOnly: true, Step: Step{Prefill: true, PromptLen: len(req.Prompt)}})
-		tok.Free()
-		if err != nil {
-			return nil, stats, err
-		}
-		if err := m.Eval(res, cache); err != nil {
-			res.Free()
-			return nil, stats, fmt.Errorf("generate: %w", err)
 		}
 		logits.Free()
-		logits = res.Logits
+		logits = next
 	}
 	stats.Prefill = time.Since(t0)
 	t1 := time.Now()
@@ -207,21 +198,12 @@ func (m *Model) generate(ctx context.Context, req Request) ([]LaneResult, Stats,
 		for b := range ids {
 			ids[b] = int32(next[b])
 		}
-		tok, err := mlx.FromInt32s(ids, B, 1)
+		nextLogits, err := m.step(ids, B, cache, ForwardOptions{Hook: req.Hook, Step: Step{Index: step + 1, PromptLen: len(req.Prompt)}})
 		if err != nil {
 			return nil, stats, err
-		}
-		res, err := m.Forward(tok, cache, ForwardOptions{Hook: req.Hook, Step: Step{Index: step + 1, PromptLen: len(req.Prompt)}})
-		tok.Free()
-		if err != nil {
-			return nil, stats, err
-		}
-		if err := m.Eval(res, cache); err != nil {
-			res.Free()
-			return nil, stats, fmt.Errorf("generate: %w", err)
 		}
 		logits.Free()
-		logits = res.Logits
+		logits = nextLogits
 	}
 	stats.Decode = time.Since(t1)
 	for b := range results {
@@ -245,4 +227,26 @@ func markAs(r []LaneResult, why string) {
 			r[b].Finished = why
 		}
 	}
+}
+
+// step runs ids ([B, len(ids)/B]) through the model, evaluates the logits
+// with the cache and returns them.
+func (m *Model) step(ids []int32, B int, cache *Cache, opts ForwardOptions) (*mlx.Array, error) {
+	tok, err := mlx.FromInt32s(ids, B, len(ids)/B)
+	if err != nil {
+		return nil, err
+	}
+	res, err := m.Forward(tok, cache, opts)
+	tok.Free()
+	if err != nil {
+		return nil, err
+	}
+	if err := m.Eval(res, cache); err != nil {
+		res.Free()
+		return nil, fmt.Errorf("generate: %w", err)
+	}
+	for _, h := range res.Hidden {
+		h.Free()
+	}
+	return res.Logits, nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/mlx-genkit/genkit/engine"
 	"github.com/mlx-genkit/genkit/mlx"
+	"github.com/mlx-genkit/genkit/sampling"
 )
 
 // tinyRef is reference.json written by scripts/reference/make_engine_refs.py.
@@ -173,33 +174,6 @@ type smolRef struct {
 	} `json:"prompts"`
 }
 
-// klTopK is KL(P || Q) with P known on its top-k tokens: the top-k terms
-// plus one term for the remaining mass of each distribution.
-func klTopK(ids []int, logp []float64, q []float32) float64 {
-	// log-softmax of q in float64.
-	mx := math.Inf(-1)
-	for _, v := range q {
-		mx = math.Max(mx, float64(v))
-	}
-	var z float64
-	for _, v := range q {
-		z += math.Exp(float64(v) - mx)
-	}
-	lz := mx + math.Log(z)
-	var kl, pm, qm float64
-	for i, id := range ids {
-		p := math.Exp(logp[i])
-		lq := float64(q[id]) - lz
-		kl += p * (logp[i] - lq)
-		pm += p
-		qm += math.Exp(lq)
-	}
-	if rp, rq := 1-pm, 1-qm; rp > 1e-12 && rq > 1e-12 {
-		kl += rp * math.Log(rp/rq)
-	}
-	return kl
-}
-
 // TestSmolLM2MatchesHF compares next-token distributions of 20 prompts with
 // HF running the same GGUF weights dequantized to fp32 (by an independent
 // numpy decoder).
@@ -222,7 +196,7 @@ func TestSmolLM2MatchesHF(t *testing.T) {
 			for _, p := range ref.Prompts {
 				logits, _ := forward(t, m, p.Tokens, nil)
 				last := logits[len(logits)-1]
-				kl := klTopK(p.TopIDs, p.TopLogProbs, last)
+				kl := sampling.KLFromTop(p.TopIDs, p.TopLogProbs, last)
 				sum += kl
 				worst = math.Max(worst, kl)
 				best := 0

@@ -450,29 +450,9 @@ func topAlts(m *engine.Model, scores []float32, k int) []Alt {
 	return out
 }
 
-func softmax(scores []float32) []float64 {
-	mx := math.Inf(-1)
-	for _, s := range scores {
-		mx = math.Max(mx, float64(s))
-	}
-	p := make([]float64, len(scores))
-	var z float64
-	for i, s := range scores {
-		if math.IsInf(float64(s), -1) {
-			continue
-		}
-		p[i] = math.Exp(float64(s) - mx)
-		z += p[i]
-	}
-	for i := range p {
-		p[i] /= z
-	}
-	return p
-}
-
 // klDiv is KL(P || Q) between the softmaxes of two score vectors.
 func klDiv(a, b []float32) float64 {
-	p, q := softmax(a), softmax(b)
+	p, q := sampling.Softmax(a), sampling.Softmax(b)
 	var kl float64
 	for i := range p {
 		if p[i] > 0 {

@@ -143,20 +143,7 @@ func logitsRows(m *engine.Model, ids []int, all bool, hook engine.Hook) ([][]flo
 func processedProbs(cfg *sampling.GenerationConfig, ids []int, logits []float32) []float64 {
 	scores := append([]float32(nil), logits...)
 	sampling.BuildChain(cfg, cfg.EOSTokenID, len(ids)).Process(&sampling.Lane{IDs: ids, PromptLen: len(ids)}, scores)
-	m := math.Inf(-1)
-	for _, s := range scores {
-		m = math.Max(m, float64(s))
-	}
-	probs := make([]float64, len(scores))
-	var z float64
-	for i, s := range scores {
-		probs[i] = math.Exp(float64(s) - m)
-		z += probs[i]
-	}
-	for i := range probs {
-		probs[i] /= z
-	}
-	return probs
+	return sampling.Softmax(scores)
 }
 
 // jsonRows converts rows to JSON-safe values (NaN and Inf are not JSON).

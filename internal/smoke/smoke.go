@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math"
 	"os"
 
 	"github.com/mlx-genkit/genkit/engine"
@@ -177,33 +176,7 @@ func KLvsHF(m *engine.Model, ref string) (float64, error) {
 		if err != nil {
 			return 0, err
 		}
-		sum += klTop(p.TopIDs, p.TopLogProbs, last)
+		sum += sampling.KLFromTop(p.TopIDs, p.TopLogProbs, last)
 	}
 	return sum / float64(len(r.Prompts)), nil
-}
-
-// klTop is KL(P || Q) with P known on its top tokens, plus a term for the
-// rest of the mass.
-func klTop(ids []int, logp []float64, q []float32) float64 {
-	mx := math.Inf(-1)
-	for _, v := range q {
-		mx = math.Max(mx, float64(v))
-	}
-	var z float64
-	for _, v := range q {
-		z += math.Exp(float64(v) - mx)
-	}
-	lz := mx + math.Log(z)
-	var kl, pm, qm float64
-	for i, id := range ids {
-		p := math.Exp(logp[i])
-		lq := float64(q[id]) - lz
-		kl += p * (logp[i] - lq)
-		pm += p
-		qm += math.Exp(lq)
-	}
-	if rp, rq := 1-pm, 1-qm; rp > 1e-12 && rq > 1e-12 {
-		kl += rp * math.Log(rp/rq)
-	}
-	return kl
 }
