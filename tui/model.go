@@ -93,6 +93,8 @@ type Model struct {
 	device     string
 	dirty      bool
 	quitting   bool
+	picker     []sessions.Info // the session list, while open
+	picked     int
 }
 
 // New makes the UI model. send is Program.Send (set with SetSend before the
@@ -319,6 +321,17 @@ func (md *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case memoryMsg:
 		md.memory = msg.stats
 		return md, nil
+	case sessionsMsg:
+		if msg.err != nil {
+			md.err = msg.err
+			return md, nil
+		}
+		if len(msg.list) == 0 {
+			md.status = "no saved sessions yet"
+			return md, nil
+		}
+		md.picker, md.picked = msg.list, 0
+		return md, nil
 	case tea.MouseWheelMsg:
 		if msg.Button == tea.MouseWheelUp {
 			md.scroll = max(0, md.scroll-3)
@@ -400,6 +413,9 @@ func (md *Model) handleKey(msg tea.KeyPressMsg) (tea.Model, tea.Cmd) {
 		}
 		return md, nil
 	}
+	if md.picker != nil {
+		return md.pickerKey(msg)
+	}
 	if md.focus != focusControls {
 		if msg.String() == "esc" {
 			md.setFocus(focusControls)
@@ -452,6 +468,11 @@ func (md *Model) handleKey(msg tea.KeyPressMsg) (tea.Model, tea.Cmd) {
 		md.scroll = max(0, md.scroll-5)
 	case key.Matches(msg, k.ScrollDown):
 		md.scroll += 5
+	case key.Matches(msg, k.Open):
+		return md, func() tea.Msg {
+			list, err := sessions.List()
+			return sessionsMsg{list, err}
+		}
 	case key.Matches(msg, k.Export):
 		if md.m == nil {
 			return md, nil
@@ -464,6 +485,38 @@ func (md *Model) handleKey(msg tea.KeyPressMsg) (tea.Model, tea.Cmd) {
 		md.inspectAt = max(0, md.inspectAt-1)
 	case msg.String() == ".":
 		md.inspectAt++
+	}
+	return md, nil
+}
+
+// pickerKey moves in the session list; enter opens the session (its
+// settings replace the current ones, and it becomes the autosave target).
+func (md *Model) pickerKey(msg tea.KeyPressMsg) (tea.Model, tea.Cmd) {
+	switch {
+	case key.Matches(msg, md.keys.Up):
+		md.picked = max(0, md.picked-1)
+	case key.Matches(msg, md.keys.Down):
+		md.picked = min(len(md.picker)-1, md.picked+1)
+	case msg.String() == "enter":
+		info := md.picker[md.picked]
+		md.picker = nil
+		if info.Err != nil {
+			md.err = info.Err
+			return md, nil
+		}
+		s, err := sessions.Load(info.Name)
+		if err != nil {
+			md.err = err
+			return md, nil
+		}
+		md.settings = FromSession(s)
+		md.prompt.SetValue(md.settings.Prompt)
+		md.system.SetValue(md.settings.System)
+		md.opts.SessionName = info.Name
+		md.status = "opened session " + info.Name
+		return md, md.startRun()
+	case msg.String() == "esc", key.Matches(msg, md.keys.Quit):
+		md.picker = nil
 	}
 	return md, nil
 }
@@ -490,4 +543,10 @@ func deviceName() (string, error) {
 		return err
 	})
 	return d.String(), err
+}
+
+// sessionsMsg carries the saved sessions for the picker.
+type sessionsMsg struct {
+	list []sessions.Info
+	err  error
 }

@@ -195,3 +195,23 @@ func TestNoColor(t *testing.T) {
 func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
+
+func TestSessionPickerOpensASavedSession(t *testing.T) {
+	md := newTestModel(t, 120, 40)
+	saved := DefaultSettings()
+	saved.Prompt = "A saved prompt."
+	saved.Steering.Alpha = 2.5
+	if err := sessions.Save(saved.ToSession("older", "tiny-llama")); err != nil {
+		t.Fatal(err)
+	}
+	_, cmd := md.Update(tea.KeyPressMsg{Code: 'o', Text: "o"})
+	md.Update(cmd())
+	if len(md.picker) != 1 || !strings.Contains(ansi.Strip(md.render()), "older") {
+		t.Fatalf("picker: %v\n%s", md.picker, ansi.Strip(md.render()))
+	}
+	md.runner = nil
+	md.Update(tea.KeyPressMsg{Code: tea.KeyEnter})
+	if md.picker != nil || md.settings.Steering.Alpha != 2.5 || md.prompt.Value() != "A saved prompt." || md.sessionName() != "older" {
+		t.Fatalf("opened: alpha %g prompt %q session %s", md.settings.Steering.Alpha, md.prompt.Value(), md.sessionName())
+	}
+}

@@ -271,6 +271,26 @@ func (md *Model) inspector(w int) string {
 	return lipgloss.NewStyle().MaxWidth(w).Render(strings.Join(cols, "\n") + md.styles.Muted.Render("  (,/. move)"))
 }
 
+// pickerView lists saved sessions (newest first).
+func (md *Model) pickerView(w int) string {
+	lines := []string{md.styles.Title.Render("open a session") + md.styles.Muted.Render("  ↑/↓ enter, esc closes")}
+	for i, s := range md.picker {
+		if i >= 8 {
+			lines = append(lines, md.styles.Muted.Render(fmt.Sprintf("  … %d more", len(md.picker)-8)))
+			break
+		}
+		line := fmt.Sprintf("%-24s %s  %s", s.Name, s.Saved.Local().Format("2006-01-02 15:04"), s.Model)
+		if s.Err != nil {
+			line = fmt.Sprintf("%-24s unreadable: %v", s.Name, s.Err)
+		}
+		if i == md.picked {
+			line = md.styles.Selected.Render(line)
+		}
+		lines = append(lines, line)
+	}
+	return lipgloss.NewStyle().MaxWidth(w).Render(strings.Join(lines, "\n"))
+}
+
 func (md *Model) statusBar() string {
 	state := "idle"
 	switch {
@@ -350,6 +370,9 @@ func (md *Model) render() string {
 		extra = append(extra, md.controlsStrip(mainW))
 	}
 	extra = append(extra, md.insight(mainW))
+	if md.picker != nil {
+		extra = append(extra, md.pickerView(mainW))
+	}
 	if ins := md.inspector(mainW); ins != "" {
 		extra = append(extra, ins)
 	}
