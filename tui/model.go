@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"charm.land/bubbles/v2/help"
@@ -29,6 +30,8 @@ const (
 	focusControls focus = iota
 	focusPrompt
 	focusSystem
+	focusPositive // contrastive texts for a vector of the user's own
+	focusNegative
 )
 
 // Options start the UI.
@@ -95,6 +98,9 @@ type Model struct {
 	quitting   bool
 	picker     []sessions.Info // the session list, while open
 	picked     int
+	positive   textarea.Model
+	negative   textarea.Model
+	making     bool // a vector of the user's own is being made
 }
 
 // New makes the UI model. send is Program.Send (set with SetSend before the
@@ -109,6 +115,12 @@ func New(opts Options) *Model {
 	md.system.Placeholder = "System prompt (optional)"
 	md.system.ShowLineNumbers = false
 	md.system.SetValue(md.settings.System)
+	md.positive = textarea.New()
+	md.positive.Placeholder = "Positive texts, one per line (the persona)"
+	md.positive.ShowLineNumbers = false
+	md.negative = textarea.New()
+	md.negative.Placeholder = "Negative texts, one per line (the opposite), paired by line"
+	md.negative.ShowLineNumbers = false
 	md.focus = focusControls
 	pal := themes.Dark
 	if opts.Theme != "" {
@@ -123,6 +135,8 @@ func New(opts Options) *Model {
 		md.help.Styles = help.Styles{}
 		md.prompt.SetStyles(textarea.Styles{})
 		md.system.SetStyles(textarea.Styles{})
+		md.positive.SetStyles(textarea.Styles{})
+		md.negative.SetStyles(textarea.Styles{})
 	}
 	md.status = "loading the model…"
 	return md
@@ -321,6 +335,17 @@ func (md *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case memoryMsg:
 		md.memory = msg.stats
 		return md, nil
+	case vectorMadeMsg:
+		md.making = false
+		if msg.err != nil {
+			md.err = msg.err
+			return md, nil
+		}
+		md.settings.Steering.Preset, md.settings.Steering.Vector, md.settings.Steering.Layer = "", msg.path, msg.best
+		md.snap.Separated = msg.sep
+		md.status = fmt.Sprintf("made %s: best separation at layer %d (%.2f); steering with it", filepath.Base(msg.path), msg.best, msg.sep[msg.best])
+		md.setFocus(focusControls)
+		return md, md.startRun()
 	case sessionsMsg:
 		if msg.err != nil {
 			md.err = msg.err
@@ -360,6 +385,10 @@ func (md *Model) updateEditors(msg tea.Msg) tea.Cmd {
 		md.prompt, cmd = md.prompt.Update(msg)
 	case focusSystem:
 		md.system, cmd = md.system.Update(msg)
+	case focusPositive:
+		md.positive, cmd = md.positive.Update(msg)
+	case focusNegative:
+		md.negative, cmd = md.negative.Update(msg)
 	}
 	return cmd
 }
@@ -368,11 +397,17 @@ func (md *Model) setFocus(f focus) {
 	md.focus = f
 	md.prompt.Blur()
 	md.system.Blur()
+	md.positive.Blur()
+	md.negative.Blur()
 	switch f {
 	case focusPrompt:
 		md.prompt.Focus()
 	case focusSystem:
 		md.system.Focus()
+	case focusPositive:
+		md.positive.Focus()
+	case focusNegative:
+		md.negative.Focus()
 	}
 }
 
@@ -400,6 +435,23 @@ func (md *Model) handleKey(msg tea.KeyPressMsg) (tea.Model, tea.Cmd) {
 	}
 	if key.Matches(msg, k.Save) {
 		return md, saveCmd(md, "saved session "+md.sessionName())
+	}
+	if md.focus == focusPositive || md.focus == focusNegative {
+		switch msg.String() {
+		case "tab":
+			if md.focus == focusPositive {
+				md.setFocus(focusNegative)
+			} else {
+				md.setFocus(focusPositive)
+			}
+			return md, nil
+		case "esc":
+			md.setFocus(focusControls)
+			return md, nil
+		case "ctrl+g":
+			return md, md.makeVector()
+		}
+		return md, md.updateEditors(msg)
 	}
 	if key.Matches(msg, k.Focus) {
 		switch md.focus {
@@ -468,6 +520,8 @@ func (md *Model) handleKey(msg tea.KeyPressMsg) (tea.Model, tea.Cmd) {
 		md.scroll = max(0, md.scroll-5)
 	case key.Matches(msg, k.ScrollDown):
 		md.scroll += 5
+	case key.Matches(msg, k.MakeVector):
+		md.setFocus(focusPositive)
 	case key.Matches(msg, k.Open):
 		return md, func() tea.Msg {
 			list, err := sessions.List()
@@ -549,4 +603,61 @@ func deviceName() (string, error) {
 type sessionsMsg struct {
 	list []sessions.Info
 	err  error
+}
+
+// vectorMadeMsg reports a vector made from the user's contrastive texts.
+type vectorMadeMsg struct {
+	path string
+	best int
+	sep  map[int]float64
+	err  error
+}
+
+func lines(s string) []string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// makeVector extracts a vector from the positive and negative editors in
+// the background (progress in the status bar), saves it as a control
+// vector under the cache dir and steers with it at its best layer.
+func (md *Model) makeVector() tea.Cmd {
+	if md.m == nil || md.making {
+		return nil
+	}
+	pos, neg := lines(md.positive.Value()), lines(md.negative.Value())
+	m, send, id := md.m, md.send, md.runID
+	md.making = true
+	md.status = "making a vector from your texts…"
+	return func() tea.Msg {
+		pairs, err := steering.TextPairs(m, pos, neg)
+		if err != nil {
+			return vectorMadeMsg{err: err}
+		}
+		ex, err := steering.Extract(context.Background(), m, pairs, steering.ExtractOptions{Progress: func(done, total int) {
+			if send != nil {
+				send(ProgressMsg{RunID: id, What: "reading hidden states", Done: done, Total: total})
+			}
+		}})
+		if err != nil {
+			return vectorMadeMsg{err: err}
+		}
+		dir, err := engine.CacheDir()
+		if err != nil {
+			return vectorMadeMsg{err: err}
+		}
+		path := filepath.Join(dir, "vectors", "custom", time.Now().Format("20060102-150405")+".gguf")
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return vectorMadeMsg{err: err}
+		}
+		err = mlx.Do(func() error {
+			return (&steering.VectorSet{Vectors: ex.Vectors, ModelHint: m.Config.Architecture}).Save(path)
+		})
+		return vectorMadeMsg{path: path, best: ex.BestLayer(), sep: ex.Separation, err: err}
+	}
 }

@@ -215,3 +215,48 @@ func TestSessionPickerOpensASavedSession(t *testing.T) {
 		t.Fatalf("opened: alpha %g prompt %q session %s", md.settings.Steering.Alpha, md.prompt.Value(), md.sessionName())
 	}
 }
+
+// TestMakeVectorFromOwnTexts: contrastive texts typed in the UI become a
+// control vector that the next run steers with, at its best layer.
+func TestMakeVectorFromOwnTexts(t *testing.T) {
+	t.Setenv("GENKIT_DATA_DIR", t.TempDir())
+	t.Setenv("GENKIT_CACHE_DIR", t.TempDir())
+	path, err := engine.DefaultModelPath()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m *engine.Model
+	if err := mlx.Do(func() error {
+		m, err = engine.LoadModel(path, engine.LoadOptions{})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer mlx.Do(func() error { m.Free(); return nil })
+	md := New(Options{Settings: DefaultSettings(), Theme: "dark"})
+	md.Update(modelLoadedMsg{m: m})
+	md.Update(tea.WindowSizeMsg{Width: 120, Height: 40})
+	md.Update(tea.KeyPressMsg{Code: 'v', Text: "v"})
+	if md.focus != focusPositive {
+		t.Fatal("v did not open the vector editor")
+	}
+	md.positive.SetValue("I am overjoyed, what a wonderful day!\nThis is the best news ever, hooray!")
+	md.negative.SetValue("I am miserable, what a terrible day.\nThis is the worst news ever, alas.")
+	_, cmd := md.Update(tea.KeyPressMsg{Code: 'g', Mod: tea.ModCtrl})
+	if cmd == nil {
+		t.Fatal("ctrl+g made nothing")
+	}
+	msg := cmd()
+	made, ok := msg.(vectorMadeMsg)
+	if !ok || made.err != nil {
+		t.Fatalf("vector: %#v", msg)
+	}
+	md.runner = nil
+	md.Update(made)
+	if md.settings.Steering.Vector != made.path || md.settings.Steering.Preset != "" || md.settings.Steering.Layer != made.best || len(made.sep) != m.NumLayers() {
+		t.Fatalf("settings after making a vector: %+v", md.settings.Steering)
+	}
+	if _, err := os.Stat(made.path); err != nil {
+		t.Fatal(err)
+	}
+}

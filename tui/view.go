@@ -35,6 +35,10 @@ func (md *Model) layout() {
 	md.prompt.SetHeight(md.promptHeight())
 	md.system.SetWidth(max(10, w))
 	md.system.SetHeight(md.promptHeight())
+	md.positive.SetWidth(max(10, w))
+	md.positive.SetHeight(md.promptHeight())
+	md.negative.SetWidth(max(10, w))
+	md.negative.SetHeight(md.promptHeight())
 	md.help.SetWidth(md.width)
 }
 
@@ -344,12 +348,16 @@ func (md *Model) render() string {
 	head := md.styles.Title.Render("genkit") + md.styles.Muted.Render(fmt.Sprintf("  chat %v · %s", md.settings.Chat, md.settings.Steering.Mode))
 	editor := md.prompt
 	label := "prompt"
-	if md.focus == focusSystem {
-		editor = md.system
-		label = "system prompt"
+	switch md.focus {
+	case focusSystem:
+		editor, label = md.system, "system prompt"
+	case focusPositive:
+		editor, label = md.positive, "make a vector: positive texts (tab: negative, ctrl+g: make, esc: back)"
+	case focusNegative:
+		editor, label = md.negative, "make a vector: negative texts (tab: positive, ctrl+g: make, esc: back)"
 	}
 	editorBox := md.styles.Pane
-	if md.focus == focusPrompt || md.focus == focusSystem {
+	if md.focus != focusControls {
 		editorBox = md.styles.PaneFocused
 	}
 	promptView := editorBox.Width(mainW).Render(md.styles.Label.Render(label) + "\n" + editor.View())
