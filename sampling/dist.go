@@ -10,15 +10,7 @@ func Softmax(scores []float32) []float64 { return softmax64(scores) }
 // term for the mass outside them in each distribution. It measures
 // agreement with stored reference distributions.
 func KLFromTop(ids []int, logp []float64, logits []float32) float64 {
-	mx := math.Inf(-1)
-	for _, v := range logits {
-		mx = math.Max(mx, float64(v))
-	}
-	var z float64
-	for _, v := range logits {
-		z += math.Exp(float64(v) - mx)
-	}
-	lz := mx + math.Log(z)
+	lz := logSumExp(logits)
 	var kl, pm, qm float64
 	for i, id := range ids {
 		p := math.Exp(logp[i])
@@ -31,4 +23,31 @@ func KLFromTop(ids []int, logp []float64, logits []float32) float64 {
 		kl += rp * math.Log(rp/rq)
 	}
 	return kl
+}
+
+// logSumExp is log(sum(exp(scores))), computed stably in float64.
+func logSumExp(scores []float32) float64 {
+	m := math.Inf(-1)
+	for _, s := range scores {
+		m = math.Max(m, float64(s))
+	}
+	if math.IsInf(m, 0) {
+		return m
+	}
+	var z float64
+	for _, s := range scores {
+		z += math.Exp(float64(s) - m)
+	}
+	return m + math.Log(z)
+}
+
+// entropy is -sum p log p.
+func entropy(probs []float64) float64 {
+	var h float64
+	for _, q := range probs {
+		if q > 0 {
+			h -= q * math.Log(q)
+		}
+	}
+	return h
 }

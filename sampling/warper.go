@@ -174,12 +174,7 @@ func (p *Typical) Name() string { return "typical_p" }
 // Process implements Processor.
 func (p *Typical) Process(_ *Lane, scores []float32) {
 	probs := softmax64(scores)
-	var ent float64
-	for _, q := range probs {
-		if q > 0 {
-			ent -= q * math.Log(q)
-		}
-	}
+	ent := entropy(probs)
 	shifted := make([]float64, len(scores))
 	for i, q := range probs {
 		shifted[i] = math.Abs(-math.Log(q) - ent)
@@ -232,12 +227,7 @@ func (p *Eta) Name() string { return "eta_cutoff" }
 // Process implements Processor.
 func (p *Eta) Process(_ *Lane, scores []float32) {
 	probs := softmax64(scores)
-	var ent float64
-	for _, q := range probs {
-		if q > 0 {
-			ent -= q * math.Log(q)
-		}
-	}
+	ent := entropy(probs)
 	cutBelow(scores, probs, math.Min(p.E, math.Sqrt(p.E)*math.Exp(-ent)), p.MinKeep)
 }
 
@@ -258,15 +248,7 @@ func (LogSoftmax) Name() string { return "renormalize_logits" }
 
 // Process implements Processor.
 func (LogSoftmax) Process(_ *Lane, scores []float32) {
-	m := math.Inf(-1)
-	for _, s := range scores {
-		m = math.Max(m, float64(s))
-	}
-	var z float64
-	for _, s := range scores {
-		z += math.Exp(float64(s) - m)
-	}
-	lse := m + math.Log(z)
+	lse := logSumExp(scores)
 	for i, s := range scores {
 		scores[i] = float32(float64(s) - lse)
 	}

@@ -58,22 +58,33 @@ func (f *modelFlags) load() (*engine.Model, error) {
 
 func freeModel(m *engine.Model) { _ = mlx.Do(func() error { m.Free(); return nil }) }
 
-// parseTokens reads "1,2,3".
-func parseTokens(s string, vocab int) ([]int, error) {
+// parseInts reads a comma-separated list of integers given to flag.
+func parseInts(flag, s, what string) ([]int, error) {
 	var out []int
 	for _, part := range strings.Split(s, ",") {
 		part = strings.TrimSpace(part)
 		if part == "" {
 			continue
 		}
-		id, err := strconv.Atoi(part)
+		v, err := strconv.Atoi(part)
 		if err != nil {
-			return nil, fmt.Errorf("--tokens: %q is not a token id", part)
+			return nil, fmt.Errorf("%s: %q is not %s", flag, part, what)
 		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// parseTokens reads "1,2,3".
+func parseTokens(s string, vocab int) ([]int, error) {
+	out, err := parseInts("--tokens", s, "a token id")
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range out {
 		if id < 0 || id >= vocab {
 			return nil, fmt.Errorf("--tokens: id %d outside the vocabulary [0, %d)", id, vocab)
 		}
-		out = append(out, id)
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("--tokens: no token ids given")

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"os"
-	"strconv"
 	"strings"
 
 	"github.com/mlx-genkit/genkit/engine"
@@ -97,21 +96,15 @@ func (v *vectorSource) extract(cmd *cobra.Command, m *engine.Model) (*steering.E
 }
 
 func parseLayers(s string, m *engine.Model) ([]int, error) {
-	var out []int
-	for _, part := range strings.Split(s, ",") {
-		part = strings.TrimSpace(part)
-		if part == "" {
-			continue
-		}
-		l, err := strconv.Atoi(part)
-		if err != nil {
-			return nil, fmt.Errorf("--layers: %q is not a layer index", part)
-		}
-		r, err := steering.ResolveLayer(m, l)
-		if err != nil {
+	ls, err := parseInts("--layers", s, "a layer index")
+	if err != nil {
+		return nil, err
+	}
+	out := make([]int, len(ls))
+	for i, l := range ls {
+		if out[i], err = steering.ResolveLayer(m, l); err != nil {
 			return nil, err
 		}
-		out = append(out, r)
 	}
 	return out, nil
 }
