@@ -200,50 +200,68 @@ func (md *Model) changed() tea.Cmd {
 	return tea.Tick(debounce, func(time.Time) tea.Msg { return debounceMsg{g} })
 }
 
-func (md *Model) save() error {
+// session is the current state as a session to save.
+func (md *Model) session() *sessions.Session {
 	s := md.settings
 	s.Prompt, s.System = md.prompt.Value(), md.system.Value()
 	ss := s.ToSession(md.sessionName(), md.opts.ModelSpec)
 	if len(md.snap.Lanes) > 1 {
 		ss.Base, ss.Steered = md.snap.Lanes[0].Text(), md.snap.Lanes[1].Text()
 	}
-	return sessions.Save(ss)
+	return ss
 }
 
-func (md *Model) export() (string, error) {
+func (md *Model) save() error { return sessions.Save(md.session()) }
+
+// exportCmd writes the export folder in the background from a copy of the
+// current settings (the command never touches the model).
+func (md *Model) exportCmd() tea.Cmd {
 	s := md.settings
 	s.Prompt, s.System = md.prompt.Value(), md.system.Value()
 	ss := s.ToSession(md.sessionName(), md.opts.ModelSpec)
-	dir := filepath.Join(".", "genkit-export-"+md.sessionName())
 	layer := md.snap.Layer
 	ss.Steering.Layer = layer
-	m := md.m
-	err := sessions.Export(ss, dir, sessions.ExportOptions{ModelID: modelID(md.opts.ModelSpec, m), HiddenLayers: m.NumLayers(),
-		SaveVector: func(path string) error {
-			var vs *steering.VectorSet
-			if s.Steering.Preset != "" {
-				p, err := steering.PresetByName(s.Steering.Preset)
-				if err != nil {
-					return err
-				}
-				method, _ := steering.ParseMethod(s.Steering.Method)
-				ex, err := steering.PresetVectors(context.Background(), m, p, method, nil)
-				if err != nil {
-					return err
-				}
-				vs = &steering.VectorSet{Vectors: map[int][]float32{layer: ex.Vectors[layer]}, ModelHint: m.Config.Architecture}
-			} else {
-				return mlx.Do(func() error {
-					src, err := steering.LoadVectors(s.Steering.Vector, layer)
-					if err != nil {
-						return err
-					}
-					return (&steering.VectorSet{Vectors: map[int][]float32{layer: src.Vectors[layer]}, ModelHint: m.Config.Architecture}).Save(path)
-				})
+	m, id := md.m, modelID(md.opts.ModelSpec, md.m)
+	dir := filepath.Join(".", "genkit-export-"+md.sessionName())
+	return func() tea.Msg {
+		err := sessions.Export(ss, dir, sessions.ExportOptions{ModelID: id, HiddenLayers: m.NumLayers(),
+			SaveVector: func(path string) error { return saveLayerVector(m, ss.Steering, layer, path) }})
+		return savedMsg{err: err, what: "exported to " + dir}
+	}
+}
+
+// saveLayerVector writes the steering vector of one layer (from the preset
+// or the vector file) as a control vector.
+func saveLayerVector(m *engine.Model, st sessions.Steering, layer int, path string) error {
+	var v []float32
+	if st.Preset != "" {
+		p, err := steering.PresetByName(st.Preset)
+		if err != nil {
+			return err
+		}
+		method, err := steering.ParseMethod(st.Method)
+		if err != nil {
+			return err
+		}
+		ex, err := steering.PresetVectors(context.Background(), m, p, method, nil)
+		if err != nil {
+			return err
+		}
+		v = ex.Vectors[layer]
+	}
+	return mlx.Do(func() error {
+		if v == nil {
+			src, err := steering.LoadVectors(st.Vector, layer)
+			if err != nil {
+				return err
 			}
-			return mlx.Do(func() error { return vs.Save(path) })
-		}})
-	return dir, err
+			v = src.Vectors[layer]
+		}
+		if v == nil {
+			return fmt.Errorf("no vector for layer %d", layer)
+		}
+		return (&steering.VectorSet{Vectors: map[int][]float32{layer: v}, ModelHint: m.Config.Architecture}).Save(path)
+	})
 }
 
 func modelID(spec string, m *engine.Model) string {
@@ -531,10 +549,7 @@ func (md *Model) handleKey(msg tea.KeyPressMsg) (tea.Model, tea.Cmd) {
 		if md.m == nil {
 			return md, nil
 		}
-		return md, func() tea.Msg {
-			dir, err := md.export()
-			return savedMsg{err: err, what: "exported to " + dir}
-		}
+		return md, md.exportCmd()
 	case msg.String() == ",":
 		md.inspectAt = max(0, md.inspectAt-1)
 	case msg.String() == ".":
@@ -575,8 +590,10 @@ func (md *Model) pickerKey(msg tea.KeyPressMsg) (tea.Model, tea.Cmd) {
 	return md, nil
 }
 
+// saveCmd saves a copy of the current session in the background.
 func saveCmd(md *Model, what string) tea.Cmd {
-	return func() tea.Msg { return savedMsg{err: md.save(), what: what} }
+	ss := md.session()
+	return func() tea.Msg { return savedMsg{err: sessions.Save(ss), what: what} }
 }
 
 func readMemory() tea.Msg {

@@ -14,6 +14,7 @@ import (
 	"github.com/mlx-genkit/genkit/engine"
 	"github.com/mlx-genkit/genkit/mlx"
 	"github.com/mlx-genkit/genkit/sessions"
+	"github.com/mlx-genkit/genkit/steering"
 )
 
 var tinyPath = filepath.Join("..", "engine", "testdata", "hf", "llama_tied")
@@ -258,5 +259,33 @@ func TestMakeVectorFromOwnTexts(t *testing.T) {
 	}
 	if _, err := os.Stat(made.path); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestExportFromTheUI(t *testing.T) {
+	md := newTestModel(t, 120, 40)
+	dir := t.TempDir()
+	t.Chdir(dir)
+	vec := filepath.Join(dir, "v.gguf")
+	v := make([]float32, 64)
+	for i := range v {
+		v[i] = float32(i%5) - 2
+	}
+	if err := mlx.Do(func() error {
+		return (&steering.VectorSet{Vectors: map[int][]float32{1: v}}).Save(vec)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	md.settings.Steering.Preset, md.settings.Steering.Vector = "", vec
+	md.Update(settled(0)) // layer 1
+	_, cmd := md.Update(tea.KeyPressMsg{Code: 'e', Mod: tea.ModCtrl})
+	msg := cmd().(savedMsg)
+	if msg.err != nil {
+		t.Fatal(msg.err)
+	}
+	for _, f := range []string{"generation_config.json", "steering.json", "steering.gguf", "README.md"} {
+		if _, err := os.Stat(filepath.Join(dir, "genkit-export-test", f)); err != nil {
+			t.Errorf("export lacks %s: %v", f, err)
+		}
 	}
 }
