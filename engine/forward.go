@@ -226,3 +226,48 @@ func (m *Model) Eval(res *Result, cache *Cache) error {
 	}
 	return mlx.Eval(arrays...)
 }
+
+// Logits runs ids through the model in `lanes` identical lanes (hooks tell
+// them apart, e.g. lane 0 base and lane 1 steered) and returns float32
+// logits per lane and position: every position with allPositions, else the
+// last one only. It runs on the MLX thread by itself.
+func (m *Model) Logits(ids []int, lanes int, allPositions bool, hook Hook) ([][][]float32, error) {
+	lanes = max(lanes, 1)
+	var out [][][]float32
+	err := mlx.Do(func() error {
+		tok := make([]int32, 0, lanes*len(ids))
+		for b := 0; b < lanes; b++ {
+			for _, id := range ids {
+				tok = append(tok, int32(id))
+			}
+		}
+		x, err := mlx.FromInt32s(tok, lanes, len(ids))
+		if err != nil {
+			return err
+		}
+		defer x.Free()
+		cache := m.NewCache(lanes)
+		defer cache.Free()
+		res, err := m.Forward(x, cache, ForwardOptions{LastOnly: !allPositions, Hook: hook, Step: Step{Prefill: true, PromptLen: len(ids)}})
+		if err != nil {
+			return err
+		}
+		defer res.Free()
+		flat, err := res.Logits.Float32s()
+		if err != nil {
+			return err
+		}
+		V := m.Config.VocabSize
+		rows := len(flat) / V / lanes
+		for b := 0; b < lanes; b++ {
+			var lane [][]float32
+			for p := 0; p < rows; p++ {
+				off := (b*rows + p) * V
+				lane = append(lane, flat[off:off+V])
+			}
+			out = append(out, lane)
+		}
+		return nil
+	})
+	return out, err
+}

@@ -65,42 +65,11 @@ func maxDiff(got []float32, want []float64) float64 {
 // prefill runs the prompt in two lanes (base, steered) with hook and returns
 // every position's logits per lane.
 func prefill(t *testing.T, m *engine.Model, prompt []int, hook engine.Hook) [2][][]float32 {
-	var out [2][][]float32
-	err := mlx.Do(func() error {
-		ids := make([]int32, 0, 2*len(prompt))
-		for b := 0; b < 2; b++ {
-			for _, id := range prompt {
-				ids = append(ids, int32(id))
-			}
-		}
-		x, err := mlx.FromInt32s(ids, 2, len(prompt))
-		if err != nil {
-			return err
-		}
-		defer x.Free()
-		cache := m.NewCache(2)
-		defer cache.Free()
-		res, err := m.Forward(x, cache, engine.ForwardOptions{Hook: hook, Step: engine.Step{Prefill: true, PromptLen: len(prompt)}})
-		if err != nil {
-			return err
-		}
-		defer res.Free()
-		flat, err := res.Logits.Float32s()
-		if err != nil {
-			return err
-		}
-		V, L := m.VocabSize(), len(prompt)
-		for b := 0; b < 2; b++ {
-			for p := 0; p < L; p++ {
-				out[b] = append(out[b], flat[(b*L+p)*V:(b*L+p+1)*V])
-			}
-		}
-		return nil
-	})
+	lanes, err := m.Logits(prompt, 2, true, hook)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return out
+	return [2][][]float32{lanes[0], lanes[1]}
 }
 
 func TestSteeringMatchesHFHook(t *testing.T) {

@@ -6,7 +6,6 @@ import (
 	"math"
 
 	"github.com/mlx-genkit/genkit/engine"
-	"github.com/mlx-genkit/genkit/mlx"
 	"github.com/mlx-genkit/genkit/sampling"
 	"github.com/spf13/cobra"
 )
@@ -95,47 +94,21 @@ func newLogitsCmd() *cobra.Command {
 	return cmd
 }
 
-// logitsRows runs one forward pass (with hook, steering one lane as the
-// steered lane of a base+steered pair) and returns float32 logits per
-// position.
+// logitsRows returns the logits per position; with hook, those of the
+// steered lane of a base+steered pair.
 func logitsRows(m *engine.Model, ids []int, all bool, hook engine.Hook) ([][]float32, error) {
-	var rows [][]float32
-	err := mlx.Do(func() error {
-		tok := make([]int32, len(ids))
-		for i, id := range ids {
-			tok[i] = int32(id)
-		}
-		lanes := 1
-		if hook != nil {
-			lanes = 2 // lane 0 is the base, lane 1 the steered lane
-			tok = append(tok, tok...)
-		}
-		t, err := mlx.FromInt32s(tok, lanes, len(ids))
+	if hook == nil {
+		lanes, err := m.Logits(ids, 1, all, nil)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		defer t.Free()
-		cache := m.NewCache(lanes)
-		defer cache.Free()
-		res, err := m.Forward(t, cache, engine.ForwardOptions{LastOnly: !all, Hook: hook, Step: engine.Step{Prefill: true, PromptLen: len(ids)}})
-		if err != nil {
-			return err
-		}
-		defer res.Free()
-		flat, err := res.Logits.Float32s()
-		if err != nil {
-			return err
-		}
-		V := m.Config.VocabSize
-		if lanes == 2 {
-			flat = flat[len(flat)/2:]
-		}
-		for p := 0; p < len(flat)/V; p++ {
-			rows = append(rows, flat[p*V:(p+1)*V])
-		}
-		return nil
-	})
-	return rows, err
+		return lanes[0], nil
+	}
+	lanes, err := m.Logits(ids, 2, all, hook)
+	if err != nil {
+		return nil, err
+	}
+	return lanes[1], nil
 }
 
 // processedProbs runs the chain of cfg on the last position's logits (the

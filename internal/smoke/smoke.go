@@ -152,31 +152,11 @@ func KLvsHF(m *engine.Model, ref string) (float64, error) {
 	}
 	var sum float64
 	for _, p := range r.Prompts {
-		var last []float32
-		err := mlx.Do(func() error {
-			ids := make([]int32, len(p.Tokens))
-			for i, t := range p.Tokens {
-				ids[i] = int32(t)
-			}
-			x, err := mlx.FromInt32s(ids, 1, len(ids))
-			if err != nil {
-				return err
-			}
-			defer x.Free()
-			cache := m.NewCache(1)
-			defer cache.Free()
-			res, err := m.Forward(x, cache, engine.ForwardOptions{LastOnly: true})
-			if err != nil {
-				return err
-			}
-			defer res.Free()
-			last, err = res.Logits.Float32s()
-			return err
-		})
+		lanes, err := m.Logits(p.Tokens, 1, false, nil)
 		if err != nil {
 			return 0, err
 		}
-		sum += sampling.KLFromTop(p.TopIDs, p.TopLogProbs, last)
+		sum += sampling.KLFromTop(p.TopIDs, p.TopLogProbs, lanes[0][0])
 	}
 	return sum / float64(len(r.Prompts)), nil
 }
