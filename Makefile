@@ -53,7 +53,7 @@ GO_ENV = $(CGO_ENV) GENKIT_DEFAULT_MODEL="$(DEFAULT_MODEL)" GENKIT_VENV="$(VENV)
 # Debian packages the build needs (command -> package).
 APT_NEEDS := g++:g++ unzip:unzip tmux:tmux curl:curl
 
-.PHONY: deps build run test vet fmt-check bench smoke clean distclean
+.PHONY: deps build run test vet fmt-check bench smoke clean distclean gpu-pack
 
 deps: $(APT_STAMP) $(MLX_STAMP) $(TOK_STAMP) $(DEFAULT_MODEL)
 
@@ -132,3 +132,9 @@ clean:
 
 distclean: clean
 	rm -rf $(BUILD) $(VENV)
+
+# The GPU suite: genkit, every package's test binary, MLX's CUDA wheel, the
+# default model and the smoke texts, packed in parts that travel to a GPU
+# machine one run each (docs/gpu.md says how); scripts/gpu/suite.sh runs there.
+gpu-pack: build
+	$(GO_ENV) MLX_VERSION=$(MLX_VERSION) DEFAULT_MODEL="$(DEFAULT_MODEL)" VENV="$(VENV)" bash scripts/gpu/pack.sh

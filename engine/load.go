@@ -18,9 +18,13 @@ type LoadOptions struct {
 	// Weights says whether quantized weights stay quantized (run through
 	// quantized_matmul) or are expanded to dense DType matrices.
 	Weights WeightMode
-	// DType is the compute dtype; 0 picks float32 on the CPU and the
-	// checkpoint's own float type on a GPU.
+	// DType is the compute dtype; 0 picks float32, unless NativeOnGPU.
 	DType mlx.Dtype
+	// NativeOnGPU, with DType 0, computes in the checkpoint's own float type
+	// (float16 for GGUF) when the device is a GPU, and in float32 on the
+	// CPU. Without it the default is float32 everywhere, the precision the
+	// parity references are held to.
+	NativeOnGPU bool
 	// Tokenizer, when set, names a tokenizer.json used instead of the
 	// model's own.
 	Tokenizer string
@@ -76,6 +80,9 @@ func LoadModel(path string, opts LoadOptions) (*Model, error) {
 func computeDtype(opts LoadOptions, native mlx.Dtype) mlx.Dtype {
 	if opts.DType != 0 {
 		return opts.DType
+	}
+	if !opts.NativeOnGPU {
+		return mlx.Float32
 	}
 	if dev, err := mlx.DefaultDevice(); err == nil && dev == mlx.GPU && native.IsFloat() {
 		return native

@@ -1,5 +1,7 @@
 package mlx
 
+import "fmt"
+
 // Dtype is an MLX element type.
 type Dtype int
 
@@ -43,3 +45,17 @@ func (d Dtype) Size() int {
 
 // IsFloat reports whether d is a floating-point type.
 func (d Dtype) IsFloat() bool { return d == Float16 || d == Float32 || d == Float64 || d == Bfloat16 }
+
+// ParseFloatDtype reads the name of a floating-point type a model can compute
+// in: float32, float16 or bfloat16 (also fp32, f32, fp16, f16, bf16).
+func ParseFloatDtype(s string) (Dtype, error) {
+	switch s {
+	case "float32", "fp32", "f32":
+		return Float32, nil
+	case "float16", "fp16", "f16":
+		return Float16, nil
+	case "bfloat16", "bf16":
+		return Bfloat16, nil
+	}
+	return 0, fmt.Errorf("dtype %q: want float32, float16 or bfloat16", s)
+}

@@ -5,10 +5,12 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <algorithm>
 #include <exception>
 #include <map>
 #include <string>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "mlx/mlx.h"
@@ -180,8 +182,8 @@ int gk_array_from_data(gk_array* out, const void* data, size_t nbytes,
 
 int gk_array_scalar(gk_array* out, double v, int dtype) {
   GK_TRY({
-    auto dt = to_dtype(dtype);
-    put(out, mx::astype(mx::array(v, mx::float64 == dt ? mx::float64 : mx::float32), dt));
+    // Converted on the host: no device op (GPU backends have no float64).
+    put(out, mx::array(v, to_dtype(dtype)));
   })
 }
 
@@ -189,8 +191,16 @@ int gk_array_copy(gk_array* out, gk_array a) { GK_TRY(put(out, A(a))) }
 
 int gk_array_read(gk_array a, int dtype, void* dst, size_t nbytes) {
   GK_TRY({
-    auto x = mx::contiguous(mx::astype(A(a), to_dtype(dtype)));
+    // The array is evaluated where it lives; any conversion for the host then
+    // runs on the CPU stream, since GPU backends lack some dtypes (float64).
+    auto dt = to_dtype(dtype);
+    auto x = A(a);
     x.eval();
+    if (x.dtype() != dt || !x.flags().row_contiguous) {
+      auto cpu = mx::Device(mx::Device::cpu);
+      x = mx::contiguous(mx::astype(x, dt, cpu), false, cpu);
+      x.eval();
+    }
     if (x.nbytes() != nbytes)
       throw std::invalid_argument("mlx: read buffer has " +
                                   std::to_string(nbytes) + " bytes, array has " +
@@ -300,7 +310,7 @@ int gk_zeros(gk_array* out, const int* shape, int ndim, int dtype) {
 int gk_full(gk_array* out, const int* shape, int ndim, double v, int dtype) {
   GK_TRY({
     auto dt = to_dtype(dtype);
-    put(out, mx::full(shape_of(shape, ndim), mx::astype(mx::array(v, mx::float32), dt), dt));
+    put(out, mx::full(shape_of(shape, ndim), mx::array(v, dt), dt));
   })
 }
 
@@ -549,6 +559,53 @@ int gk_set_default_device(int type) {
 int gk_default_device(int* type) {
   GK_TRY(*type = mx::default_device().type == mx::Device::gpu ? 1 : 0)
 }
+int gk_device_count(int type, int* n) {
+  GK_TRY(*n = mx::device_count(type == 1 ? mx::Device::gpu : mx::Device::cpu))
+}
+
+int gk_device_probe(int type) {
+  // A tiny op evaluated on the device: a backend that is linked but has no
+  // usable device (a CUDA build with no visible GPU) fails here, cleanly.
+  GK_TRY({
+    auto s = mx::default_stream(
+        mx::Device(type == 1 ? mx::Device::gpu : mx::Device::cpu));
+    auto x = mx::add(mx::array(1.0f), mx::array(2.0f), s);
+    x.eval();
+    if (x.item<float>() != 3.0f) throw std::runtime_error("mlx: device probe gave a wrong sum");
+  })
+}
+
+int gk_device_info(int type, char* name, size_t name_len, char* arch,
+                   size_t arch_len, size_t* memory, int* cuda) {
+  GK_TRY({
+    auto dev = mx::Device(type == 1 ? mx::Device::gpu : mx::Device::cpu);
+    const auto& info = mx::device_info(dev);
+    auto str = [&](const char* key) -> std::string {
+      auto it = info.find(key);
+      if (it == info.end()) return "";
+      if (auto* s = std::get_if<std::string>(&it->second)) return *s;
+      return std::to_string(std::get<size_t>(it->second));
+    };
+    auto num = [&](const char* key) -> size_t {
+      auto it = info.find(key);
+      if (it == info.end()) return 0;
+      if (auto* v = std::get_if<size_t>(&it->second)) return *v;
+      return 0;
+    };
+    auto copy = [](const std::string& s, char* dst, size_t n) {
+      if (n == 0) return;
+      size_t k = std::min(s.size(), n - 1);
+      std::memcpy(dst, s.data(), k);
+      dst[k] = 0;
+    };
+    copy(str("device_name"), name, name_len);
+    copy(str("architecture"), arch, arch_len);
+    *memory = num("total_memory");
+    if (*memory == 0) *memory = num("memory_size");
+    *cuda = info.count("compute_capability_major") ? 1 : 0;
+  })
+}
+
 int gk_device_available(int type, int* ok) {
   GK_TRY(*ok = mx::is_available(
                    mx::Device(type == 1 ? mx::Device::gpu : mx::Device::cpu))

@@ -208,6 +208,13 @@ int gk_clear_cache(void);
 int gk_set_default_device(int type);
 int gk_default_device(int* type);
 int gk_device_available(int type, int* ok);
+int gk_device_count(int type, int* n);
+// gk_device_probe evaluates a tiny op on the device's default stream.
+int gk_device_probe(int type);
+// gk_device_info writes the device's name, architecture and memory (0 when
+// unknown); cuda is 1 for MLX's CUDA backend.
+int gk_device_info(int type, char* name, size_t name_len, char* arch,
+                   size_t arch_len, size_t* memory, int* cuda);
 
 // Files. A map is returned as parallel arrays owned by a gk_map handle.
 typedef struct {

@@ -36,6 +36,7 @@ func startWorker() {
 	go func() {
 		runtime.LockOSThread() // never unlocked: this thread is MLX's
 		C.gk_bind_thread()
+		applySelection()
 		close(ready)
 		for f := range work {
 			f()

@@ -43,6 +43,9 @@ type Options struct {
 	Theme       string // "" picks from the terminal background
 	// Load loads the model (in the background); tests pass their own.
 	Load func() (*engine.Model, error)
+	// Notice, when set, is shown while the model loads and the first run
+	// starts (the GPU kernels being compiled on a first run).
+	Notice string
 }
 
 // Messages of the UI's own.
@@ -139,6 +142,9 @@ func New(opts Options) *Model {
 		md.negative.SetStyles(textarea.Styles{})
 	}
 	md.status = "loading the model…"
+	if opts.Notice != "" {
+		md.status = "loading the model; " + opts.Notice
+	}
 	return md
 }
 
@@ -189,6 +195,9 @@ func (md *Model) startRun() tea.Cmd {
 	md.snap = SnapshotMsg{RunID: md.runID}
 	md.scroll = 0
 	md.status = fmt.Sprintf("run %d started", md.runID)
+	if md.runID == 1 && md.opts.Notice != "" {
+		md.status += "; " + md.opts.Notice
+	}
 	return nil
 }
 

@@ -19,16 +19,14 @@ func newConvertCmd() *cobra.Command {
 			if out == "" {
 				return fmt.Errorf("--out DIR is required")
 			}
-			switch dtype {
-			case "float16", "":
-				opts.DType = mlx.Float16
-			case "bfloat16":
-				opts.DType = mlx.Bfloat16
-			case "float32":
-				opts.DType = mlx.Float32
-			default:
-				return fmt.Errorf("--dtype %q: want float16, bfloat16 or float32", dtype)
+			if dtype == "" {
+				dtype = "float16"
 			}
+			dt, err := mlx.ParseFloatDtype(dtype)
+			if err != nil {
+				return fmt.Errorf("--%w", err)
+			}
+			opts.DType = dt
 			src, err := engine.ResolveModel(args[0], nil)
 			if err != nil {
 				return err

@@ -15,6 +15,7 @@ type modelFlags struct {
 	model     string
 	tokenizer string
 	weights   string
+	dtype     string
 }
 
 func (f *modelFlags) register(fs interface {
@@ -23,6 +24,22 @@ func (f *modelFlags) register(fs interface {
 	fs.StringVar(&f.model, "model", "", "model directory, .gguf file or hub id (default: the default model)")
 	fs.StringVar(&f.tokenizer, "tokenizer", "", "a tokenizer.json to use instead of the model's")
 	fs.StringVar(&f.weights, "weights", "auto", "quantized weights: auto, quantized (quantized_matmul) or dense (expanded)")
+	fs.StringVar(&f.dtype, "dtype", "auto", "compute dtype: auto (float32 on the CPU, the weights' own on a GPU), float32, float16 or bfloat16")
+}
+
+// options are the load options the flags ask for.
+func (f *modelFlags) options() (engine.LoadOptions, error) {
+	mode, err := f.mode()
+	if err != nil {
+		return engine.LoadOptions{}, err
+	}
+	opts := engine.LoadOptions{Tokenizer: f.tokenizer, Weights: mode, NativeOnGPU: true}
+	if f.dtype != "" && f.dtype != "auto" {
+		if opts.DType, err = mlx.ParseFloatDtype(f.dtype); err != nil {
+			return opts, fmt.Errorf("--%w", err)
+		}
+	}
+	return opts, nil
 }
 
 func (f *modelFlags) mode() (engine.WeightMode, error) {
@@ -39,7 +56,7 @@ func (f *modelFlags) mode() (engine.WeightMode, error) {
 
 // load resolves and loads the model on the MLX thread.
 func (f *modelFlags) load() (*engine.Model, error) {
-	mode, err := f.mode()
+	opts, err := f.options()
 	if err != nil {
 		return nil, err
 	}
@@ -47,13 +64,27 @@ func (f *modelFlags) load() (*engine.Model, error) {
 	if err != nil {
 		return nil, err
 	}
+	if n := compileNotice(); n != "" {
+		warn("%s", n)
+	}
 	var m *engine.Model
 	err = mlx.Do(func() error {
 		var err error
-		m, err = engine.LoadModel(path, engine.LoadOptions{Tokenizer: f.tokenizer, Weights: mode})
+		m, err = engine.LoadModel(path, opts)
 		return err
 	})
 	return m, err
+}
+
+// compileNotice is the line to show before the first GPU work of a process
+// whose kernel cache is cold (empty otherwise).
+func compileNotice() string {
+	var n string
+	_ = mlx.Do(func() error {
+		n = mlx.CompileNotice(mlx.Selected(), mlx.GPUBackend())
+		return nil
+	})
+	return n
 }
 
 func freeModel(m *engine.Model) { _ = mlx.Do(func() error { m.Free(); return nil }) }

@@ -92,7 +92,7 @@ func (f *uiFlags) run(cmd *cobra.Command) error {
 	if f.noChat {
 		settings.Chat = false
 	}
-	mode, err := f.mf.mode()
+	loadOpts, err := f.mf.options()
 	if err != nil {
 		return err
 	}
@@ -105,12 +105,12 @@ func (f *uiFlags) run(cmd *cobra.Command) error {
 		var m *engine.Model
 		err = mlx.Do(func() error {
 			var err error
-			m, err = engine.LoadModel(path, engine.LoadOptions{Tokenizer: f.mf.tokenizer, Weights: mode})
+			m, err = engine.LoadModel(path, loadOpts)
 			return err
 		})
 		return m, err
 	}
-	md := tui.New(tui.Options{ModelSpec: spec, SessionName: f.session, Settings: settings, StartNow: start, Theme: f.theme, Load: load})
+	md := tui.New(tui.Options{ModelSpec: spec, SessionName: f.session, Settings: settings, StartNow: start, Theme: f.theme, Load: load, Notice: compileNotice()})
 	p := tea.NewProgram(md, tea.WithContext(cmd.Context()))
 	md.SetSend(p.Send)
 	_, err = p.Run()

@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# The GPU suite: on a Linux+NVIDIA machine whose Python has the PyPI `nvidia`
+# CUDA 13 libraries (driver >= 580), joins the parts made by `make gpu-pack`
+# (.gpu/p*/part), lays out MLX's CUDA wheel, genkit and the test binaries, and
+# runs every package's tests on the GPU, then the headless commands on the
+# default GGUF. Results go to $OUT (or ./gpu-results): summary.txt, one log
+# per test binary, commands.log, bench.json.
+#   bash scripts/gpu/suite.sh [tests|commands|bench|all]...   (default: all)
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$PWD
+OUT=${OUT:-$ROOT/gpu-results}
+GK=${GK_DIR:-/tmp/genkit-gpu}
+mkdir -p "$OUT" "$GK"
+SUMMARY=$OUT/summary.txt
+say() { echo "$*" | tee -a "$SUMMARY"; }
+want() { [ $# -eq 0 ] && return 0; for w in $STEPS; do [ "$w" = all ] || [ "$w" = "$1" ] && return 0; done; return 1; }
+STEPS=${*:-all}
+
+# 1. Join and check the parts (once per machine; a changed part is re-joined).
+last=$(ls -d .gpu/p* 2>/dev/null | grep -E 'p[0-9]+$' | sed 's/.*p//' | sort -n | tail -1)
+count=$(cat .gpu/p"$last"/count 2>/dev/null || echo "?")
+if [ "$count" = "?" ]; then echo "no .gpu/pN/count: carry every part made by make gpu-pack" >&2; exit 2; fi
+for i in $(seq 1 "$count"); do
+  [ -f .gpu/p$i/part ] || { echo "part $i of $count is missing on this machine: carry .gpu/p$i" >&2; exit 2; }
+done
+want_sha=$(cat .gpu/p"$count"/sha256)
+if [ "$(cat "$GK/.sha256" 2>/dev/null)" != "$want_sha" ]; then
+  for i in $(seq 1 "$count"); do cat .gpu/p$i/part; done > "$GK/pack.tar"
+  got=$(sha256sum "$GK/pack.tar" | awk '{print $1}')
+  [ "$got" = "$want_sha" ] || { echo "pack sha256 $got, want $want_sha: a part is stale" >&2; exit 2; }
+  rm -rf "$GK/stage" && mkdir -p "$GK/stage" && tar -C "$GK/stage" -xf "$GK/pack.tar" &&
+    tar -C "$GK/stage" -xJf "$GK/stage/zz-bins.tar.xz" && rm -f "$GK/pack.tar" || exit 2
+  # MLX's CUDA backend (and mlx + mlx-lm for the bench peer) into one site dir;
+  # libmlx.so finds the CUDA libraries through $ORIGIN/../../nvidia.
+  rm -rf "$GK/site" && python3 -m pip install -q --no-index --no-deps --no-compile --target "$GK/site" "$GK"/stage/wheels/*.whl || exit 2
+  nv=$(python3 -c 'import nvidia, sys; print(list(nvidia.__path__)[0])') || { echo "no PyPI nvidia libraries in this python" >&2; exit 2; }
+  ln -sfn "$nv" "$GK/site/nvidia"
+  echo "$want_sha" > "$GK/.sha256"
+fi
+S=$GK/stage
+export LD_LIBRARY_PATH=$GK/site/mlx/lib:$S/libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+export PYTHONPATH=$GK/site${PYTHONPATH:+:$PYTHONPATH}
+export GENKIT_DEFAULT_MODEL=$S/model.gguf
+export GENKIT_CACHE_DIR=$GK/cache GENKIT_DATA_DIR=$GK/data
+export GENKIT_REUTERS_DIR=$S/reuters GENKIT_GPU_SUITE=1
+export MLX_PTX_CACHE_DIR=${MLX_PTX_CACHE_DIR:-$GK/ptx}
+export CUDA_HOME=${CUDA_HOME:-/usr/local/cuda}
+mkdir -p "$GENKIT_CACHE_DIR" "$GENKIT_DATA_DIR"
+GENKIT=$S/bin/genkit
+mkdir -p "$ROOT/bin" && ln -sfn "$GENKIT" "$ROOT/bin/genkit"   # where the tmux tests look
+
+: > "$SUMMARY"
+say "# genkit GPU suite, $(date -u +%Y-%m-%dT%H:%MZ), commit $(tr '\n' ' ' < "$S/bin/COMMIT")"
+say "host: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null | head -1)"
+say "$($GENKIT version 2>&1 | tr '\n' ';')"
+
+# 2. Every package's tests on the GPU, each in its own package directory.
+if want tests; then
+  while read -r name rel; do
+    log=$OUT/test-$name.log
+    start=$(date +%s)
+    (cd "$ROOT/$rel" && timeout 1500 "$S/tests/$name.test" -test.v -test.count=1 -test.timeout 25m) > "$log" 2>&1
+    rc=$?
+    pass=$(grep -c -- '^--- PASS\|^    --- PASS' "$log"); fail=$(grep -c -- '--- FAIL' "$log"); skip=$(grep -c -- '--- SKIP' "$log")
+    say "tests $rel: rc=$rc pass=$pass fail=$fail skip=$skip ($(( $(date +%s) - start )) s)"
+    grep -A2 -- '--- SKIP' "$log" | grep -v -- '--- SKIP\|^--$' | sed 's/^ */    skip reason: /' | sort | uniq -c | tee -a "$SUMMARY" >/dev/null
+    grep -- '--- FAIL' "$log" | head -20 | sed 's/^/    /' | tee -a "$SUMMARY" >/dev/null
+  done < "$S/tests/PACKAGES"
+fi
+
+# 3. The headless commands on the default GGUF.
+run() { # run NAME CMD...: log the command, its output and its status
+  local name=$1; shift
+  echo "== $name: $*" >> "$OUT/commands.log"
+  local start=$(date +%s.%N)
+  "$@" > "$OUT/cmd-$name.out" 2>> "$OUT/commands.log"; local rc=$?
+  cat "$OUT/cmd-$name.out" >> "$OUT/commands.log"
+  say "command $name: rc=$rc ($(printf '%.1f' "$(echo "$(date +%s.%N) - $start" | bc)") s)"
+  return $rc
+}
+if want commands; then
+  P="Write one sentence about the sea."
+  run greedy-gpu $GENKIT generate --prompt "$P" --chat --max-new-tokens 64 --ignore-eos --dtype float32 --weights dense --json
+  run greedy-cpu $GENKIT --device cpu generate --prompt "$P" --chat --max-new-tokens 64 --ignore-eos --dtype float32 --weights dense --json
+  run greedy-gpu-native $GENKIT generate --prompt "$P" --chat --max-new-tokens 64 --json
+  python3 - "$OUT" "$ROOT/docs/gpu/cpu_greedy.json" <<'PY' | tee -a "$SUMMARY"
+import json, sys
+out, ref = sys.argv[1], sys.argv[2]
+def toks(p):
+    try:
+        d = json.load(open(p))
+        return d["tokens"] if "tokens" in d else d["base"]["tokens"]
+    except Exception as e: return None
+g, c = toks(out + "/cmd-greedy-gpu.out"), toks(out + "/cmd-greedy-cpu.out")
+r = toks(ref)
+def same(a, b):
+    if a is None or b is None: return "n/a"
+    n = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+    return f"{n}/{max(len(a), len(b))} identical"
+print(f"greedy fp32 dense, GPU vs this machine's CPU stream: {same(g, c)}")
+print(f"greedy fp32 dense, GPU vs the committed CPU run (docs/gpu/cpu_greedy.json): {same(g, r)}")
+PY
+  run sampled $GENKIT generate --prompt "$P" --chat --max-new-tokens 48 --do-sample --temperature 0.8 --top-p 0.9 --seed 7 --json
+  run sampled-again $GENKIT generate --prompt "$P" --chat --max-new-tokens 48 --do-sample --temperature 0.8 --top-p 0.9 --seed 7 --json
+  cmp -s "$OUT/cmd-sampled.out" "$OUT/cmd-sampled-again.out" && say "    sampled run reproducible: yes" || say "    sampled run reproducible: NO"
+  run pirate-residual $GENKIT generate --prompt "$P" --chat --max-new-tokens 48 --preset pirate --alpha 1 --json
+  run pirate-logit-bias $GENKIT generate --prompt "$P" --chat --max-new-tokens 48 --preset pirate --alpha 1 --steer-mode logit-bias --json
+  run beams4 $GENKIT generate --prompt "$P" --chat --max-new-tokens 32 --num-beams 4 --json
+  run vector-make $GENKIT vector make --preset shakespearean --out "$GK/shakespearean.safetensors"
+  run smoke5 $GENKIT smoke --preset pirate --lines 5 --json
+  say "command no-gpu: $(CUDA_VISIBLE_DEVICES= $GENKIT version 2>&1 | tr '\n' ' ') (rc=$?)"
+  say "command no-gpu auto generate: $(CUDA_VISIBLE_DEVICES= $GENKIT generate --tokens 1,2,3 --max-new-tokens 2 2>&1 | tail -2 | tr '\n' ' ')"
+fi
+if want bench; then
+  run bench $GENKIT bench --json --python python3
+  cp "$OUT/cmd-bench.out" "$OUT/bench.json" 2>/dev/null
+fi
+say "kernel cache: $(ls "$MLX_PTX_CACHE_DIR" 2>/dev/null | wc -l) files in $MLX_PTX_CACHE_DIR"
