@@ -68,3 +68,21 @@ func TestShardedHalfPrecision(t *testing.T) {
 		}
 	}
 }
+
+// TestHalfPrecisionPaddedBatch runs a left-padded batch (the attention gets
+// an array mask) with float16 and bfloat16 compute, as the CLI and the TUI do
+// on a GPU by default: the mask must follow the compute dtype, and the logits
+// stay within half-precision rounding of HF's fp32 ones.
+func TestHalfPrecisionPaddedBatch(t *testing.T) {
+	var ref tinyRef
+	readJSON(t, filepath.Join(hfDir("llama_tied"), "reference.json"), &ref)
+	for _, dt := range []mlx.Dtype{mlx.Float16, mlx.Bfloat16} {
+		m := load(t, hfDir("llama_tied"), engine.LoadOptions{DType: dt})
+		got := paddedLastLogits(t, m, ref.Padded.Prompts)
+		d := maxAbsDiff(t, got, ref.Padded.LastLogits)
+		t.Logf("%s compute: left-padded batch, max |logit - HF fp32| = %.4f", dt, d)
+		if d > 0.05 {
+			t.Errorf("%s compute: padded logits differ from HF by %g", dt, d)
+		}
+	}
+}

@@ -87,6 +87,10 @@ func (m *Model) Forward(tokens *mlx.Array, cache *Cache, opts ForwardOptions) (*
 		}
 		offsets = s.Track(mlx.FromInt32s(offs, B))
 		mask = s.Track(paddingMask(opts.Padding, cache.offset, L))
+		if h != nil && h.Dtype() != mlx.Float32 {
+			// The attention wants the mask in the compute dtype.
+			mask = s.Track(mlx.AsType(mask, h.Dtype()))
+		}
 		maskMode = mlx.MaskArray
 	} else if L > 1 {
 		maskMode = mlx.MaskCausal

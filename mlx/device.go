@@ -271,7 +271,7 @@ func resolveDevice(choice DeviceChoice) (Selection, error) {
 		}
 	}
 	if err := probe(CPU); err != nil {
-		if backend == "cuda" {
+		if backend == "cuda" || strings.Contains(strings.ToLower(err.Error()), "cuda") {
 			return sel, fmt.Errorf("cannot run: MLX's CUDA build needs a visible NVIDIA GPU even for the CPU (%v); "+
 				"make a GPU visible (CUDA_VISIBLE_DEVICES, driver >= 580) or build genkit with the CPU wheel (make MLX_BACKEND=cpu)", err)
 		}

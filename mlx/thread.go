@@ -8,6 +8,7 @@ import "C"
 import (
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
 	"runtime/debug"
 	"sync"
@@ -80,4 +81,15 @@ func protect(fn func() error) (err error) {
 		}
 	}()
 	return fn()
+}
+
+func init() {
+	// MLX's CUDA backend multiplies float32 matrices in TF32 (10-bit
+	// mantissas) unless told otherwise, which puts float32 logits 1e-3 away
+	// from the CPU's and from Hugging Face's. genkit's float32 means float32:
+	// TF32 stays off unless the user sets MLX_ENABLE_TF32 (it does not affect
+	// float16 or bfloat16 models).
+	if _, set := os.LookupEnv("MLX_ENABLE_TF32"); !set {
+		_ = os.Setenv("MLX_ENABLE_TF32", "0")
+	}
 }

@@ -73,10 +73,11 @@ fi
 run() { # run NAME CMD...: log the command, its output and its status
   local name=$1; shift
   echo "== $name: $*" >> "$OUT/commands.log"
-  local start=$(date +%s.%N)
+  local start=$(date +%s%N)
   "$@" > "$OUT/cmd-$name.out" 2>> "$OUT/commands.log"; local rc=$?
   cat "$OUT/cmd-$name.out" >> "$OUT/commands.log"
-  say "command $name: rc=$rc ($(printf '%.1f' "$(echo "$(date +%s.%N) - $start" | bc)") s)"
+  local ms=$(( ($(date +%s%N) - start) / 1000000 ))
+  say "command $name: rc=$rc ($((ms / 1000)).$(( (ms % 1000) / 100 )) s)"
   return $rc
 }
 if want commands; then
@@ -117,3 +118,5 @@ if want bench; then
   cp "$OUT/cmd-bench.out" "$OUT/bench.json" 2>/dev/null
 fi
 say "kernel cache: $(ls "$MLX_PTX_CACHE_DIR" 2>/dev/null | wc -l) files in $MLX_PTX_CACHE_DIR"
+# Everything in one file, since a run returns few files.
+tar -C "$OUT" -czf "$OUT/../gpu-results.tgz" --exclude=gpu-results.tgz . 2>/dev/null && mv "$OUT/../gpu-results.tgz" "$OUT/" || true
