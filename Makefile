@@ -53,7 +53,7 @@ GO_ENV = $(CGO_ENV) GENKIT_DEFAULT_MODEL="$(DEFAULT_MODEL)" GENKIT_VENV="$(VENV)
 # Debian packages the build needs (command -> package).
 APT_NEEDS := g++:g++ unzip:unzip tmux:tmux curl:curl
 
-.PHONY: deps build run test vet fmt-check bench smoke clean distclean gpu-pack
+.PHONY: deps build run test vet fmt-check bench smoke clean distclean gpu-pack peers
 
 deps: $(APT_STAMP) $(MLX_STAMP) $(TOK_STAMP) $(DEFAULT_MODEL)
 
@@ -138,3 +138,20 @@ distclean: clean
 # machine one run each (docs/gpu.md says how); scripts/gpu/suite.sh runs there.
 gpu-pack: build
 	$(GO_ENV) MLX_VERSION=$(MLX_VERSION) DEFAULT_MODEL="$(DEFAULT_MODEL)" VENV="$(VENV)" bash scripts/gpu/pack.sh
+
+# Peers for `genkit bench` (never in CI): llama.cpp's llama-bench, built from
+# the source vendored in PyPI's llama-cpp-python sdist (CUDA when nvcc is on
+# PATH, else the CPU), into build/peers/bin.
+LLAMA_CPP_PY := 0.3.36
+PEERS := $(BUILD)/peers
+peers: $(PEERS)/bin/llama-bench
+$(PEERS)/bin/llama-bench:
+	@mkdir -p $(PEERS) && cd $(PEERS) && \
+	  { ls llama_cpp_python-$(LLAMA_CPP_PY).tar.gz >/dev/null 2>&1 || \
+	    $(PYTHON) -m pip download -q --disable-pip-version-check --no-deps --no-binary=:all: llama-cpp-python==$(LLAMA_CPP_PY) -d . ; } && \
+	  rm -rf src && mkdir src && tar -xzf llama_cpp_python-$(LLAMA_CPP_PY).tar.gz -C src --strip-components=1 && \
+	  cuda=OFF; command -v nvcc >/dev/null 2>&1 && cuda=ON; \
+	  cmake -S src/vendor/llama.cpp -B b -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON -DLLAMA_CURL=OFF -DGGML_CUDA=$$cuda \
+	    -DCMAKE_CUDA_ARCHITECTURES=$${CUDA_ARCH:-90} -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF >/dev/null && \
+	  cmake --build b -j$$(nproc) --target llama-bench llama-quantize > build.log 2>&1 && \
+	  mkdir -p bin && cp b/bin/llama-bench b/bin/llama-quantize bin/ && echo "built $$(pwd)/bin/llama-bench (CUDA $$cuda)"

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -36,6 +37,49 @@ func (Greedy) Choose(logits *mlx.Array, _ int, _ [][]int) ([]int, error) {
 	return out, nil
 }
 
+// DeviceChooser is a Chooser that can also choose on the MLX device, so the
+// decode loop queues step n+1 before it reads step n's tokens on the host
+// (the logits never leave the device).
+type DeviceChooser interface {
+	Chooser
+	// StartDevice prepares a generation whose lanes start from history; false
+	// means this configuration needs the host path (Choose).
+	StartDevice(history [][]int, vocab int) (bool, error)
+	// ChooseDevice returns the lanes' next ids [B] int32, lazily; -1 marks a
+	// lane whose logits are NaN or fully removed.
+	ChooseDevice(logits *mlx.Array, step int) (*mlx.Array, error)
+	// EndDevice releases what StartDevice made.
+	EndDevice()
+}
+
+// StartDevice implements DeviceChooser: the argmax needs no state.
+func (Greedy) StartDevice([][]int, int) (bool, error) { return true, nil }
+
+// ChooseDevice implements DeviceChooser.
+func (Greedy) ChooseDevice(logits *mlx.Array, _ int) (*mlx.Array, error) {
+	s := mlx.NewScope()
+	defer s.Close()
+	x := logits
+	if x.Dtype() != mlx.Float32 {
+		x = s.Track(mlx.AsType(x, mlx.Float32))
+	}
+	id := s.Track(mlx.AsType(s.Track(mlx.Argmax(x, -1, false)), mlx.Int32))
+	bad := s.Track(mlx.Any(s.Track(mlx.IsNaN(x)), false, -1))
+	out := s.Track(mlx.Where(bad, s.Track(mlx.Scalar(-1, mlx.Int32)), id))
+	if err := s.Err(); err != nil {
+		return nil, err
+	}
+	s.Keep(out)
+	return out, nil
+}
+
+// EndDevice implements DeviceChooser.
+func (Greedy) EndDevice() {}
+
+// ErrInvalidLogits is returned when a lane's logits are NaN or every token
+// was removed (steering far too strong, typically).
+var ErrInvalidLogits = errors.New("logits are NaN or every token was removed")
+
 // Request describes one generation: a prompt decoded in Lanes lanes at once
 // (all lanes share the prompt; hooks tell them apart).
 type Request struct {
@@ -59,6 +103,9 @@ type Request struct {
 	Stop func(lane int, generated []int) bool
 	// Deadline, when not zero, ends every lane once passed (max_time).
 	Deadline time.Time
+	// Sync forces the synchronous loop (logits read on the host every
+	// step) even when the chooser can run on the device.
+	Sync bool
 }
 
 // LaneResult is the outcome of one lane.
@@ -146,6 +193,19 @@ func (m *Model) generate(ctx context.Context, req Request) ([]LaneResult, Stats,
 	stats.Prefill = time.Since(t0)
 	t1 := time.Now()
 	defer func() { logits.Free() }()
+	if dc, ok := chooser.(DeviceChooser); ok && !req.Sync && req.OnStep == nil {
+		use, err := dc.StartDevice(history, m.Config.VocabSize)
+		if err != nil {
+			return nil, stats, err
+		}
+		if use {
+			defer dc.EndDevice()
+			err := m.decodeDevice(ctx, req, dc, B, cache, logits, history, results, isEOS, &stats)
+			stats.Decode = time.Since(t1)
+			finishLength(results)
+			return results, stats, err
+		}
+	}
 	running := B
 	for step := 0; step < req.MaxNewTokens && running > 0; step++ {
 		if err := ctx.Err(); err != nil {
@@ -206,12 +266,120 @@ func (m *Model) generate(ctx context.Context, req Request) ([]LaneResult, Stats,
 		logits = nextLogits
 	}
 	stats.Decode = time.Since(t1)
+	finishLength(results)
+	return results, stats, nil
+}
+
+func finishLength(results []LaneResult) {
 	for b := range results {
 		if results[b].Finished == "" {
 			results[b].Finished = "length"
 		}
 	}
-	return results, stats, nil
+}
+
+// decodeDevice is the pipelined decode loop: the tokens stay on the device,
+// and step n+1's forward pass and choice are queued (async_eval) before step
+// n's tokens are read, as mlx-lm does, so the device never waits for the
+// host. The last queued step is wasted when every lane stops.
+func (m *Model) decodeDevice(ctx context.Context, req Request, dc DeviceChooser, B int, cache *Cache,
+	logits *mlx.Array, history [][]int, results []LaneResult, isEOS map[int]bool, stats *Stats) error {
+	V := m.Config.VocabSize
+	last, err := mlx.Reshape(logits, B, V)
+	if err != nil {
+		return err
+	}
+	y, err := dc.ChooseDevice(last, 0)
+	last.Free()
+	if err != nil {
+		return fmt.Errorf("generate step 0: %w", err)
+	}
+	if err := mlx.AsyncEval(y); err != nil {
+		y.Free()
+		return fmt.Errorf("generate: %w", err)
+	}
+	defer func() { y.Free() }()
+	running := B
+	for step := 0; step < req.MaxNewTokens && running > 0; step++ {
+		// Queue the next step first.
+		var next *mlx.Array
+		if step+1 < req.MaxNewTokens {
+			next, err = m.queueStep(req, dc, y, B, cache, step+1)
+			if err != nil {
+				return err
+			}
+		}
+		ids, err := y.Int32s()
+		y.Free()
+		y = next
+		if err != nil {
+			return fmt.Errorf("generate step %d: %w", step, err)
+		}
+		if err := ctx.Err(); err != nil {
+			markCancelled(results)
+			return nil
+		}
+		for b := 0; b < B; b++ {
+			if results[b].Finished != "" {
+				continue
+			}
+			id := int(ids[b])
+			if id < 0 {
+				return fmt.Errorf("generate step %d, lane %d: %w", step, b, ErrInvalidLogits)
+			}
+			results[b].Tokens = append(results[b].Tokens, id)
+			history[b] = append(history[b], id)
+			if req.OnToken != nil {
+				req.OnToken(b, id)
+			}
+			switch {
+			case !req.IgnoreEOS && isEOS[id]:
+				results[b].Finished = "eos"
+				running--
+			case req.Stop != nil && req.Stop(b, results[b].Tokens):
+				results[b].Finished = "stop"
+				running--
+			}
+		}
+		stats.Steps = step + 1
+		if !req.Deadline.IsZero() && time.Now().After(req.Deadline) {
+			markAs(results, "time")
+			break
+		}
+	}
+	return nil
+}
+
+// queueStep builds the forward pass of tokens y ([B] int32, lazy) and the
+// choice of the following tokens, and starts evaluating them with the cache.
+func (m *Model) queueStep(req Request, dc DeviceChooser, y *mlx.Array, B int, cache *Cache, index int) (*mlx.Array, error) {
+	tok, err := mlx.Reshape(y, B, 1)
+	if err != nil {
+		return nil, err
+	}
+	res, err := m.Forward(tok, cache, ForwardOptions{Hook: req.Hook, Step: Step{Index: index, PromptLen: len(req.Prompt)}})
+	tok.Free()
+	if err != nil {
+		return nil, err
+	}
+	for _, h := range res.Hidden {
+		h.Free()
+	}
+	l, err := mlx.Reshape(res.Logits, B, m.Config.VocabSize)
+	res.Logits.Free()
+	if err != nil {
+		return nil, err
+	}
+	next, err := dc.ChooseDevice(l, index)
+	l.Free()
+	if err != nil {
+		return nil, fmt.Errorf("generate step %d: %w", index, err)
+	}
+	if err := mlx.AsyncEval(append([]*mlx.Array{next}, cache.arrays()...)...); err != nil {
+		next.Free()
+		return nil, fmt.Errorf("generate: %w", err)
+	}
+	return next, nil
 }
 
 func cancelled(r []LaneResult) []LaneResult {

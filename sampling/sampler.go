@@ -1,18 +1,19 @@
 package sampling
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
 	"time"
 
+	"github.com/mlx-genkit/genkit/engine"
 	"github.com/mlx-genkit/genkit/mlx"
 )
 
 // ErrInvalidLogits is returned when a lane's logits hold NaN or every token
 // was removed, as happens when steering is far too strong.
-var ErrInvalidLogits = errors.New("logits are NaN or every token was removed")
+// It is the engine's error, so errors.Is works whichever path chose.
+var ErrInvalidLogits = engine.ErrInvalidLogits
 
 // Sampler chooses the next token of every lane: it runs the processor chain
 // on the lane's logits, then takes the argmax (greedy) or draws from the
@@ -29,6 +30,7 @@ type Sampler struct {
 	rngs        []*rand.Rand
 	promptLen   int
 	scores      []float32
+	dev         *deviceRun
 	// Observe, when set, sees each lane's processed scores after every step
 	// (the slice is reused: copy what you keep).
 	Observe func(lane, step int, scores []float32)
