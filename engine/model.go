@@ -239,3 +239,17 @@ func ropeFrequencies(cfg *Config) (*mlx.Array, error) {
 	}
 	return mlx.FromFloat32s(periods)
 }
+
+// WeightsDescription says how the block weights are held and what the
+// activations compute in, e.g. "4-bit affine (group 32) via quantized_matmul,
+// compute float16" or "dense float32".
+func (m *Model) WeightsDescription() string {
+	if len(m.layers) == 0 {
+		return ""
+	}
+	l := m.layers[0].q
+	if l.q != nil {
+		return fmt.Sprintf("%d-bit affine (group %d) via quantized_matmul, compute %s", l.q.Bits, l.q.GroupSize, m.DType)
+	}
+	return "dense " + m.DType.String()
+}

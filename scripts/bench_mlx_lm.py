@@ -35,6 +35,7 @@ def main():
     for r in stream_generate(model, tok, short_ids, max_tokens=args.decode_tokens, sampler=greedy):
         last = r
     json.dump({"prefill_tps": prefill, "decode_tps": last.generation_tps,
+               "decode_steps_per_s": {"1": last.generation_tps}, "weights": "mlx-lm " + __import__("mlx_lm").__version__,
                "peak_memory_mb": mx.get_peak_memory() / 1e6, "decode_tokens": last.generation_tokens}, sys.stdout)
 
 

@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -18,23 +20,33 @@ import (
 )
 
 type benchSide struct {
-	PrefillTPS     float64  `json:"prefill_tps"`
-	DecodeTPS      float64  `json:"decode_tps"`
-	PairDecodeTPS  *float64 `json:"pair_decode_tps,omitempty"`
-	Sweep4TPS      *float64 `json:"sweep4_decode_tps,omitempty"`
-	PeakMemoryMB   float64  `json:"peak_memory_mb"`
-	DecodeTokens   int      `json:"decode_tokens,omitempty"`
-	measuredPrompt int
+	PrefillTPS    float64  `json:"prefill_tps"`
+	DecodeTPS     float64  `json:"decode_tps"`
+	PairDecodeTPS *float64 `json:"pair_decode_tps,omitempty"`
+	Sweep4TPS     *float64 `json:"sweep4_decode_tps,omitempty"`
+	// DecodeSteps is decode steps/s by lane count ("1", "2", "8").
+	DecodeSteps  map[string]float64 `json:"decode_steps_per_s,omitempty"`
+	PeakMemoryMB float64            `json:"peak_memory_mb,omitempty"`
+	DecodeTokens int                `json:"decode_tokens,omitempty"`
+	Weights      string             `json:"weights,omitempty"`
+	Note         string             `json:"note,omitempty"`
 }
 
 func newBenchCmd() *cobra.Command {
-	var src, python string
+	var src, python, llamaBench string
 	var qBits int
 	var asJSON bool
 	var promptTokens, decodeTokens int
 	cmd := &cobra.Command{
 		Use:   "bench [--json]",
-		Short: "Measure prefill and decode speed (one lane, base+steered pair, 4-lane sweep) beside mlx-lm on the same converted weights",
+		Short: "Measure prefill and decode (1, 2 and 8 lanes) beside mlx-lm, llama.cpp and transformers when present, in one run",
+		Long: `bench measures genkit and the peers a user would pick instead, in one run on this machine:
+  genkit       the converted MLX weights (dense fp32, or --q-bits), pipelined device decode
+  genkit_sync  the same with the synchronous host loop (logits read every step)
+  genkit_gguf  the GGUF itself as genkit loads it by default (quantized on a GPU)
+  mlx_lm       mlx-lm on the converted weights (python with mlx-lm: --python)
+  llama_cpp    llama.cpp's llama-bench on the GGUF (make peers builds it; --llama-bench)
+  transformers HF transformers on the converted weights, when importable`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			path, err := engine.ResolveModel(src, nil)
 			if err != nil {
@@ -60,62 +72,133 @@ func newBenchCmd() *cobra.Command {
 					return err
 				}
 			}
-			var m *engine.Model
-			if err := mlx.Do(func() error {
-				m, err = engine.LoadModel(dir, engine.LoadOptions{})
+			report := map[string]any{"model": path, "weights": dir}
+			var dev mlx.DeviceInfo
+			_ = mlx.Do(func() error {
+				d, err := mlx.DefaultDevice()
+				if err == nil {
+					dev, err = mlx.Info(d)
+				}
 				return err
-			}); err != nil {
-				return err
+			})
+			report["device"] = dev.String()
+			var long, short []int
+			for _, run := range []struct {
+				key  string
+				path string
+				opts engine.LoadOptions
+				sync bool
+			}{
+				{"genkit", dir, engine.LoadOptions{}, false},
+				{"genkit_sync", dir, engine.LoadOptions{}, true},
+				{"genkit_gguf", path, engine.LoadOptions{NativeOnGPU: true}, false},
+			} {
+				if !strings.HasSuffix(run.path, ".gguf") && run.key == "genkit_gguf" {
+					continue
+				}
+				var m *engine.Model
+				if err := mlx.Do(func() error {
+					m, err = engine.LoadModel(run.path, run.opts)
+					return err
+				}); err != nil {
+					return err
+				}
+				if long == nil {
+					long, short = benchPrompts(m, promptTokens)
+				}
+				g, err := benchGenkit(cmd.Context(), m, long, short, decodeTokens, run.sync)
+				if err == nil {
+					g.Weights = m.WeightsDescription()
+				}
+				freeModel(m)
+				if err != nil {
+					return fmt.Errorf("%s: %w", run.key, err)
+				}
+				report[run.key] = g
 			}
-			defer freeModel(m)
-			long, short := benchPrompts(m, promptTokens)
-			g, err := benchGenkit(cmd.Context(), m, long, short, decodeTokens)
-			if err != nil {
-				return err
-			}
-			var lm *benchSide
 			if python == "" {
 				python = filepath.Join(os.Getenv("GENKIT_VENV"), "bin", "python")
 				if os.Getenv("GENKIT_VENV") == "" {
 					python = filepath.Join(".venv", "bin", "python")
 				}
 			}
-			lm, lmErr := benchMLXLM(python, dir, long, short, decodeTokens)
-			if lmErr != nil {
-				warn("mlx-lm not measured: %v", lmErr)
+			if lm, err := benchPython(python, "bench_mlx_lm.py", dir, long, short, decodeTokens); err != nil {
+				warn("mlx-lm not measured: %v", err)
+			} else {
+				report["mlx_lm"] = lm
 			}
-			report := map[string]any{"model": path, "weights": dir, "genkit": g, "mlx_lm": lm}
+			if hf, err := benchPython(python, "bench_transformers.py", dir, long, short, decodeTokens); err != nil {
+				warn("transformers not measured: %v", err)
+			} else {
+				report["transformers"] = hf
+			}
+			if strings.HasSuffix(path, ".gguf") {
+				if lc, err := benchLlamaCpp(llamaBench, path, promptTokens, 128, dev.Device == mlx.GPU); err != nil {
+					warn("llama.cpp not measured: %v", err)
+				} else {
+					report["llama_cpp"] = lc
+				}
+			}
 			if asJSON {
 				return json.NewEncoder(cmd.OutOrStdout()).Encode(report)
 			}
-			w := cmd.OutOrStdout()
-			fmt.Fprintf(w, "model %s (converted to %s)\n%-26s %12s %12s\n", path, dir, "", "genkit", "mlx-lm")
-			row := func(name string, a float64, b *float64) {
-				bs := "n/a"
-				if b != nil {
-					bs = fmt.Sprintf("%.1f", *b)
-				}
-				fmt.Fprintf(w, "%-26s %12.1f %12s\n", name, a, bs)
-			}
-			var lp, ld, lmem *float64
-			if lm != nil {
-				lp, ld, lmem = &lm.PrefillTPS, &lm.DecodeTPS, &lm.PeakMemoryMB
-			}
-			row(fmt.Sprintf("prefill tokens/s (%d)", len(long)), g.PrefillTPS, lp)
-			row("decode tokens/s, 1 lane", g.DecodeTPS, ld)
-			row("decode tokens/s, pair", *g.PairDecodeTPS, nil)
-			row("decode tokens/s, sweep 4", *g.Sweep4TPS, nil)
-			row("peak memory MB", g.PeakMemoryMB, lmem)
+			printBench(cmd.OutOrStdout(), report, len(long))
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&src, "model", "", "model to convert and measure (default: the default model)")
-	cmd.Flags().StringVar(&python, "python", "", "python with mlx-lm (default: the venv's)")
+	cmd.Flags().StringVar(&python, "python", "", "python with mlx-lm (and transformers, if installed) (default: the venv's)")
+	cmd.Flags().StringVar(&llamaBench, "llama-bench", "", "llama.cpp's llama-bench (default: $GENKIT_LLAMA_BENCH, build/peers/bin, then PATH)")
 	cmd.Flags().IntVar(&promptTokens, "prompt-tokens", 512, "prefill prompt length")
 	cmd.Flags().IntVar(&decodeTokens, "decode-tokens", 64, "tokens decoded per measurement")
 	cmd.Flags().IntVar(&qBits, "q-bits", 0, "measure 4- or 8-bit quantized weights instead of dense fp32")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+// printBench prints the report as a table, a column per engine.
+func printBench(w io.Writer, report map[string]any, promptLen int) {
+	cols := []string{"genkit", "genkit_sync", "genkit_gguf", "mlx_lm", "llama_cpp", "transformers"}
+	fmt.Fprintf(w, "model %v on %v (converted weights %v)\n%-24s", report["model"], report["device"], report["weights"], "")
+	var sides []*benchSide
+	var names []string
+	for _, c := range cols {
+		if s, ok := report[c].(*benchSide); ok && s != nil {
+			sides = append(sides, s)
+			names = append(names, c)
+			fmt.Fprintf(w, " %13s", c)
+		}
+	}
+	fmt.Fprintln(w)
+	row := func(label string, get func(*benchSide) float64) {
+		fmt.Fprintf(w, "%-24s", label)
+		for _, s := range sides {
+			if v := get(s); v > 0 {
+				fmt.Fprintf(w, " %13.1f", v)
+			} else {
+				fmt.Fprintf(w, " %13s", "n/a")
+			}
+		}
+		fmt.Fprintln(w)
+	}
+	row(fmt.Sprintf("prefill tok/s (%d)", promptLen), func(s *benchSide) float64 { return s.PrefillTPS })
+	for _, l := range []string{"1", "2", "8"} {
+		row("decode steps/s, "+l+" lane", func(s *benchSide) float64 {
+			if v, ok := s.DecodeSteps[l]; ok {
+				return v
+			}
+			if l == "1" {
+				return s.DecodeTPS
+			}
+			return 0
+		})
+	}
+	row("peak memory MB", func(s *benchSide) float64 { return s.PeakMemoryMB })
+	for i, s := range sides {
+		if s.Weights != "" || s.Note != "" {
+			fmt.Fprintf(w, "  %s: %s %s\n", names[i], s.Weights, s.Note)
+		}
+	}
 }
 
 // benchPrompts makes a long prompt of n tokens and a short chat prompt.
@@ -132,25 +215,30 @@ func benchPrompts(m *engine.Model, n int) ([]int, []int) {
 	return long, short
 }
 
-func benchGenkit(ctx context.Context, m *engine.Model, long, short []int, n int) (*benchSide, error) {
+// benchGenkit measures prefill, decode at 1, 2 and 8 lanes (lanes after the
+// first steered, as the pair and the sweep are) and the peak memory.
+func benchGenkit(ctx context.Context, m *engine.Model, long, short []int, n int, sync bool) (*benchSide, error) {
 	_ = mlx.Do(func() error { return mlx.ResetPeakMemory() })
 	// Warm up.
-	if _, _, err := m.Generate(ctx, engine.Request{Prompt: short, MaxNewTokens: 4, IgnoreEOS: true}); err != nil {
+	if _, _, err := m.Generate(ctx, engine.Request{Prompt: short, MaxNewTokens: 4, IgnoreEOS: true, Sync: sync}); err != nil {
 		return nil, err
 	}
 	t0 := time.Now()
-	if _, _, err := m.Generate(ctx, engine.Request{Prompt: long, MaxNewTokens: 1, IgnoreEOS: true}); err != nil {
+	if _, _, err := m.Generate(ctx, engine.Request{Prompt: long, MaxNewTokens: 1, IgnoreEOS: true, Sync: sync}); err != nil {
 		return nil, err
 	}
-	side := &benchSide{PrefillTPS: float64(len(long)) / time.Since(t0).Seconds()}
+	side := &benchSide{PrefillTPS: float64(len(long)) / time.Since(t0).Seconds(), DecodeSteps: map[string]float64{}, DecodeTokens: n}
 	v := make([]float32, m.HiddenSize())
 	for i := range v {
 		v[i] = float32(i%7-3) * 0.01
 	}
-	for _, lanes := range []int{1, 2, 5} {
+	for _, lanes := range []int{1, 2, 5, 8} {
 		var hook engine.Hook
 		if lanes > 1 {
-			scales := []float64{0, 1, 1, 1, 1}[:lanes]
+			scales := make([]float64, lanes)
+			for i := 1; i < lanes; i++ {
+				scales[i] = 1
+			}
 			var inj *steering.Injection
 			if err := mlx.Do(func() error {
 				var err error
@@ -162,20 +250,24 @@ func benchGenkit(ctx context.Context, m *engine.Model, long, short []int, n int)
 			defer mlx.Do(func() error { inj.Free(); return nil })
 			hook = inj
 		}
-		_, st, err := m.Generate(ctx, engine.Request{Prompt: short, Lanes: lanes, MaxNewTokens: n, IgnoreEOS: true, Hook: hook})
+		_, st, err := m.Generate(ctx, engine.Request{Prompt: short, Lanes: lanes, MaxNewTokens: n, IgnoreEOS: true, Hook: hook, Sync: sync})
 		if err != nil {
 			return nil, err
 		}
-		tps := float64((st.Steps-1)*lanes) / st.Decode.Seconds()
+		steps := float64(st.Steps-1) / st.Decode.Seconds()
+		tps := steps * float64(lanes)
 		switch lanes {
 		case 1:
 			side.DecodeTPS = tps
 		case 2:
 			side.PairDecodeTPS = &tps
-		default:
+		case 5:
 			// The sweep: four steered lanes (and the base) in one batch.
 			sweep := tps * 4 / 5
 			side.Sweep4TPS = &sweep
+		}
+		if lanes != 5 {
+			side.DecodeSteps[strconv.Itoa(lanes)] = steps
 		}
 	}
 	_ = mlx.Do(func() error {
@@ -194,8 +286,10 @@ func joinIDs(ids []int) string {
 	return strings.Join(s, ",")
 }
 
-func benchMLXLM(python, dir string, long, short []int, n int) (*benchSide, error) {
-	script := filepath.Join("scripts", "bench_mlx_lm.py")
+// benchPython runs scripts/NAME (mlx-lm's or transformers' side) on the
+// converted directory and reads its JSON.
+func benchPython(python, name, dir string, long, short []int, n int) (*benchSide, error) {
+	script := filepath.Join("scripts", name)
 	if _, err := os.Stat(script); err != nil {
 		return nil, fmt.Errorf("%s not found (run from the repository root)", script)
 	}
@@ -209,9 +303,76 @@ func benchMLXLM(python, dir string, long, short []int, n int) (*benchSide, error
 	}
 	var side benchSide
 	if err := json.Unmarshal(out, &side); err != nil {
-		return nil, fmt.Errorf("mlx-lm output %q: %w", out, err)
+		return nil, fmt.Errorf("%s output %q: %w", name, out, err)
 	}
 	return &side, nil
+}
+
+// findLlamaBench looks for llama.cpp's llama-bench.
+func findLlamaBench(flag string) (string, error) {
+	for _, c := range []string{flag, os.Getenv("GENKIT_LLAMA_BENCH"), filepath.Join("build", "peers", "bin", "llama-bench")} {
+		if c == "" {
+			continue
+		}
+		if _, err := os.Stat(c); err == nil {
+			return c, nil
+		}
+	}
+	p, err := exec.LookPath("llama-bench")
+	if err != nil {
+		return "", fmt.Errorf("llama-bench not found (make peers builds it)")
+	}
+	return p, nil
+}
+
+// benchLlamaCpp runs llama-bench on the GGUF: prefill of pp tokens and
+// decode of tg tokens, all layers on the GPU when there is one.
+func benchLlamaCpp(flag, gguf string, pp, tg int, gpu bool) (*benchSide, error) {
+	bin, err := findLlamaBench(flag)
+	if err != nil {
+		return nil, err
+	}
+	args := []string{"-m", gguf, "-p", strconv.Itoa(pp), "-n", strconv.Itoa(tg), "-r", "3", "-o", "json"}
+	threads := runtime.NumCPU()
+	if gpu {
+		args = append(args, "-ngl", "99")
+	} else {
+		args = append(args, "-t", strconv.Itoa(threads))
+	}
+	out, err := exec.Command(bin, args...).Output()
+	if err != nil {
+		if ee, ok := err.(*exec.ExitError); ok {
+			return nil, fmt.Errorf("%v: %s", err, lastLines(string(ee.Stderr), 3))
+		}
+		return nil, err
+	}
+	var rows []struct {
+		NPrompt int     `json:"n_prompt"`
+		NGen    int     `json:"n_gen"`
+		AvgTS   float64 `json:"avg_ts"`
+		Type    string  `json:"model_type"`
+		Threads int     `json:"n_threads"`
+	}
+	if err := json.Unmarshal(out, &rows); err != nil {
+		return nil, fmt.Errorf("llama-bench output: %w", err)
+	}
+	side := &benchSide{DecodeSteps: map[string]float64{}, DecodeTokens: tg}
+	for _, r := range rows {
+		switch {
+		case r.NPrompt > 0 && r.NGen == 0:
+			side.PrefillTPS = r.AvgTS
+		case r.NGen > 0 && r.NPrompt == 0:
+			side.DecodeTPS = r.AvgTS
+			side.DecodeSteps["1"] = r.AvgTS
+		}
+		side.Weights = r.Type
+		if gpu {
+			side.Note = "(all layers on the GPU)"
+		} else {
+			side.Note = fmt.Sprintf("(%d threads)", r.Threads)
+		}
+	}
+	return side, nil
 }
 
 func lastLines(s string, n int) string {

@@ -12,6 +12,7 @@ MLXLM_VERSION=0.32.2
 OUTDIR=.gpu
 STAGE=build/gpu-stage
 WHEELS=build/gpu-wheels
+TAR_DET=(--sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner)
 rm -rf "$STAGE" "$OUTDIR" && mkdir -p "$STAGE/bin" "$STAGE/tests" "$STAGE/libs" "$WHEELS" "$OUTDIR"
 
 echo "gpu-pack: building genkit and the test binaries"
@@ -45,10 +46,17 @@ if [ ! -d "$reuters/crude" ]; then
   bin/genkit smoke --preset pirate --lines 1 >/dev/null 2>&1 || true
 fi
 if [ -d "$reuters/crude" ]; then cp -R "$reuters" "$STAGE/reuters"; else echo "gpu-pack: no Reuters texts; smoke will be skipped" >&2; fi
+# llama.cpp's source for the bench peer (suite.sh builds it there with CUDA).
+# Only what a CUDA/CPU build of llama-bench needs (the sdist is 77 MB).
+if [ -d build/peers/src/vendor/llama.cpp ]; then
+  tar -C build/peers/src/vendor -czf "$STAGE/zy-llama-cpp.tar.gz" "${TAR_DET[@]}" \
+    --exclude=llama.cpp/models --exclude=llama.cpp/docs --exclude=llama.cpp/tools/ui --exclude=llama.cpp/media \
+    --exclude=llama.cpp/benches --exclude=llama.cpp/tests --exclude=llama.cpp/examples \
+    --exclude=llama.cpp/ggml/src/ggml-{et,metal,hexagon,sycl,vulkan,opencl,cann,musa,webgpu,zdnn,rpc,blas} llama.cpp
+fi
 git rev-parse HEAD > "$STAGE/bin/COMMIT"; git status --porcelain | grep -q . && echo dirty >> "$STAGE/bin/COMMIT" || true
 
 echo "gpu-pack: compressing the binaries"
-TAR_DET=(--sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner)
 tar "${TAR_DET[@]}" -C "$STAGE" -cf - bin tests libs | xz -9 -T1 > "$STAGE/zz-bins.tar.xz"
 rm -rf "$STAGE/bin" "$STAGE/tests" "$STAGE/libs"
 # Deterministic and with the binaries last: after a code change only the

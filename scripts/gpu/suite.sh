@@ -55,6 +55,17 @@ say "# genkit GPU suite, $(date -u +%Y-%m-%dT%H:%MZ), commit $(tr '\n' ' ' < "$S
 say "host: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null | head -1)"
 say "$($GENKIT version 2>&1 | tr '\n' ';')"
 
+# llama.cpp's llama-bench with CUDA for the bench peer, built in the
+# background from the sdist while the tests run (about 5 minutes on 16 cores).
+PEERS=$GK/peers
+if want bench && [ -f "$S/zy-llama-cpp.tar.gz" ] && [ ! -x "$PEERS/bin/llama-bench" ] && command -v nvcc >/dev/null; then
+  mkdir -p "$PEERS" && rm -rf "$PEERS/src" && mkdir "$PEERS/src" &&
+    tar -xzf "$S/zy-llama-cpp.tar.gz" -C "$PEERS/src" --strip-components=1 &&
+    setsid bash -c "cd '$PEERS' && cmake -S src -B b -DLLAMA_BUILD_EXAMPLES=OFF -G Ninja -DCMAKE_BUILD_TYPE=Release -DGGML_CUDA=ON \
+      -DCMAKE_CUDA_ARCHITECTURES=90 -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF > build.log 2>&1 &&
+      cmake --build b -j16 --target llama-bench >> build.log 2>&1 && mkdir -p bin && cp b/bin/llama-bench bin/; touch done" &
+fi
+
 # 2. Every package's tests on the GPU, each in its own package directory.
 if want tests; then
   while read -r name rel; do
@@ -114,6 +125,12 @@ PY
   say "command no-gpu auto generate: $(CUDA_VISIBLE_DEVICES= $GENKIT generate --tokens 1,2,3 --max-new-tokens 2 2>&1 | tail -2 | tr '\n' ' ')"
 fi
 if want bench; then
+  if [ -d "$PEERS" ]; then
+    for i in $(seq 1 60); do [ -f "$PEERS/done" ] && break; sleep 5; done
+    say "llama.cpp peer: $([ -x "$PEERS/bin/llama-bench" ] && echo built || { echo "not built:"; tail -3 "$PEERS/build.log"; })"
+    cp "$PEERS/build.log" "$OUT/llama-build.log" 2>/dev/null
+  fi
+  export GENKIT_LLAMA_BENCH=$PEERS/bin/llama-bench
   run bench $GENKIT bench --json --python python3
   cp "$OUT/cmd-bench.out" "$OUT/bench.json" 2>/dev/null
 fi
