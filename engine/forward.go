@@ -105,9 +105,18 @@ func (m *Model) Forward(tokens *mlx.Array, cache *Cache, opts ForwardOptions) (*
 		}
 		// Attention.
 		x := s.Track(mlx.RMSNorm(h, b.attnNorm, eps))
-		q := s.Track(mlx.Reshape(b.q.Apply(s, x), B, L, H, hd))
-		k := s.Track(mlx.Reshape(b.k.Apply(s, x), B, L, Hkv, hd))
-		v := s.Track(mlx.Reshape(b.v.Apply(s, x), B, L, Hkv, hd))
+		var q, k, v *mlx.Array
+		if b.qkv != nil {
+			y := b.qkv.Apply(s, x)
+			q = s.Track(mlx.Slice(y, []int{0, 0, 0}, []int{B, L, H * hd}, nil))
+			k = s.Track(mlx.Slice(y, []int{0, 0, H * hd}, []int{B, L, (H + Hkv) * hd}, nil))
+			v = s.Track(mlx.Slice(y, []int{0, 0, (H + Hkv) * hd}, []int{B, L, (H + 2*Hkv) * hd}, nil))
+		} else {
+			q, k, v = b.q.Apply(s, x), b.k.Apply(s, x), b.v.Apply(s, x)
+		}
+		q = s.Track(mlx.Reshape(q, B, L, H, hd))
+		k = s.Track(mlx.Reshape(k, B, L, Hkv, hd))
+		v = s.Track(mlx.Reshape(v, B, L, Hkv, hd))
 		if b.qNorm != nil {
 			q = s.Track(mlx.RMSNorm(q, b.qNorm, eps))
 			k = s.Track(mlx.RMSNorm(k, b.kNorm, eps))
@@ -130,8 +139,16 @@ func (m *Model) Forward(tokens *mlx.Array, cache *Cache, opts ForwardOptions) (*
 		h = s.Track(mlx.Add(h, b.o.Apply(s, a)))
 		// MLP.
 		x = s.Track(mlx.RMSNorm(h, b.ffnNorm, eps))
-		g := s.Track(mlx.SiLU(b.gate.Apply(s, x)))
-		u := b.up.Apply(s, x)
+		var g, u *mlx.Array
+		if b.gateUp != nil {
+			y := b.gateUp.Apply(s, x)
+			F := b.gate.out
+			g = s.Track(mlx.Slice(y, []int{0, 0, 0}, []int{B, L, F}, nil))
+			u = s.Track(mlx.Slice(y, []int{0, 0, F}, []int{B, L, 2 * F}, nil))
+		} else {
+			g, u = b.gate.Apply(s, x), b.up.Apply(s, x)
+		}
+		g = s.Track(mlx.SiLU(g))
 		h = s.Track(mlx.Add(h, b.down.Apply(s, s.Track(mlx.Multiply(g, u)))))
 		if s.Err() != nil {
 			break

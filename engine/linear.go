@@ -262,3 +262,120 @@ func (t *tensorSource) free() {
 		a.Free()
 	}
 }
+
+// fuseLinears concatenates the output rows of linears that read the same
+// input into one Linear, and turns each of them into a view of its rows, so
+// the memory is not doubled. It returns nil (no error) when they cannot be
+// fused: a mix of dense and quantized weights, different quantization, or
+// biases on some only.
+func fuseLinears(ls ...*Linear) (*Linear, error) {
+	if len(ls) < 2 {
+		return nil, nil
+	}
+	first := ls[0]
+	for _, l := range ls {
+		if (l.q == nil) != (first.q == nil) || (l.bias == nil) != (first.bias == nil) || l.in != first.in {
+			return nil, nil
+		}
+		if l.q != nil && (l.q.Bits != first.q.Bits || l.q.GroupSize != first.q.GroupSize) {
+			return nil, nil
+		}
+	}
+	s := mlx.NewScope()
+	defer s.Close()
+	out := 0
+	for _, l := range ls {
+		out += l.out
+	}
+	f := &Linear{out: out, in: first.in}
+	cat := func(get func(*Linear) *mlx.Array) *mlx.Array {
+		parts := make([]*mlx.Array, len(ls))
+		for i, l := range ls {
+			parts[i] = get(l)
+		}
+		return s.Track(mlx.Concatenate(0, parts...))
+	}
+	// rows returns rows [off, off+n) of a (axis 0) as a new view.
+	rows := func(a *mlx.Array, off, n int) (*mlx.Array, error) {
+		sh := a.Shape()
+		start, stop := make([]int, len(sh)), append([]int(nil), sh...)
+		start[0], stop[0] = off, off+n
+		return mlx.Slice(a, start, stop, nil)
+	}
+	var w *mlx.Array // dense [out, in]
+	if first.q != nil {
+		f.q = &mlx.Quantized{GroupSize: first.q.GroupSize, Bits: first.q.Bits,
+			Weight: cat(func(l *Linear) *mlx.Array { return l.q.Weight }),
+			Scales: cat(func(l *Linear) *mlx.Array { return l.q.Scales }),
+			Biases: cat(func(l *Linear) *mlx.Array { return l.q.Biases })}
+	} else {
+		// Keep the [out, in] row-major layout (x W^T), as the parts had.
+		w = cat(func(l *Linear) *mlx.Array { return s.Track(mlx.Transpose(l.wT)) })
+		f.wT = s.Track(mlx.Transpose(w))
+	}
+	if first.bias != nil {
+		f.bias = cat(func(l *Linear) *mlx.Array { return l.bias })
+	}
+	if err := s.Err(); err != nil {
+		return nil, err
+	}
+	// Evaluate the fused arrays, then make the parts views of them.
+	keep := []*mlx.Array{f.wT, f.bias}
+	if f.q != nil {
+		keep = append(keep, f.q.Weight, f.q.Scales, f.q.Biases)
+	}
+	var live []*mlx.Array
+	for _, a := range keep {
+		if a != nil {
+			live = append(live, a)
+		}
+	}
+	if err := mlx.Eval(live...); err != nil {
+		return nil, err
+	}
+	s.Keep(live...)
+	off := 0
+	for _, l := range ls {
+		var err error
+		if f.q != nil {
+			var qw, qs, qb *mlx.Array
+			if qw, err = rows(f.q.Weight, off, l.out); err == nil {
+				if qs, err = rows(f.q.Scales, off, l.out); err == nil {
+					qb, err = rows(f.q.Biases, off, l.out)
+				}
+			}
+			if err != nil {
+				mlx.Free(qw, qs)
+				f.free()
+				return nil, err
+			}
+			l.q.Free()
+			l.q = &mlx.Quantized{Weight: qw, Scales: qs, Biases: qb, GroupSize: f.q.GroupSize, Bits: f.q.Bits}
+		} else {
+			part, err := rows(w, off, l.out)
+			if err != nil {
+				f.free()
+				return nil, err
+			}
+			wT, err := mlx.Transpose(part)
+			part.Free()
+			if err != nil {
+				f.free()
+				return nil, err
+			}
+			l.wT.Free()
+			l.wT = wT
+		}
+		if l.bias != nil {
+			b, err := rows(f.bias, off, l.out)
+			if err != nil {
+				f.free()
+				return nil, err
+			}
+			l.bias.Free()
+			l.bias = b
+		}
+		off += l.out
+	}
+	return f, nil
+}

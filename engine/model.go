@@ -33,6 +33,10 @@ type block struct {
 	attnNorm, ffnNorm *mlx.Array
 	q, k, v, o        *Linear
 	gate, up, down    *Linear
+	// qkv and gateUp are q|k|v and gate|up fused into one matmul each
+	// (fewer, larger ops per step); q, k, v, gate and up are then views of
+	// their rows, kept for conversion and inspection.
+	qkv, gateUp *Linear
 	qNorm, kNorm      *mlx.Array
 }
 
@@ -52,7 +56,7 @@ func (m *Model) Free() {
 	}
 	for _, b := range m.layers {
 		mlx.Free(b.attnNorm, b.ffnNorm, b.qNorm, b.kNorm)
-		for _, l := range []*Linear{b.q, b.k, b.v, b.o, b.gate, b.up, b.down} {
+		for _, l := range []*Linear{b.q, b.k, b.v, b.o, b.gate, b.up, b.down, b.qkv, b.gateUp} {
 			if l != nil {
 				l.free()
 			}
@@ -91,7 +95,7 @@ func (m *Model) weights() []*mlx.Array {
 	}
 	for _, b := range m.layers {
 		add(b.attnNorm, b.ffnNorm, b.qNorm, b.kNorm)
-		for _, l := range []*Linear{b.q, b.k, b.v, b.o, b.gate, b.up, b.down} {
+		for _, l := range []*Linear{b.qkv, b.gateUp, b.q, b.k, b.v, b.o, b.gate, b.up, b.down} {
 			addLinear(l)
 		}
 	}
@@ -157,6 +161,12 @@ func build(cfg *Config, src *tensorSource, names tensorNames, dequantize bool) (
 		}
 		if b.down, err = src.linear(n.down, D, F, cfg.MLPBias, dequantize); err != nil {
 			return nil, err
+		}
+		if b.qkv, err = fuseLinears(b.q, b.k, b.v); err != nil {
+			return nil, fmt.Errorf("%s: fuse q/k/v of layer %d: %w", src.file, i, err)
+		}
+		if b.gateUp, err = fuseLinears(b.gate, b.up); err != nil {
+			return nil, fmt.Errorf("%s: fuse gate/up of layer %d: %w", src.file, i, err)
 		}
 		if cfg.QKNorm {
 			if b.qNorm, err = src.dense(n.qNorm, hd); err != nil {

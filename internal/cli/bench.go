@@ -250,6 +250,11 @@ func benchGenkit(ctx context.Context, m *engine.Model, long, short []int, n int,
 			defer mlx.Do(func() error { inj.Free(); return nil })
 			hook = inj
 		}
+		// Warm up at this lane count first: GPU backends compile kernels for
+		// new shapes on first use.
+		if _, _, err := m.Generate(ctx, engine.Request{Prompt: short, Lanes: lanes, MaxNewTokens: 4, IgnoreEOS: true, Hook: hook, Sync: sync}); err != nil {
+			return nil, err
+		}
 		_, st, err := m.Generate(ctx, engine.Request{Prompt: short, Lanes: lanes, MaxNewTokens: n, IgnoreEOS: true, Hook: hook, Sync: sync})
 		if err != nil {
 			return nil, err
