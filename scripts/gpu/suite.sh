@@ -134,6 +134,18 @@ if want bench; then
   run bench $GENKIT bench --json --python python3
   cp "$OUT/cmd-bench.out" "$OUT/bench.json" 2>/dev/null
 fi
+# Where the time goes: the TUI's key-to-first-token benchmark, and decode
+# with MLX's CUDA graphs on and off.
+if want profile; then
+  (cd "$ROOT/tui" && "$S/tests/tui.test" -test.run '^$' -test.bench 'KeyToFirst|DecodeHeadless' -test.benchtime 3x) > "$OUT/bench-tui.log" 2>&1
+  grep -E '^Benchmark' "$OUT/bench-tui.log" | sed 's/^/    /' | tee -a "$SUMMARY" >/dev/null
+  for graphs in 1 0; do
+    for mode in "--dtype float32 --weights dense" "--dtype auto"; do
+      r=$(MLX_USE_CUDA_GRAPHS=$graphs $GENKIT generate --prompt "Tell me a story about a lighthouse keeper." --chat --max-new-tokens 128 --ignore-eos $mode 2>&1 >/dev/null | tail -1)
+      say "    decode, MLX_USE_CUDA_GRAPHS=$graphs, $mode: ${r#genkit: }"
+    done
+  done
+fi
 say "kernel cache: $(ls "$MLX_PTX_CACHE_DIR" 2>/dev/null | wc -l) files in $MLX_PTX_CACHE_DIR"
 # Everything in one file, since a run returns few files.
 tar -C "$OUT" -czf "$OUT/../gpu-results.tgz" --exclude=gpu-results.tgz . 2>/dev/null && mv "$OUT/../gpu-results.tgz" "$OUT/" || true
