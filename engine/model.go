@@ -36,8 +36,8 @@ type block struct {
 	// qkv and gateUp are q|k|v and gate|up fused into one matmul each
 	// (fewer, larger ops per step); q, k, v, gate and up are then views of
 	// their rows, kept for conversion and inspection.
-	qkv, gateUp *Linear
-	qNorm, kNorm      *mlx.Array
+	qkv, gateUp  *Linear
+	qNorm, kNorm *mlx.Array
 }
 
 // NumLayers is the number of decoder blocks.

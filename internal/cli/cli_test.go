@@ -139,3 +139,23 @@ func writeNpy(t *testing.T, path string, n int) {
 		t.Fatal(err)
 	}
 }
+
+// TestDeviceFlag: a bad --device or GENKIT_DEVICE is refused naming the
+// choices; version names the MLX version, the backend and the device.
+func TestDeviceFlag(t *testing.T) {
+	if _, err := run(t, "--device", "bogus", "version"); err == nil || !strings.Contains(err.Error(), `--device "bogus": want auto, gpu or cpu`) {
+		t.Errorf("--device bogus: %v", err)
+	}
+	t.Setenv("GENKIT_DEVICE", "tpu")
+	if _, err := run(t, "version"); err == nil || !strings.Contains(err.Error(), "GENKIT_DEVICE") {
+		t.Errorf("GENKIT_DEVICE=tpu: %v", err)
+	}
+	t.Setenv("GENKIT_DEVICE", "")
+	out, err := run(t, "--device", "cpu", "version")
+	if err != nil || !strings.Contains(out, "MLX 0.32.4") || !strings.Contains(out, "backend ") || !strings.Contains(out, "device: cpu") {
+		t.Errorf("version on the CPU: %q, %v", out, err)
+	}
+	if _, err := run(t, "version"); err != nil { // back to auto for the other tests
+		t.Fatal(err)
+	}
+}
