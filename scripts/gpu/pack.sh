@@ -37,18 +37,19 @@ for spec in "mlx-cuda-13==$MLX_VERSION" "mlx==$MLX_VERSION" "mlx-lm==$MLXLM_VERS
       --python-version 3.12 --implementation cp --platform manylinux_2_35_x86_64 -d "$WHEELS" "$spec"
 done
 mkdir -p "$STAGE/wheels" && cp "$WHEELS"/*.whl "$STAGE/wheels/"
-cp "$DEFAULT_MODEL" "$STAGE/model.gguf"
+# SLIM=1 packs only the CUDA wheel and the binaries (tests that need no model).
+if [ "${SLIM:-0}" = 1 ]; then rm -f "$STAGE"/wheels/mlx-*.whl "$STAGE"/wheels/mlx_lm-*.whl; else cp "$DEFAULT_MODEL" "$STAGE/model.gguf"; fi
 
 # The smoke suite's news lines (extracted from Debian's r-cran-tm here; the
 # GPU machine has no network).
 reuters=${GENKIT_REUTERS_DIR:-$GENKIT_CACHE_DIR/reuters/texts}
-if [ ! -d "$reuters/crude" ]; then
+if [ "${SLIM:-0}" = 1 ]; then :; elif [ ! -d "$reuters/crude" ]; then
   bin/genkit smoke --preset pirate --lines 1 >/dev/null 2>&1 || true
 fi
 if [ -d "$reuters/crude" ]; then cp -R "$reuters" "$STAGE/reuters"; else echo "gpu-pack: no Reuters texts; smoke will be skipped" >&2; fi
 # llama.cpp's source for the bench peer (suite.sh builds it there with CUDA).
 # Only what a CUDA/CPU build of llama-bench needs (the sdist is 77 MB).
-if [ -d build/peers/src/vendor/llama.cpp ]; then
+if [ "${SLIM:-0}" != 1 ] && [ -d build/peers/src/vendor/llama.cpp ]; then
   tar -C build/peers/src/vendor -czf "$STAGE/zy-llama-cpp.tar.gz" "${TAR_DET[@]}" \
     --exclude=llama.cpp/models --exclude=llama.cpp/docs --exclude=llama.cpp/tools/ui --exclude=llama.cpp/media \
     --exclude=llama.cpp/benches --exclude=llama.cpp/tests --exclude=llama.cpp/examples \
