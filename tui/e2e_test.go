@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -146,4 +147,74 @@ func waitFile(t *testing.T, path, want string) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	t.Fatalf("the program did not exit")
+}
+
+// pid is the genkit process running in the tmux pane.
+func (u *tmuxUI) pid() int {
+	u.t.Helper()
+	out, err := exec.Command("tmux", "display", "-p", "-t", u.name, "#{pane_pid}").Output()
+	if err != nil {
+		u.t.Fatal(err)
+	}
+	shell := strings.TrimSpace(string(out))
+	for i := 0; i < 50; i++ {
+		if out, err := exec.Command("pgrep", "-P", shell).Output(); err == nil {
+			var p int
+			fmt.Sscan(strings.Fields(string(out))[0], &p)
+			return p
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	u.t.Fatal("no genkit process under the tmux pane")
+	return 0
+}
+
+// TestQuitMidRun quits while a long run streams, by q, ctrl+c and SIGTERM,
+// several times each: the app must exit promptly with the conventional
+// status (0, 130, 143) and the session saved at that moment. (It used to
+// hang for good: quit waited for the runner, which waited to send to the UI.)
+func TestQuitMidRun(t *testing.T) {
+	data := t.TempDir()
+	for _, c := range []struct {
+		name string
+		how  func(u *tmuxUI)
+		code string
+	}{
+		{"q", func(u *tmuxUI) { u.keys("q") }, "0"},
+		{"ctrl+c", func(u *tmuxUI) { u.keys("C-c") }, "130"},
+		{"SIGTERM", func(u *tmuxUI) { syscall.Kill(u.pid(), syscall.SIGTERM) }, "143"},
+	} {
+		for i := 0; i < 3; i++ {
+			name := fmt.Sprintf("quit-%d", i)
+			exit := filepath.Join(data, fmt.Sprintf("exit-%s-%d", strings.ReplaceAll(c.name, "+", ""), i))
+			u := startUI(t, data, exit, "--prompt", "Write a very long story about the sea.", "--max-new-tokens", "2000", "--session", name)
+			u.waitFor("the run to stream", 4*time.Minute, func(s string) bool { return strings.Contains(s, "run 1 started") && strings.Contains(s, "tok/s") })
+			time.Sleep(500 * time.Millisecond)
+			pressed := time.Now()
+			c.how(u)
+			var got string
+			for time.Since(pressed) < 10*time.Second {
+				if b, err := os.ReadFile(exit); err == nil {
+					got = strings.TrimSpace(string(b))
+					break
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			took := time.Since(pressed)
+			if got == "" {
+				t.Fatalf("%s #%d: genkit did not exit within 10 s of the quit; the screen shows:\n%s", c.name, i, u.screen())
+			}
+			if got != c.code {
+				t.Errorf("%s #%d: exit status %s, want %s", c.name, i, got, c.code)
+			}
+			if took > 2*time.Second {
+				t.Errorf("%s #%d: exit took %v", c.name, i, took)
+			}
+			st, err := os.Stat(filepath.Join(data, "sessions", name+".json"))
+			if err != nil || st.ModTime().Before(pressed.Add(-time.Second)) {
+				t.Errorf("%s #%d: session not saved on quit (%v)", c.name, i, err)
+			}
+			t.Logf("%s #%d: exited with %s after %v", c.name, i, got, took.Round(time.Millisecond))
+		}
+	}
 }

@@ -99,6 +99,7 @@ type Model struct {
 	device     string
 	dirty      bool
 	quitting   bool
+	exitCode   int
 	picker     []sessions.Info // the session list, while open
 	picked     int
 	positive   textarea.Model
@@ -399,6 +400,8 @@ func (md *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			md.setFocus(focusControls)
 		}
 		return md, nil
+	case SignalMsg:
+		return md.quit(0)
 	case tea.KeyPressMsg:
 		return md.handleKey(msg)
 	}
@@ -438,23 +441,51 @@ func (md *Model) setFocus(f focus) {
 	}
 }
 
-func (md *Model) quit() (tea.Model, tea.Cmd) {
-	md.quitting = true
-	if md.runner != nil {
-		md.runner.Stop()
+// SignalMsg asks the UI to quit at once, saving the session, because the
+// process received a signal (SIGINT, SIGTERM or SIGHUP).
+type SignalMsg struct{}
+
+// WaitRunner waits up to d for the background run to end (after quitting)
+// and reports whether it did.
+func (md *Model) WaitRunner(d time.Duration) bool {
+	if md.runner == nil {
+		return true
 	}
-	if md.m != nil {
-		if err := md.save(); err != nil {
-			fmt.Fprintln(os.Stderr, "genkit: autosave on quit failed:", err)
-		}
+	return md.runner.Wait(d)
+}
+
+// ExitCode is the exit status the UI asks for: 0 after q, 130 after ctrl+c.
+func (md *Model) ExitCode() int { return md.exitCode }
+
+// quit cancels the run in flight without waiting for it (the run may be
+// blocked sending to this very loop) and quits at once, so the terminal is
+// restored; the caller saves the session after the program returns
+// (SaveOnExit), outside the event loop.
+func (md *Model) quit(code int) (tea.Model, tea.Cmd) {
+	if md.quitting {
+		return md, nil
+	}
+	md.quitting = true
+	md.exitCode = code
+	if md.runner != nil {
+		md.runner.Cancel()
 	}
 	return md, tea.Quit
+}
+
+// SaveOnExit saves the session once the program has returned (whether it
+// quit or was killed); it does nothing when no model was loaded.
+func (md *Model) SaveOnExit() error {
+	if md.m == nil {
+		return nil
+	}
+	return md.save()
 }
 
 func (md *Model) handleKey(msg tea.KeyPressMsg) (tea.Model, tea.Cmd) {
 	k := md.keys
 	if key.Matches(msg, k.ForceQuit) {
-		return md.quit()
+		return md.quit(130)
 	}
 	if key.Matches(msg, k.Run) {
 		md.dirty = false
@@ -504,7 +535,7 @@ func (md *Model) handleKey(msg tea.KeyPressMsg) (tea.Model, tea.Cmd) {
 	}
 	switch {
 	case key.Matches(msg, k.Quit):
-		return md.quit()
+		return md.quit(0)
 	case key.Matches(msg, k.Help):
 		md.showHelp = !md.showHelp
 		md.help.ShowAll = md.showHelp

@@ -164,12 +164,24 @@ func TestQuitAutosavesAndErrorsShow(t *testing.T) {
 	if _, ok := cmd().(tea.QuitMsg); !ok {
 		t.Fatal("q did not quit")
 	}
+	if md.ExitCode() != 0 {
+		t.Fatalf("q: exit code %d", md.ExitCode())
+	}
+	// The front end saves once the program has returned, as genkit does.
+	if err := md.SaveOnExit(); err != nil {
+		t.Fatal(err)
+	}
 	s, err := sessions.Load("test")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if s.Steering.Alpha != 1.1 || !strings.HasPrefix(s.Steered, "Arr") {
 		t.Fatalf("autosaved session %+v", s)
+	}
+	// ctrl+c quits with the interrupt status.
+	mc := newTestModel(t, 120, 40)
+	if _, cmd := mc.Update(tea.KeyPressMsg{Code: 'c', Mod: tea.ModCtrl}); cmd == nil || mc.ExitCode() != 130 {
+		t.Fatalf("ctrl+c: exit code %d", mc.ExitCode())
 	}
 	// A failed save shows in the UI and keeps the app running.
 	md2 := newTestModel(t, 120, 40)

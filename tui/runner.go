@@ -125,6 +125,27 @@ func (r *Runner) Start(s Settings) int {
 	return id
 }
 
+// Cancel cancels the run in flight and returns at once.
+func (r *Runner) Cancel() {
+	r.mu.Lock()
+	if r.cancel != nil {
+		r.cancel()
+	}
+	r.mu.Unlock()
+}
+
+// Wait waits up to d for runs to end and reports whether they did.
+func (r *Runner) Wait(d time.Duration) bool {
+	done := make(chan struct{})
+	go func() { r.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return true
+	case <-time.After(d):
+		return false
+	}
+}
+
 // Stop cancels the run in flight and waits for it.
 func (r *Runner) Stop() {
 	r.mu.Lock()

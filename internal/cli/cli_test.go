@@ -5,10 +5,13 @@ import (
 	"encoding/json"
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // run executes genkit with args and returns stdout.
@@ -157,5 +160,43 @@ func TestDeviceFlag(t *testing.T) {
 	}
 	if _, err := run(t, "version"); err != nil { // back to auto for the other tests
 		t.Fatal(err)
+	}
+}
+
+// TestInterruptExitStatus: SIGINT stops `genkit generate` mid-decode with
+// status 130 (and SIGTERM with 143), promptly, as shells expect.
+func TestInterruptExitStatus(t *testing.T) {
+	bin, _ := filepath.Abs(filepath.Join("..", "..", "bin", "genkit"))
+	if _, err := os.Stat(bin); err != nil {
+		t.Fatalf("%s is missing: run `make build` (make test does)", bin)
+	}
+	for _, c := range []struct {
+		sig  syscall.Signal
+		want int
+	}{{syscall.SIGINT, 130}, {syscall.SIGTERM, 143}} {
+		// The default model (GENKIT_DEFAULT_MODEL, set by make), long enough
+		// to be mid-decode when the signal comes.
+		cmd := exec.Command(bin, "generate", "--prompt", "Write a very long story about the sea.", "--chat",
+			"--max-new-tokens", "4000", "--ignore-eos")
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(3 * time.Second) // loaded and decoding
+		sent := time.Now()
+		cmd.Process.Signal(c.sig)
+		err := cmd.Wait()
+		took := time.Since(sent)
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		}
+		if code != c.want {
+			t.Errorf("%v: exit status %d, want %d (stderr %q)", c.sig, code, c.want, stderr.String())
+		}
+		if took > 2*time.Second {
+			t.Errorf("%v: exit took %v", c.sig, took)
+		}
 	}
 }

@@ -4,23 +4,54 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sync/atomic"
+	"syscall"
 
 	"github.com/mlx-genkit/genkit/engine"
 	"github.com/mlx-genkit/genkit/mlx"
 	"github.com/spf13/cobra"
 )
 
-// Main runs genkit with args and returns the process exit code.
+// exitCode is an error that carries only a process exit status (the UI's
+// 130 after ctrl+c, say): nothing more is printed.
+type exitCode int
+
+func (e exitCode) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+
+// Main runs genkit with args and returns the process exit code: 0, 1 on an
+// error, 128+N when signal N (SIGINT, SIGTERM, SIGHUP) ended the command
+// (which cancels its context first, so work in flight stops and the TUI
+// saves its session).
 func Main(args []string) int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	var got atomic.Int32
+	go func() {
+		if s, ok := <-sigs; ok {
+			if n, ok := s.(syscall.Signal); ok {
+				got.Store(int32(n))
+			}
+			cancel()
+		}
+	}()
 	root := newRoot()
 	root.SetArgs(args)
-	if err := root.ExecuteContext(ctx); err != nil {
+	err := root.ExecuteContext(ctx)
+	var ec exitCode
+	switch {
+	case got.Load() != 0:
+		return 128 + int(got.Load())
+	case errors.As(err, &ec):
+		return int(ec)
+	case err != nil:
 		fmt.Fprintln(os.Stderr, "genkit:", err)
 		return 1
 	}

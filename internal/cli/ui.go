@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"time"
 
 	tea "charm.land/bubbletea/v2"
 	"github.com/mlx-genkit/genkit/engine"
@@ -111,11 +112,38 @@ func (f *uiFlags) run(cmd *cobra.Command) error {
 		return m, err
 	}
 	md := tui.New(tui.Options{ModelSpec: spec, SessionName: f.session, Settings: settings, StartNow: start, Theme: f.theme, Load: load, Notice: compileNotice()})
-	p := tea.NewProgram(md, tea.WithContext(cmd.Context()))
+	p := tea.NewProgram(md)
 	md.SetSend(p.Send)
+	// A signal (SIGINT, SIGTERM, SIGHUP; Main cancels the context) quits the
+	// UI the way q does: the run is cancelled and the session saved. If the
+	// UI has not exited a second later, the program is killed (the terminal
+	// is restored either way).
+	exited := make(chan struct{})
+	go func() {
+		select {
+		case <-cmd.Context().Done():
+			p.Send(tui.SignalMsg{})
+			select {
+			case <-exited:
+			case <-time.After(time.Second):
+				p.Kill()
+			}
+		case <-exited:
+		}
+	}()
 	_, err = p.Run()
-	if errors.Is(err, tea.ErrProgramKilled) && cmd.Context().Err() != nil {
-		return nil
+	close(exited)
+	// Let the cancelled run finish its step so MLX is idle, then save: the
+	// terminal is already restored and no event loop is running.
+	md.WaitRunner(time.Second)
+	if serr := md.SaveOnExit(); serr != nil {
+		fmt.Fprintln(os.Stderr, "genkit: saving the session on exit failed:", serr)
 	}
-	return err
+	if err != nil && !errors.Is(err, tea.ErrProgramKilled) {
+		return err
+	}
+	if code := md.ExitCode(); code != 0 {
+		return exitCode(code)
+	}
+	return nil
 }
