@@ -8,6 +8,9 @@ import (
 
 // Linear is y = x W^T + b, with W dense or MLX affine-quantized.
 type Linear struct {
+	// rows, when set, computes products of at most rowProductMaxRows rows
+	// with mlx.RowProduct (dense float32 on the CPU: see useRowProduct).
+	rows bool
 	wT   *mlx.Array     // dense weight, transposed to [in, out]
 	q    *mlx.Quantized // quantized weight [out, in/...]
 	bias *mlx.Array     // optional [out]
@@ -18,9 +21,12 @@ type Linear struct {
 // Apply computes x W^T + b for x of shape [..., in].
 func (l *Linear) Apply(s *mlx.Scope, x *mlx.Array) *mlx.Array {
 	var y *mlx.Array
-	if l.q != nil {
+	switch {
+	case l.q != nil:
 		y = s.Track(mlx.QuantizedMatmul(x, l.q, true))
-	} else {
+	case l.rows && x.Size()/l.in <= rowProductMaxRows:
+		y = s.Track(mlx.RowProduct(x, l.wT))
+	default:
 		y = s.Track(mlx.Matmul(x, l.wT))
 	}
 	if l.bias != nil {
@@ -28,6 +34,10 @@ func (l *Linear) Apply(s *mlx.Scope, x *mlx.Array) *mlx.Array {
 	}
 	return y
 }
+
+// rowProductMaxRows is the most rows (lanes x positions) a Linear computes
+// as matrix-vector products; more rows go to the GEMM.
+const rowProductMaxRows = 2
 
 // Dims is (out, in).
 func (l *Linear) Dims() (int, int) { return l.out, l.in }

@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"math"
+	"os"
 
 	"github.com/mlx-genkit/genkit/engine/tokenizer"
 	"github.com/mlx-genkit/genkit/mlx"
@@ -203,6 +204,7 @@ func build(cfg *Config, src *tensorSource, names tensorNames, dequantize bool) (
 	if m.ropeFreqs, err = ropeFrequencies(cfg); err != nil {
 		return nil, err
 	}
+	m.useRowProduct()
 	// Materialise the weights now (conversions included) so the first
 	// forward pass does not pay for loading.
 	if err := mlx.Eval(m.weights()...); err != nil {
@@ -262,4 +264,27 @@ func (m *Model) WeightsDescription() string {
 		return fmt.Sprintf("%d-bit affine (group %d) via quantized_matmul, compute %s", l.q.Bits, l.q.GroupSize, m.DType)
 	}
 	return "dense " + m.DType.String()
+}
+
+// useRowProduct turns on matrix-vector products for the dense float32
+// linears when the model runs on the CPU with a BLAS that has them: a decode
+// step then reads each weight once instead of packing it for a GEMM (measured
+// on the default model: see docs/benchmarks.md).
+func (m *Model) useRowProduct() {
+	if dev, err := mlx.DefaultDevice(); err != nil || dev != mlx.CPU || m.DType != mlx.Float32 || !mlx.RowProductAvailable() {
+		return
+	}
+	if os.Getenv("GENKIT_ROW_PRODUCT") == "0" {
+		return
+	}
+	for _, b := range m.layers {
+		for _, l := range []*Linear{b.qkv, b.gateUp, b.q, b.k, b.v, b.o, b.gate, b.up, b.down} {
+			if l != nil && l.q == nil {
+				l.rows = true
+			}
+		}
+	}
+	if m.lmHead != nil && m.lmHead.q == nil {
+		m.lmHead.rows = true
+	}
 }

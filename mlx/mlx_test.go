@@ -808,3 +808,44 @@ func TestMemoryAndDevice(t *testing.T) {
 		return nil
 	})
 }
+
+// TestRowProduct: the BLAS row product equals the matmul for 1 and 3 rows,
+// with wT a transposed view (the engine's weights) or row-major.
+func TestRowProduct(t *testing.T) {
+	if !mlx.RowProductAvailable() {
+		t.Skip("no cblas_sgemv in this process (the row product is a CPU path)")
+	}
+	K, N := 96, 40
+	rng := rand.New(rand.NewSource(3))
+	w := randn(rng, N*K)
+	for _, rows := range []int{1, 3} {
+		x := randn(rng, rows*K)
+		on(t, func(s *mlx.Scope) error {
+			wa := s.Track(mlx.FromFloat32s(w, N, K))
+			xa := s.Track(mlx.FromFloat32s(x, 1, rows, K))
+			views := map[string]*mlx.Array{
+				"transposed view": s.Track(mlx.Transpose(wa)),
+				"row-major":       s.Track(mlx.Contiguous(s.Track(mlx.Transpose(wa)))),
+			}
+			for name, wT := range views {
+				want, err := s.Track(mlx.Matmul(xa, wT)).Float32s()
+				if err != nil {
+					return err
+				}
+				r := s.Track(mlx.RowProduct(xa, wT))
+				if err := s.Err(); err != nil {
+					return err
+				}
+				if sh := r.Shape(); len(sh) != 3 || sh[1] != rows || sh[2] != N {
+					t.Errorf("%s, %d rows: shape %v", name, rows, sh)
+				}
+				got, err := r.Float32s()
+				if err != nil {
+					return err
+				}
+				closeRel(t, fmt.Sprintf("row product (%s, %d rows)", name, rows), got, want, 1e-5)
+			}
+			return s.Err()
+		})
+	}
+}

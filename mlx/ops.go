@@ -228,3 +228,15 @@ func Cumsum(a *Array, axis int, reverse, inclusive bool) (*Array, error) {
 func Softmax(a *Array, axis int, precise bool) (*Array, error) {
 	return call("softmax", func(o *C.gk_array) C.int { return C.gk_softmax(o, a.c, C.int(axis), cbool(precise)) }, a)
 }
+
+// RowProduct is Matmul(x, wT) for float32 x [..., K] and wT [K, N] computed
+// on the CPU with one BLAS matrix-vector product per row of x: for the few
+// rows of a decode step this reads the weights once, where a GEMM may pack
+// them first. It needs RowProductAvailable.
+func RowProduct(x, wT *Array) (*Array, error) {
+	return call("row_product", func(o *C.gk_array) C.int { return C.gk_row_product(o, x.c, wT.c) }, x, wT)
+}
+
+// RowProductAvailable reports whether the process has a BLAS with
+// cblas_sgemv for RowProduct.
+func RowProductAvailable() bool { return C.gk_row_product_available() != 0 }

@@ -13,7 +13,9 @@
 #include <variant>
 #include <vector>
 
+#include "mlx/backend/cpu/encoder.h"
 #include "mlx/mlx.h"
+#include "mlx/primitives.h"
 
 namespace mx = mlx::core;
 
@@ -124,6 +126,63 @@ inline Map& M(gk_map m) {
 // OpenBLAS, when linked in (Linux CPU builds), must not start threads of
 // its own: they compete with MLX's CPU stream for the same cores.
 extern "C" void openblas_set_num_threads(int) __attribute__((weak));
+// cblas_sgemv, from whichever BLAS the process has (weak: absent, the row
+// product falls back to MLX's matmul).
+extern "C" void cblas_sgemv(int order, int trans, int m, int n, float alpha,
+                            const float* a, int lda, const float* x, int incx,
+                            float beta, float* y, int incy) __attribute__((weak));
+
+namespace {
+
+constexpr int kRowMajor = 101, kNoTrans = 111, kTrans = 112;
+
+// RowProduct is y = x @ wT for a few rows of x on the CPU, one BLAS
+// matrix-vector product per row. MLX computes a 1-row matmul with a GEMM,
+// which (in OpenBLAS) packs the whole weight panel on every call: several
+// times the cost of reading it once. x is [..., K] float32, wT is [K, N]
+// float32 (a transposed view of a row-major [N, K] matrix, or row-major).
+class RowProduct : public mx::UnaryPrimitive {
+ public:
+  explicit RowProduct(mx::Stream s) : mx::UnaryPrimitive(s) {}
+  void eval_cpu(const std::vector<mx::array>& in, mx::array& out) override {
+    auto& x = in[0];
+    auto& w = in[1];
+    int K = w.shape(0), N = w.shape(1);
+    int M = (int)(x.size() / K);
+    bool wRowMajorNK = w.strides(0) == 1 && w.strides(1) == K;  // transpose view
+    bool wRowMajorKN = w.flags().row_contiguous;
+    if (!x.flags().row_contiguous || !(wRowMajorNK || wRowMajorKN))
+      throw std::runtime_error("mlx: row product needs contiguous inputs");
+    out.set_data(mx::allocator::malloc(out.nbytes()));
+    auto& enc = mx::cpu::get_command_encoder(stream());
+    enc.set_input_array(x);
+    enc.set_input_array(w);
+    enc.set_output_array(out);
+    const float* xp = x.data<float>();
+    const float* wp = w.data<float>();
+    float* yp = out.data<float>();
+    enc.dispatch([=]() {
+      for (int m = 0; m < M; m++) {
+        if (wRowMajorNK)
+          cblas_sgemv(kRowMajor, kNoTrans, N, K, 1.0f, wp, K, xp + (size_t)m * K, 1, 0.0f, yp + (size_t)m * N, 1);
+        else
+          cblas_sgemv(kRowMajor, kTrans, K, N, 1.0f, wp, N, xp + (size_t)m * K, 1, 0.0f, yp + (size_t)m * N, 1);
+      }
+    });
+  }
+  void eval_gpu(const std::vector<mx::array>&, mx::array&) override {
+    throw std::runtime_error("mlx: the row product runs on the CPU only");
+  }
+  const char* name() const override { return "RowProduct"; }
+  bool is_equivalent(const mx::Primitive&) const override { return true; }
+  std::vector<mx::Shape> output_shapes(const std::vector<mx::array>& in) override {
+    auto sh = in[0].shape();
+    sh.back() = in[1].shape(1);
+    return {sh};
+  }
+};
+
+}  // namespace
 
 extern "C" {
 
@@ -559,6 +618,23 @@ int gk_set_default_device(int type) {
 int gk_default_device(int* type) {
   GK_TRY(*type = mx::default_device().type == mx::Device::gpu ? 1 : 0)
 }
+int gk_row_product_available(void) { return cblas_sgemv != nullptr ? 1 : 0; }
+
+int gk_row_product(gk_array* out, gk_array x, gk_array wT) {
+  GK_TRY({
+    auto& a = A(x);
+    auto& w = A(wT);
+    if (cblas_sgemv == nullptr) throw std::runtime_error("mlx: no cblas_sgemv in this process");
+    if (a.dtype() != mx::float32 || w.dtype() != mx::float32 || w.ndim() != 2 || a.shape(-1) != w.shape(0))
+      throw std::invalid_argument("mlx: row product needs float32 x [..., K] and wT [K, N]");
+    auto cpu = mx::default_stream(mx::Device(mx::Device::cpu));
+    auto xc = mx::contiguous(a, false, cpu);
+    auto sh = a.shape();
+    sh.back() = w.shape(1);
+    put(out, mx::array(sh, mx::float32, std::make_shared<RowProduct>(cpu), {xc, w}));
+  })
+}
+
 int gk_device_count(int type, int* n) {
   GK_TRY(*n = mx::device_count(type == 1 ? mx::Device::gpu : mx::Device::cpu))
 }

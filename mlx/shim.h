@@ -209,6 +209,11 @@ int gk_set_default_device(int type);
 int gk_default_device(int* type);
 int gk_device_available(int type, int* ok);
 int gk_device_count(int type, int* n);
+// gk_row_product is x @ wT through one BLAS matrix-vector product per row of
+// x, on the CPU (float32; wT [K, N] a transposed row-major [N, K] or
+// row-major). gk_row_product_available reports a BLAS with cblas_sgemv.
+int gk_row_product(gk_array* out, gk_array x, gk_array wT);
+int gk_row_product_available(void);
 // gk_device_probe evaluates a tiny op on the device's default stream.
 int gk_device_probe(int type);
 // gk_device_info writes the device's name, architecture and memory (0 when
