@@ -11,6 +11,9 @@ type Linear struct {
 	// rows, when set, computes products of at most rowProductMaxRows rows
 	// with mlx.RowProduct (dense float32 on the CPU: see useRowProduct).
 	rows bool
+	// rq, when set, holds the weight quantized beside the dense wT: products
+	// of few rows read it with mlx.QRowProduct (the CPU's decode path).
+	rq   *mlx.Quantized
 	wT   *mlx.Array     // dense weight, transposed to [in, out]
 	q    *mlx.Quantized // quantized weight [out, in/...]
 	bias *mlx.Array     // optional [out]
@@ -24,6 +27,8 @@ func (l *Linear) Apply(s *mlx.Scope, x *mlx.Array) *mlx.Array {
 	switch {
 	case l.q != nil:
 		y = s.Track(mlx.QuantizedMatmul(x, l.q, true))
+	case l.rq != nil && x.Size()/l.in <= rowProductMaxRows:
+		y = s.Track(mlx.QRowProduct(x, l.rq))
 	case l.rows && x.Size()/l.in <= rowProductMaxRows:
 		y = s.Track(mlx.RowProduct(x, l.wT))
 	default:
@@ -50,12 +55,16 @@ func (l *Linear) free() {
 	if l.q != nil {
 		l.q.Free()
 	}
+	if l.rq != nil {
+		l.rq.Free()
+	}
 }
 
 // Embedding maps token ids to rows of a (possibly quantized) table.
 type Embedding struct {
 	w     *mlx.Array // dense [vocab, dim]
 	q     *mlx.Quantized
+	rq    *mlx.Quantized // kept beside w for the tied head's row products
 	vocab int
 	dim   int
 	dtype mlx.Dtype
@@ -92,6 +101,9 @@ func (e *Embedding) free() {
 	if e.q != nil {
 		e.q.Free()
 	}
+	if e.rq != nil {
+		e.rq.Free()
+	}
 }
 
 // tensorSource hands out named tensors to the loader and reports what is
@@ -104,6 +116,9 @@ type tensorSource struct {
 	qGroup  int       // default quantization of *.scales tensors (0: infer)
 	qBits   int
 	perBits map[string]QuantSpec
+	// keepQ keeps 4- and 8-bit weights beside their dense expansion, for
+	// the CPU's quantized row products (decode steps).
+	keepQ bool
 }
 
 func (t *tensorSource) has(name string) bool { _, ok := t.arrays[name]; return ok }
@@ -205,7 +220,14 @@ func (t *tensorSource) linear(prefix string, out, in int, wantBias, dequantize b
 	}
 	if q != nil && dequantize {
 		d, err := mlx.Dequantize(q, t.dtype)
-		q.Free()
+		if t.keepQ && (q.Bits == 4 || q.Bits == 8) && err == nil {
+			l.rq, err = contiguousQ(q)
+			if err != nil {
+				return nil, err
+			}
+		} else {
+			q.Free()
+		}
 		if err != nil {
 			return nil, fmt.Errorf("%s: dequantize %s: %w", t.file, prefix, err)
 		}
@@ -250,7 +272,14 @@ func (t *tensorSource) embedding(name string, vocab, dim int, dequantize bool) (
 	}
 	if q != nil {
 		e.w, err = mlx.Dequantize(q, t.dtype)
-		q.Free()
+		if t.keepQ && (q.Bits == 4 || q.Bits == 8) && err == nil {
+			// The tied output projection's row products.
+			if e.rq, err = contiguousQ(q); err != nil {
+				return e, err
+			}
+		} else {
+			q.Free()
+		}
 		return e, err
 	}
 	e.w, err = t.dense(name+".weight", vocab, dim)
@@ -326,6 +355,18 @@ func fuseLinears(ls ...*Linear) (*Linear, error) {
 	if first.bias != nil {
 		f.bias = cat(func(l *Linear) *mlx.Array { return l.bias })
 	}
+	fuseRQ := first.rq != nil
+	for _, l := range ls {
+		if l.rq == nil || l.rq.Bits != first.rq.Bits || l.rq.GroupSize != first.rq.GroupSize {
+			fuseRQ = false
+		}
+	}
+	if fuseRQ {
+		f.rq = &mlx.Quantized{GroupSize: first.rq.GroupSize, Bits: first.rq.Bits,
+			Weight: cat(func(l *Linear) *mlx.Array { return l.rq.Weight }),
+			Scales: cat(func(l *Linear) *mlx.Array { return l.rq.Scales }),
+			Biases: cat(func(l *Linear) *mlx.Array { return l.rq.Biases })}
+	}
 	if err := s.Err(); err != nil {
 		return nil, err
 	}
@@ -333,6 +374,9 @@ func fuseLinears(ls ...*Linear) (*Linear, error) {
 	keep := []*mlx.Array{f.wT, f.bias}
 	if f.q != nil {
 		keep = append(keep, f.q.Weight, f.q.Scales, f.q.Biases)
+	}
+	if f.rq != nil {
+		keep = append(keep, f.rq.Weight, f.rq.Scales, f.rq.Biases)
 	}
 	var live []*mlx.Array
 	for _, a := range keep {
@@ -376,6 +420,12 @@ func fuseLinears(ls ...*Linear) (*Linear, error) {
 			l.wT.Free()
 			l.wT = wT
 		}
+		if f.rq != nil {
+			// The parts keep their own quantized rows: only the fused
+			// linear is used for products.
+			l.rq.Free()
+			l.rq = nil
+		}
 		if l.bias != nil {
 			b, err := rows(f.bias, off, l.out)
 			if err != nil {
@@ -388,4 +438,25 @@ func fuseLinears(ls ...*Linear) (*Linear, error) {
 		off += l.out
 	}
 	return f, nil
+}
+
+// contiguousQ returns q with row-contiguous arrays (GGUF tensors can load
+// as strided views, and the row kernels read them directly); q is consumed.
+func contiguousQ(q *mlx.Quantized) (*mlx.Quantized, error) {
+	out := &mlx.Quantized{GroupSize: q.GroupSize, Bits: q.Bits}
+	var err error
+	for _, p := range []struct {
+		dst **mlx.Array
+		src *mlx.Array
+	}{{&out.Weight, q.Weight}, {&out.Scales, q.Scales}, {&out.Biases, q.Biases}} {
+		if err == nil {
+			*p.dst, err = mlx.Contiguous(p.src)
+		}
+	}
+	q.Free()
+	if err != nil {
+		out.Free()
+		return nil, err
+	}
+	return out, nil
 }

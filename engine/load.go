@@ -105,7 +105,9 @@ func loadGGUF(path string, opts LoadOptions) (*Model, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	src.dtype = computeDtype(opts, mlx.Float16)
-	m, err := build(cfg, src, ggufNames, opts.Weights.dense(cfg, src.dtype))
+	dense := opts.Weights.dense(cfg, src.dtype)
+	src.keepQ = keepQuantized(opts, dense, src.dtype)
+	m, err := build(cfg, src, ggufNames, dense)
 	if err != nil {
 		return nil, err
 	}
@@ -214,7 +216,9 @@ func loadDir(dir string, opts LoadOptions) (*Model, error) {
 		}
 	}
 	src.dtype = computeDtype(opts, native)
-	m, err := build(cfg, src, hfNames, opts.Weights.dense(cfg, src.dtype))
+	dense := opts.Weights.dense(cfg, src.dtype)
+	src.keepQ = keepQuantized(opts, dense, src.dtype)
+	m, err := build(cfg, src, hfNames, dense)
 	if err != nil {
 		return nil, err
 	}
@@ -285,4 +289,16 @@ func mergeIDs(a, b []int) []int {
 		}
 	}
 	return out
+}
+
+// keepQuantized says whether 4- and 8-bit weights stay beside their dense
+// expansion: on the CPU, with --weights auto and float32 compute, decode
+// steps then read the quantized weights (mlx.QRowProduct) while prefill
+// keeps the BLAS GEMM. GENKIT_ROW_PRODUCT=0 turns the row products off.
+func keepQuantized(opts LoadOptions, dense bool, dtype mlx.Dtype) bool {
+	if !dense || opts.Weights != WeightsAuto || dtype != mlx.Float32 || os.Getenv("GENKIT_ROW_PRODUCT") == "0" {
+		return false
+	}
+	dev, err := mlx.DefaultDevice()
+	return err == nil && dev == mlx.CPU
 }

@@ -89,6 +89,9 @@ func (m *Model) weights() []*mlx.Array {
 		if l.q != nil {
 			add(l.q.Weight, l.q.Scales, l.q.Biases)
 		}
+		if l.rq != nil {
+			add(l.rq.Weight, l.rq.Scales, l.rq.Biases)
+		}
 	}
 	add(m.embed.w, m.norm, m.ropeFreqs)
 	if m.embed.q != nil {
@@ -195,7 +198,7 @@ func build(cfg *Config, src *tensorSource, names tensorNames, dequantize bool) (
 			if err != nil {
 				return nil, err
 			}
-			m.lmHead = &Linear{wT: wT, out: cfg.VocabSize, in: D}
+			m.lmHead = &Linear{wT: wT, rq: m.embed.rq, out: cfg.VocabSize, in: D}
 		}
 		if !cfg.TieEmbeddings {
 			return nil, fmt.Errorf("%s: no lm_head weight (%s.weight) and tie_word_embeddings is false", src.file, names.lmHead)

@@ -849,3 +849,36 @@ func TestRowProduct(t *testing.T) {
 		})
 	}
 }
+
+// TestQRowProduct: the 4- and 8-bit row kernels equal quantized_matmul
+// (group 32 and 64, 1 and 2 rows).
+func TestQRowProduct(t *testing.T) {
+	rng := rand.New(rand.NewSource(5))
+	K, N := 128, 48
+	for _, gb := range [][2]int{{32, 4}, {64, 4}, {32, 8}, {64, 8}} {
+		group, bits := gb[0], gb[1]
+		w := randn(rng, N*K)
+		for _, rows := range []int{1, 2} {
+			x := randn(rng, rows*K)
+			on(t, func(s *mlx.Scope) error {
+				wa := s.Track(mlx.FromFloat32s(w, N, K))
+				q, err := mlx.Quantize(wa, group, bits)
+				if err != nil {
+					return err
+				}
+				defer q.Free()
+				xa := s.Track(mlx.FromFloat32s(x, rows, K))
+				want, err := s.Track(mlx.QuantizedMatmul(xa, q, true)).Float32s()
+				if err != nil {
+					return err
+				}
+				got, err := s.Track(mlx.QRowProduct(xa, q)).Float32s()
+				if err != nil {
+					return err
+				}
+				closeRel(t, fmt.Sprintf("%d-bit row product (group %d, %d rows)", bits, group, rows), got, want, 1e-5)
+				return s.Err()
+			})
+		}
+	}
+}

@@ -240,3 +240,15 @@ func RowProduct(x, wT *Array) (*Array, error) {
 // RowProductAvailable reports whether the process has a BLAS with
 // cblas_sgemv for RowProduct.
 func RowProductAvailable() bool { return C.gk_row_product_available() != 0 }
+
+// QRowProduct is QuantizedMatmul(x, q, true) for 4- or 8-bit affine weights
+// on the CPU, reading the packed weights once per row of x with SIMD (AVX2)
+// where the processor has it. x is float32 [..., K].
+func QRowProduct(x *Array, q *Quantized) (*Array, error) {
+	if q == nil || (q.Bits != 4 && q.Bits != 8) {
+		return nil, &Error{Op: "q_row_product", Msg: "needs 4- or 8-bit weights"}
+	}
+	return call("q_row_product", func(o *C.gk_array) C.int {
+		return C.gk_q_row_product(o, x.c, q.Weight.c, q.Scales.c, q.Biases.c, C.int(q.GroupSize), C.int(q.Bits))
+	}, x, q.Weight, q.Scales, q.Biases)
+}

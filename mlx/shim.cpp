@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <algorithm>
+#include <immintrin.h>
 #include <exception>
 #include <map>
 #include <string>
@@ -120,6 +121,130 @@ inline Map& M(gk_map m) {
   if (m.ctx == nullptr) throw std::invalid_argument("mlx: nil map");
   return *static_cast<Map*>(m.ctx);
 }
+
+// Quantized row kernels: y[n] = sum_g s[n,g] * (q[n,g,:] . x[g,:]) +
+// b[n,g] * sum(x[g,:]) for MLX's affine layout (32/BITS values a uint32,
+// lowest bits first), float32 scales and biases. An AVX2+FMA version is
+// chosen at run time.
+template <int BITS>
+__attribute__((target("avx2,fma"))) void qrows_avx2(
+    const float* x, const float* xs, int K, const uint32_t* w, const float* sc,
+    const float* bi, int gs, float* y, int n0, int n1) {
+  constexpr int per = 32 / BITS;  // values a word
+  const int G = K / gs, words = K / per;
+  const __m256i shifts = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28);
+  const __m256i mask = _mm256_set1_epi32((1 << BITS) - 1);
+  for (int n = n0; n < n1; n++) {
+    const uint32_t* wr = w + (size_t)n * words;
+    const float* sr = sc + (size_t)n * G;
+    const float* br = bi + (size_t)n * G;
+    __m256 total = _mm256_setzero_ps();
+    float bias = 0;
+    for (int g = 0; g < G; g++) {
+      __m256 acc = _mm256_setzero_ps();
+      for (int k = g * gs; k < (g + 1) * gs; k += 8) {
+        const uint32_t* wp = wr + k / per;
+        __m256i v;
+        if constexpr (BITS == 4) {
+          v = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32((int)wp[0]), shifts), mask);
+        } else {
+          v = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(wp)));
+        }
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(v), _mm256_loadu_ps(x + k), acc);
+      }
+      total = _mm256_fmadd_ps(acc, _mm256_set1_ps(sr[g]), total);
+      bias += br[g] * xs[g];
+    }
+    __m128 lo = _mm256_castps256_ps128(total), hi = _mm256_extractf128_ps(total, 1);
+    lo = _mm_add_ps(lo, hi);
+    lo = _mm_hadd_ps(lo, lo);
+    lo = _mm_hadd_ps(lo, lo);
+    y[n] = _mm_cvtss_f32(lo) + bias;
+  }
+}
+
+template <int BITS>
+void qrows_scalar(const float* x, const float* xs, int K, const uint32_t* w,
+                  const float* sc, const float* bi, int gs, float* y, int n0, int n1) {
+  constexpr int per = 32 / BITS;
+  const int G = K / gs, words = K / per;
+  for (int n = n0; n < n1; n++) {
+    const uint32_t* wr = w + (size_t)n * words;
+    float out = 0;
+    for (int g = 0; g < G; g++) {
+      float acc = 0;
+      for (int k = g * gs; k < (g + 1) * gs; k++)
+        acc += (float)((wr[k / per] >> (BITS * (k % per))) & ((1u << BITS) - 1)) * x[k];
+      out += sc[(size_t)n * G + g] * acc + bi[(size_t)n * G + g] * xs[g];
+    }
+    y[n] = out;
+  }
+}
+
+// QRowProduct is x @ dequantize(w, scales, biases)^T for a few rows of x,
+// on the CPU, reading the 4- or 8-bit weights once (MLX's CPU quantized
+// matmul has no x86 SIMD). x [..., K] float32; w [N, K*bits/32] uint32;
+// scales and biases [N, K/group] float32.
+class QRowProduct : public mx::UnaryPrimitive {
+ public:
+  QRowProduct(mx::Stream s, int group, int bits) : mx::UnaryPrimitive(s), group_(group), bits_(bits) {}
+  void eval_cpu(const std::vector<mx::array>& in, mx::array& out) override {
+    auto &x = in[0], &w = in[1], &sc = in[2], &bi = in[3];
+    for (auto* a : {&x, &w, &sc, &bi})
+      if (!a->flags().row_contiguous) throw std::runtime_error("mlx: q4 row product needs contiguous inputs");
+    int K = x.shape(-1), N = w.shape(0), gs = group_;
+    int M = (int)(x.size() / K);
+    out.set_data(mx::allocator::malloc(out.nbytes()));
+    auto& enc = mx::cpu::get_command_encoder(stream());
+    enc.set_input_array(x);
+    enc.set_input_array(w);
+    enc.set_input_array(sc);
+    enc.set_input_array(bi);
+    enc.set_output_array(out);
+    const float* xp = x.data<float>();
+    const uint32_t* wp = w.data<uint32_t>();
+    const float* sp = sc.data<float>();
+    const float* bp = bi.data<float>();
+    float* yp = out.data<float>();
+    static const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    const int bits = bits_;
+    enc.dispatch([=]() {
+      std::vector<float> xs(K / gs);
+      for (int m = 0; m < M; m++) {
+        const float* xr = xp + (size_t)m * K;
+        for (int g = 0; g < K / gs; g++) {
+          float t = 0;
+          for (int k = g * gs; k < (g + 1) * gs; k++) t += xr[k];
+          xs[g] = t;
+        }
+        float* yr = yp + (size_t)m * N;
+        if (bits == 4) {
+          if (avx2) qrows_avx2<4>(xr, xs.data(), K, wp, sp, bp, gs, yr, 0, N);
+          else qrows_scalar<4>(xr, xs.data(), K, wp, sp, bp, gs, yr, 0, N);
+        } else {
+          if (avx2) qrows_avx2<8>(xr, xs.data(), K, wp, sp, bp, gs, yr, 0, N);
+          else qrows_scalar<8>(xr, xs.data(), K, wp, sp, bp, gs, yr, 0, N);
+        }
+      }
+    });
+  }
+  void eval_gpu(const std::vector<mx::array>&, mx::array&) override {
+    throw std::runtime_error("mlx: the q4 row product runs on the CPU only");
+  }
+  const char* name() const override { return "QRowProduct"; }
+  bool is_equivalent(const mx::Primitive& o) const override {
+    auto& p = static_cast<const QRowProduct&>(o);
+    return p.group_ == group_ && p.bits_ == bits_;
+  }
+  std::vector<mx::Shape> output_shapes(const std::vector<mx::array>& in) override {
+    auto sh = in[0].shape();
+    sh.back() = in[1].shape(0);
+    return {sh};
+  }
+
+ private:
+  int group_, bits_;
+};
 
 }  // namespace
 
@@ -632,6 +757,24 @@ int gk_row_product(gk_array* out, gk_array x, gk_array wT) {
     auto sh = a.shape();
     sh.back() = w.shape(1);
     put(out, mx::array(sh, mx::float32, std::make_shared<RowProduct>(cpu), {xc, w}));
+  })
+}
+
+int gk_q_row_product(gk_array* out, gk_array x, gk_array w, gk_array scales,
+                     gk_array biases, int group, int bits) {
+  GK_TRY({
+    auto& a = A(x);
+    auto& q = A(w);
+    int K = a.shape(-1);
+    if ((bits != 4 && bits != 8) || a.dtype() != mx::float32 || q.dtype() != mx::uint32 || q.ndim() != 2 ||
+        q.shape(1) * (32 / bits) != K || group <= 0 || group % 8 != 0 || K % group != 0)
+      throw std::invalid_argument("mlx: quantized row product needs 4 or 8 bits, float32 x [..., K], uint32 w [N, K*bits/32] and a group dividing K");
+    auto cpu = mx::default_stream(mx::Device(mx::Device::cpu));
+    auto f32 = [&](const mx::array& v) { return mx::contiguous(mx::astype(v, mx::float32, cpu), false, cpu); };
+    auto sh = a.shape();
+    sh.back() = q.shape(0);
+    put(out, mx::array(sh, mx::float32, std::make_shared<QRowProduct>(cpu, group, bits),
+                       {mx::contiguous(a, false, cpu), mx::contiguous(q, false, cpu), f32(A(scales)), f32(A(biases))}));
   })
 }
 

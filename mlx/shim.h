@@ -214,6 +214,10 @@ int gk_device_count(int type, int* n);
 // row-major). gk_row_product_available reports a BLAS with cblas_sgemv.
 int gk_row_product(gk_array* out, gk_array x, gk_array wT);
 int gk_row_product_available(void);
+// gk_q_row_product is x @ dequantize(w)^T for MLX's affine 4- or 8-bit
+// layout, on the CPU with SIMD where the processor has AVX2.
+int gk_q_row_product(gk_array* out, gk_array x, gk_array w, gk_array scales,
+                     gk_array biases, int group, int bits);
 // gk_device_probe evaluates a tiny op on the device's default stream.
 int gk_device_probe(int type);
 // gk_device_info writes the device's name, architecture and memory (0 when
