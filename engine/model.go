@@ -266,6 +266,9 @@ func (m *Model) WeightsDescription() string {
 	if l.q != nil {
 		return fmt.Sprintf("%d-bit affine (group %d) via quantized_matmul, compute %s", l.q.Bits, l.q.GroupSize, m.DType)
 	}
+	if b := m.layers[0]; b.qkv != nil && b.qkv.rq != nil {
+		return fmt.Sprintf("dense %s for prefill, %d-bit row kernels (group %d) for decode", m.DType, b.qkv.rq.Bits, b.qkv.rq.GroupSize)
+	}
 	return "dense " + m.DType.String()
 }
 
