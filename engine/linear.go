@@ -27,7 +27,7 @@ func (l *Linear) Apply(s *mlx.Scope, x *mlx.Array) *mlx.Array {
 	switch {
 	case l.q != nil:
 		y = s.Track(mlx.QuantizedMatmul(x, l.q, true))
-	case l.rq != nil && x.Size()/l.in <= rowProductMaxRows:
+	case l.rq != nil && x.Size()/l.in <= qRowProductMaxRows:
 		y = s.Track(mlx.QRowProduct(x, l.rq))
 	case l.rows && x.Size()/l.in <= rowProductMaxRows:
 		y = s.Track(mlx.RowProduct(x, l.wT))
@@ -43,6 +43,12 @@ func (l *Linear) Apply(s *mlx.Scope, x *mlx.Array) *mlx.Array {
 // rowProductMaxRows is the most rows (lanes x positions) a Linear computes
 // as matrix-vector products; more rows go to the GEMM.
 const rowProductMaxRows = 2
+
+// qRowProductMaxRows is the same for the quantized row kernels (they read
+// each weight block once for up to four rows, but beyond two rows the
+// unpacking makes them slower than the BLAS GEMM on the dense copy here:
+// 8 lanes ran at 5.0 steps/s against 8.9).
+const qRowProductMaxRows = 2
 
 // Dims is (out, in).
 func (l *Linear) Dims() (int, int) { return l.out, l.in }

@@ -858,7 +858,7 @@ func TestQRowProduct(t *testing.T) {
 	for _, gb := range [][2]int{{32, 4}, {64, 4}, {32, 8}, {64, 8}} {
 		group, bits := gb[0], gb[1]
 		w := randn(rng, N*K)
-		for _, rows := range []int{1, 2} {
+		for _, rows := range []int{1, 2, 3, 4, 7} {
 			x := randn(rng, rows*K)
 			on(t, func(s *mlx.Scope) error {
 				wa := s.Track(mlx.FromFloat32s(w, N, K))

@@ -126,10 +126,11 @@ inline Map& M(gk_map m) {
 // b[n,g] * sum(x[g,:]) for MLX's affine layout (32/BITS values a uint32,
 // lowest bits first), float32 scales and biases. An AVX2+FMA version is
 // chosen at run time.
-template <int BITS>
+template <int BITS, int R>
 __attribute__((target("avx2,fma"))) void qrows_avx2(
     const float* x, const float* xs, int K, const uint32_t* w, const float* sc,
-    const float* bi, int gs, float* y, int n0, int n1) {
+    const float* bi, int gs, float* y, int N, int n0, int n1) {
+  // R rows of x at once: each weight block is unpacked once for all of them.
   constexpr int per = 32 / BITS;  // values a word
   const int G = K / gs, words = K / per;
   const __m256i shifts = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28);
@@ -138,10 +139,12 @@ __attribute__((target("avx2,fma"))) void qrows_avx2(
     const uint32_t* wr = w + (size_t)n * words;
     const float* sr = sc + (size_t)n * G;
     const float* br = bi + (size_t)n * G;
-    __m256 total = _mm256_setzero_ps();
-    float bias = 0;
+    __m256 total[R];
+    float bias[R];
+    for (int r = 0; r < R; r++) total[r] = _mm256_setzero_ps(), bias[r] = 0;
     for (int g = 0; g < G; g++) {
-      __m256 acc = _mm256_setzero_ps();
+      __m256 acc[R];
+      for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps();
       for (int k = g * gs; k < (g + 1) * gs; k += 8) {
         const uint32_t* wp = wr + k / per;
         __m256i v;
@@ -150,16 +153,22 @@ __attribute__((target("avx2,fma"))) void qrows_avx2(
         } else {
           v = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(wp)));
         }
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(v), _mm256_loadu_ps(x + k), acc);
+        __m256 q = _mm256_cvtepi32_ps(v);
+        for (int r = 0; r < R; r++) acc[r] = _mm256_fmadd_ps(q, _mm256_loadu_ps(x + (size_t)r * K + k), acc[r]);
       }
-      total = _mm256_fmadd_ps(acc, _mm256_set1_ps(sr[g]), total);
-      bias += br[g] * xs[g];
+      __m256 s = _mm256_set1_ps(sr[g]);
+      for (int r = 0; r < R; r++) {
+        total[r] = _mm256_fmadd_ps(acc[r], s, total[r]);
+        bias[r] += br[g] * xs[r * G + g];
+      }
     }
-    __m128 lo = _mm256_castps256_ps128(total), hi = _mm256_extractf128_ps(total, 1);
-    lo = _mm_add_ps(lo, hi);
-    lo = _mm_hadd_ps(lo, lo);
-    lo = _mm_hadd_ps(lo, lo);
-    y[n] = _mm_cvtss_f32(lo) + bias;
+    for (int r = 0; r < R; r++) {
+      __m128 lo = _mm256_castps256_ps128(total[r]), hi = _mm256_extractf128_ps(total[r], 1);
+      lo = _mm_add_ps(lo, hi);
+      lo = _mm_hadd_ps(lo, lo);
+      lo = _mm_hadd_ps(lo, lo);
+      y[(size_t)r * N + n] = _mm_cvtss_f32(lo) + bias[r];
+    }
   }
 }
 
@@ -209,22 +218,38 @@ class QRowProduct : public mx::UnaryPrimitive {
     static const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     const int bits = bits_;
     enc.dispatch([=]() {
-      std::vector<float> xs(K / gs);
-      for (int m = 0; m < M; m++) {
-        const float* xr = xp + (size_t)m * K;
-        for (int g = 0; g < K / gs; g++) {
+      const int G = K / gs;
+      std::vector<float> xs((size_t)M * G);
+      for (int m = 0; m < M; m++)
+        for (int g = 0; g < G; g++) {
           float t = 0;
-          for (int k = g * gs; k < (g + 1) * gs; k++) t += xr[k];
-          xs[g] = t;
+          for (int k = g * gs; k < (g + 1) * gs; k++) t += xp[(size_t)m * K + k];
+          xs[(size_t)m * G + g] = t;
         }
+      for (int m = 0; m < M;) {
+        const float* xr = xp + (size_t)m * K;
         float* yr = yp + (size_t)m * N;
-        if (bits == 4) {
-          if (avx2) qrows_avx2<4>(xr, xs.data(), K, wp, sp, bp, gs, yr, 0, N);
-          else qrows_scalar<4>(xr, xs.data(), K, wp, sp, bp, gs, yr, 0, N);
-        } else {
-          if (avx2) qrows_avx2<8>(xr, xs.data(), K, wp, sp, bp, gs, yr, 0, N);
-          else qrows_scalar<8>(xr, xs.data(), K, wp, sp, bp, gs, yr, 0, N);
+        const float* xsr = xs.data() + (size_t)m * G;
+        if (avx2 && m + 3 < M) {  // four rows share each unpacked block
+          if (bits == 4) qrows_avx2<4, 4>(xr, xsr, K, wp, sp, bp, gs, yr, N, 0, N);
+          else qrows_avx2<8, 4>(xr, xsr, K, wp, sp, bp, gs, yr, N, 0, N);
+          m += 4;
+          continue;
         }
+        if (avx2 && m + 1 < M) {  // two rows share each unpacked block
+          if (bits == 4) qrows_avx2<4, 2>(xr, xsr, K, wp, sp, bp, gs, yr, N, 0, N);
+          else qrows_avx2<8, 2>(xr, xsr, K, wp, sp, bp, gs, yr, N, 0, N);
+          m += 2;
+          continue;
+        }
+        if (avx2) {
+          if (bits == 4) qrows_avx2<4, 1>(xr, xsr, K, wp, sp, bp, gs, yr, N, 0, N);
+          else qrows_avx2<8, 1>(xr, xsr, K, wp, sp, bp, gs, yr, N, 0, N);
+        } else {
+          if (bits == 4) qrows_scalar<4>(xr, xsr, K, wp, sp, bp, gs, yr, 0, N);
+          else qrows_scalar<8>(xr, xsr, K, wp, sp, bp, gs, yr, 0, N);
+        }
+        m += 1;
       }
     });
   }
