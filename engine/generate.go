@@ -231,25 +231,7 @@ func (m *Model) generate(ctx context.Context, req Request) ([]LaneResult, Stats,
 		if err != nil {
 			return nil, stats, fmt.Errorf("generate step %d: %w", step, err)
 		}
-		for b := 0; b < B; b++ {
-			if results[b].Finished != "" {
-				continue
-			}
-			id := next[b]
-			results[b].Tokens = append(results[b].Tokens, id)
-			history[b] = append(history[b], id)
-			if req.OnToken != nil {
-				req.OnToken(b, id)
-			}
-			switch {
-			case !req.IgnoreEOS && isEOS[id]:
-				results[b].Finished = "eos"
-				running--
-			case req.Stop != nil && req.Stop(b, results[b].Tokens):
-				results[b].Finished = "stop"
-				running--
-			}
-		}
+		running -= acceptTokens(req, results, history, isEOS, next)
 		stats.Steps = step + 1
 		if running == 0 || step+1 == req.MaxNewTokens {
 			break
@@ -268,6 +250,33 @@ func (m *Model) generate(ctx context.Context, req Request) ([]LaneResult, Stats,
 	stats.Decode = time.Since(t1)
 	finishLength(results)
 	return results, stats, nil
+}
+
+// acceptTokens appends each running lane's new token, reports it, ends the
+// lanes that reach an end id or a stop string, and returns how many ended.
+// Both decode loops call it.
+func acceptTokens(req Request, results []LaneResult, history [][]int, isEOS map[int]bool, next []int) int {
+	ended := 0
+	for b := range results {
+		if results[b].Finished != "" {
+			continue
+		}
+		id := next[b]
+		results[b].Tokens = append(results[b].Tokens, id)
+		history[b] = append(history[b], id)
+		if req.OnToken != nil {
+			req.OnToken(b, id)
+		}
+		switch {
+		case !req.IgnoreEOS && isEOS[id]:
+			results[b].Finished = "eos"
+			ended++
+		case req.Stop != nil && req.Stop(b, results[b].Tokens):
+			results[b].Finished = "stop"
+			ended++
+		}
+	}
+	return ended
 }
 
 func finishLength(results []LaneResult) {
@@ -319,28 +328,14 @@ func (m *Model) decodeDevice(ctx context.Context, req Request, dc DeviceChooser,
 			markCancelled(results)
 			return nil
 		}
-		for b := 0; b < B; b++ {
-			if results[b].Finished != "" {
-				continue
-			}
-			id := int(ids[b])
-			if id < 0 {
+		chosen := make([]int, B)
+		for b := range chosen {
+			chosen[b] = int(ids[b])
+			if chosen[b] < 0 && results[b].Finished == "" {
 				return fmt.Errorf("generate step %d, lane %d: %w", step, b, ErrInvalidLogits)
 			}
-			results[b].Tokens = append(results[b].Tokens, id)
-			history[b] = append(history[b], id)
-			if req.OnToken != nil {
-				req.OnToken(b, id)
-			}
-			switch {
-			case !req.IgnoreEOS && isEOS[id]:
-				results[b].Finished = "eos"
-				running--
-			case req.Stop != nil && req.Stop(b, results[b].Tokens):
-				results[b].Finished = "stop"
-				running--
-			}
 		}
+		running -= acceptTokens(req, results, history, isEOS, chosen)
 		stats.Steps = step + 1
 		if !req.Deadline.IsZero() && time.Now().After(req.Deadline) {
 			markAs(results, "time")
