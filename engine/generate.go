@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/mlx-genkit/genkit/mlx"
@@ -63,9 +64,7 @@ func (Greedy) ChooseDevice(logits *mlx.Array, _ int) (*mlx.Array, error) {
 	if x.Dtype() != mlx.Float32 {
 		x = s.Track(mlx.AsType(x, mlx.Float32))
 	}
-	id := s.Track(mlx.AsType(s.Track(mlx.Argmax(x, -1, false)), mlx.Int32))
-	bad := s.Track(mlx.Any(s.Track(mlx.IsNaN(x)), false, -1))
-	out := s.Track(mlx.Where(bad, s.Track(mlx.Scalar(-1, mlx.Int32)), id))
+	out := MarkInvalid(s, x, s.Track(mlx.Argmax(x, -1, false)))
 	if err := s.Err(); err != nil {
 		return nil, err
 	}
@@ -75,6 +74,17 @@ func (Greedy) ChooseDevice(logits *mlx.Array, _ int) (*mlx.Array, error) {
 
 // EndDevice implements DeviceChooser.
 func (Greedy) EndDevice() {}
+
+// MarkInvalid returns the chosen ids [B] as int32 with -1 for every lane
+// whose scores [B, V] hold NaN or are all -inf (the convention of
+// DeviceChooser); the arrays it makes belong to s.
+func MarkInvalid(s *mlx.Scope, scores, ids *mlx.Array) *mlx.Array {
+	id := s.Track(mlx.AsType(ids, mlx.Int32))
+	top := s.Track(mlx.Max(scores, false, -1))
+	bad := s.Track(mlx.LogicalOr(s.Track(mlx.Any(s.Track(mlx.IsNaN(scores)), false, -1)),
+		s.Track(mlx.Equal(top, s.Track(mlx.Scalar(math.Inf(-1), mlx.Float32))))))
+	return s.Track(mlx.Where(bad, s.Track(mlx.Scalar(-1, mlx.Int32)), id))
+}
 
 // ErrInvalidLogits is returned when a lane's logits are NaN or every token
 // was removed (steering far too strong, typically).

@@ -347,12 +347,31 @@ func fuseLinears(ls ...*Linear) (*Linear, error) {
 		start[0], stop[0] = off, off+n
 		return mlx.Slice(a, start, stop, nil)
 	}
+	catQ := func(get func(*Linear) *mlx.Quantized) *mlx.Quantized {
+		q := get(first)
+		return &mlx.Quantized{GroupSize: q.GroupSize, Bits: q.Bits,
+			Weight: cat(func(l *Linear) *mlx.Array { return get(l).Weight }),
+			Scales: cat(func(l *Linear) *mlx.Array { return get(l).Scales }),
+			Biases: cat(func(l *Linear) *mlx.Array { return get(l).Biases })}
+	}
+	// qRows is rows [off, off+n) of q as views.
+	qRows := func(q *mlx.Quantized, off, n int) (*mlx.Quantized, error) {
+		out := &mlx.Quantized{GroupSize: q.GroupSize, Bits: q.Bits}
+		var err error
+		if out.Weight, err = rows(q.Weight, off, n); err == nil {
+			if out.Scales, err = rows(q.Scales, off, n); err == nil {
+				out.Biases, err = rows(q.Biases, off, n)
+			}
+		}
+		if err != nil {
+			out.Free()
+			return nil, err
+		}
+		return out, nil
+	}
 	var w *mlx.Array // dense [out, in]
 	if first.q != nil {
-		f.q = &mlx.Quantized{GroupSize: first.q.GroupSize, Bits: first.q.Bits,
-			Weight: cat(func(l *Linear) *mlx.Array { return l.q.Weight }),
-			Scales: cat(func(l *Linear) *mlx.Array { return l.q.Scales }),
-			Biases: cat(func(l *Linear) *mlx.Array { return l.q.Biases })}
+		f.q = catQ(func(l *Linear) *mlx.Quantized { return l.q })
 	} else {
 		// Keep the [out, in] row-major layout (x W^T), as the parts had.
 		w = cat(func(l *Linear) *mlx.Array { return s.Track(mlx.Transpose(l.wT)) })
@@ -368,26 +387,21 @@ func fuseLinears(ls ...*Linear) (*Linear, error) {
 		}
 	}
 	if fuseRQ {
-		f.rq = &mlx.Quantized{GroupSize: first.rq.GroupSize, Bits: first.rq.Bits,
-			Weight: cat(func(l *Linear) *mlx.Array { return l.rq.Weight }),
-			Scales: cat(func(l *Linear) *mlx.Array { return l.rq.Scales }),
-			Biases: cat(func(l *Linear) *mlx.Array { return l.rq.Biases })}
+		f.rq = catQ(func(l *Linear) *mlx.Quantized { return l.rq })
 	}
 	if err := s.Err(); err != nil {
 		return nil, err
 	}
 	// Evaluate the fused arrays, then make the parts views of them.
-	keep := []*mlx.Array{f.wT, f.bias}
-	if f.q != nil {
-		keep = append(keep, f.q.Weight, f.q.Scales, f.q.Biases)
-	}
-	if f.rq != nil {
-		keep = append(keep, f.rq.Weight, f.rq.Scales, f.rq.Biases)
-	}
 	var live []*mlx.Array
-	for _, a := range keep {
+	for _, a := range []*mlx.Array{f.wT, f.bias} {
 		if a != nil {
 			live = append(live, a)
+		}
+	}
+	for _, q := range []*mlx.Quantized{f.q, f.rq} {
+		if q != nil {
+			live = append(live, q.Weight, q.Scales, q.Biases)
 		}
 	}
 	if err := mlx.Eval(live...); err != nil {
@@ -396,21 +410,14 @@ func fuseLinears(ls ...*Linear) (*Linear, error) {
 	s.Keep(live...)
 	off := 0
 	for _, l := range ls {
-		var err error
 		if f.q != nil {
-			var qw, qs, qb *mlx.Array
-			if qw, err = rows(f.q.Weight, off, l.out); err == nil {
-				if qs, err = rows(f.q.Scales, off, l.out); err == nil {
-					qb, err = rows(f.q.Biases, off, l.out)
-				}
-			}
+			q, err := qRows(f.q, off, l.out)
 			if err != nil {
-				mlx.Free(qw, qs)
 				f.free()
 				return nil, err
 			}
 			l.q.Free()
-			l.q = &mlx.Quantized{Weight: qw, Scales: qs, Biases: qb, GroupSize: f.q.GroupSize, Bits: f.q.Bits}
+			l.q = q
 		} else {
 			part, err := rows(w, off, l.out)
 			if err != nil {
@@ -427,8 +434,8 @@ func fuseLinears(ls ...*Linear) (*Linear, error) {
 			l.wT = wT
 		}
 		if f.rq != nil {
-			// The parts keep their own quantized rows: only the fused
-			// linear is used for products.
+			// Only the fused linear computes products: the parts need no
+			// quantized copy of their own.
 			l.rq.Free()
 			l.rq = nil
 		}

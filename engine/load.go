@@ -291,14 +291,19 @@ func mergeIDs(a, b []int) []int {
 	return out
 }
 
-// keepQuantized says whether 4- and 8-bit weights stay beside their dense
-// expansion: on the CPU, with --weights auto and float32 compute, decode
-// steps then read the quantized weights (mlx.QRowProduct) while prefill
-// keeps the BLAS GEMM. GENKIT_ROW_PRODUCT=0 turns the row products off.
-func keepQuantized(opts LoadOptions, dense bool, dtype mlx.Dtype) bool {
-	if !dense || opts.Weights != WeightsAuto || dtype != mlx.Float32 || os.Getenv("GENKIT_ROW_PRODUCT") == "0" {
+// rowProducts says whether decode steps use the CPU's row products (see
+// Linear.Apply): float32 compute on the CPU, unless GENKIT_ROW_PRODUCT=0.
+func rowProducts(dtype mlx.Dtype) bool {
+	if dtype != mlx.Float32 || os.Getenv("GENKIT_ROW_PRODUCT") == "0" {
 		return false
 	}
 	dev, err := mlx.DefaultDevice()
 	return err == nil && dev == mlx.CPU
+}
+
+// keepQuantized says whether 4- and 8-bit weights stay beside their dense
+// expansion (with --weights auto): decode steps then read the quantized
+// weights (mlx.QRowProduct) while prefill keeps the BLAS GEMM.
+func keepQuantized(opts LoadOptions, dense bool, dtype mlx.Dtype) bool {
+	return dense && opts.Weights == WeightsAuto && rowProducts(dtype)
 }

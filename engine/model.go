@@ -3,7 +3,6 @@ package engine
 import (
 	"fmt"
 	"math"
-	"os"
 
 	"github.com/mlx-genkit/genkit/engine/tokenizer"
 	"github.com/mlx-genkit/genkit/mlx"
@@ -277,10 +276,7 @@ func (m *Model) WeightsDescription() string {
 // step then reads each weight once instead of packing it for a GEMM (measured
 // on the default model: see docs/benchmarks.md).
 func (m *Model) useRowProduct() {
-	if dev, err := mlx.DefaultDevice(); err != nil || dev != mlx.CPU || m.DType != mlx.Float32 || !mlx.RowProductAvailable() {
-		return
-	}
-	if os.Getenv("GENKIT_ROW_PRODUCT") == "0" {
+	if !rowProducts(m.DType) || !mlx.RowProductAvailable() {
 		return
 	}
 	for _, b := range m.layers {

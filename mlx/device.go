@@ -77,8 +77,7 @@ func Info(d Device) (DeviceInfo, error) {
 	info := DeviceInfo{Device: d, Backend: "cpu"}
 	var name, arch [256]C.char
 	var mem C.size_t
-	var cuda C.int
-	if err := check("device_info", C.gk_device_info(C.int(d), &name[0], 256, &arch[0], 256, &mem, &cuda)); err != nil {
+	if err := check("device_info", C.gk_device_info(C.int(d), &name[0], 256, &arch[0], 256, &mem)); err != nil {
 		if d == CPU {
 			return info, nil // the CPU needs no description to run
 		}
@@ -88,35 +87,23 @@ func Info(d Device) (DeviceInfo, error) {
 	info.Arch = C.GoString(&arch[0])
 	info.Memory = uint64(mem)
 	if d == GPU {
-		info.Backend = "metal"
-		if cuda != 0 {
-			info.Backend = "cuda"
-		}
+		info.Backend = GPUBackend()
 	}
 	return info, nil
 }
 
 // GPUBackend reports which GPU backend the linked MLX library has: "cuda",
-// "metal" or "" for a CPU-only build. It must run on the MLX thread.
+// "metal" or "" for a CPU-only build (MLX has Metal on macOS and CUDA on
+// Linux). It must run on the MLX thread.
 func GPUBackend() string {
 	if ok, err := DeviceAvailable(GPU); err != nil || !ok {
 		return ""
 	}
-	var name, arch [8]C.char
-	var mem C.size_t
-	var cuda C.int
-	if check("device_info", C.gk_device_info(C.int(GPU), &name[0], 8, &arch[0], 8, &mem, &cuda)) == nil && cuda != 0 {
-		return "cuda"
+	if runtime.GOOS == "darwin" {
+		return "metal"
 	}
-	if mlxHasCUDA() {
-		return "cuda"
-	}
-	return "metal"
+	return "cuda"
 }
-
-// mlxHasCUDA tells a CUDA build from Metal when device_info failed (no
-// visible GPU): Metal exists only on macOS.
-func mlxHasCUDA() bool { return runtime.GOOS != "darwin" }
 
 // DeviceChoice is what the user asked for: "auto", "gpu" or "cpu".
 type DeviceChoice string
@@ -155,7 +142,8 @@ type Selection struct {
 
 var (
 	selMu    sync.Mutex
-	selDone  bool
+	selDone  bool         // a choice has been resolved
+	pending  DeviceChoice // asked for before the MLX thread started
 	selected Selection
 	selErr   error
 )
@@ -166,11 +154,23 @@ var (
 // sure), else the CPU. It fails when gpu is asked for and none is usable,
 // or when nothing can run at all (a CUDA build with no visible GPU cannot
 // allocate even for the CPU). The choice also holds for an MLX thread that
-// replaces a lost one.
+// replaces a lost one. Asking again for the choice in force reuses its
+// outcome.
 func SelectDevice(choice DeviceChoice) (Selection, error) {
-	start()
+	selMu.Lock()
+	if !selDone {
+		pending = choice // the MLX thread, when it starts, resolves this one
+	}
+	selMu.Unlock()
 	var sel Selection
 	err := Do(func() error {
+		selMu.Lock()
+		done, prev, prevErr := selDone, selected, selErr
+		selMu.Unlock()
+		if done && prev.Choice == choice {
+			sel = prev
+			return prevErr
+		}
 		var err error
 		sel, err = selectOnThread(choice)
 		return err
@@ -200,33 +200,27 @@ func selectOnThread(choice DeviceChoice) (Selection, error) {
 }
 
 // applySelection runs on a newly bound MLX thread: the first one resolves
-// GENKIT_DEVICE (or auto); a replacement thread reapplies the choice.
+// the choice SelectDevice asked for, else GENKIT_DEVICE (or auto); a
+// replacement thread reapplies the choice in force.
 func applySelection() {
 	selMu.Lock()
-	done, sel := selDone, selected
+	done, sel, err, choice := selDone, selected, selErr, pending
 	selMu.Unlock()
 	if done {
-		if selErr == nil {
+		if err == nil {
 			_ = SetDefaultDevice(sel.Device)
 		}
 		return
 	}
-	choice, err := DeviceFromEnv()
-	if err != nil {
-		selMu.Lock()
-		selDone, selErr = true, err
-		selMu.Unlock()
-		return
+	if choice == "" {
+		if choice, err = DeviceFromEnv(); err != nil {
+			selMu.Lock()
+			selDone, selErr = true, err
+			selMu.Unlock()
+			return
+		}
 	}
 	_, _ = selectOnThread(choice)
-}
-
-// SelectionError is the error of the device choice in force (nil when a
-// device was chosen).
-func SelectionError() error {
-	selMu.Lock()
-	defer selMu.Unlock()
-	return selErr
 }
 
 // Selected is the device choice in force.

@@ -820,7 +820,7 @@ int gk_device_probe(int type) {
 }
 
 int gk_device_info(int type, char* name, size_t name_len, char* arch,
-                   size_t arch_len, size_t* memory, int* cuda) {
+                   size_t arch_len, size_t* memory) {
   GK_TRY({
     auto dev = mx::Device(type == 1 ? mx::Device::gpu : mx::Device::cpu);
     const auto& info = mx::device_info(dev);
@@ -846,7 +846,6 @@ int gk_device_info(int type, char* name, size_t name_len, char* arch,
     copy(str("architecture"), arch, arch_len);
     *memory = num("total_memory");
     if (*memory == 0) *memory = num("memory_size");
-    *cuda = info.count("compute_capability_major") ? 1 : 0;
   })
 }
 

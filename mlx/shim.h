@@ -221,9 +221,9 @@ int gk_q_row_product(gk_array* out, gk_array x, gk_array w, gk_array scales,
 // gk_device_probe evaluates a tiny op on the device's default stream.
 int gk_device_probe(int type);
 // gk_device_info writes the device's name, architecture and memory (0 when
-// unknown); cuda is 1 for MLX's CUDA backend.
+// unknown).
 int gk_device_info(int type, char* name, size_t name_len, char* arch,
-                   size_t arch_len, size_t* memory, int* cuda);
+                   size_t arch_len, size_t* memory);
 
 // Files. A map is returned as parallel arrays owned by a gk_map handle.
 typedef struct {

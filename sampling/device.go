@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/mlx-genkit/genkit/engine"
 	"github.com/mlx-genkit/genkit/mlx"
 )
 
@@ -33,16 +34,16 @@ type DeviceChain struct {
 }
 
 // NewDeviceChain returns the device chain equivalent to BuildChain(cfg, eos,
-// promptLen, laneExtra(b)...) for every lane, or nil and the name of the first
+// promptLen, extra(b)...) for every lane b, or nil and the name of the first
 // processor that only the host chain has.
-func NewDeviceChain(cfg *GenerationConfig, eos []int, promptLen, lanes int, laneExtra func(int) []Processor) (*DeviceChain, string) {
+func NewDeviceChain(cfg *GenerationConfig, eos []int, promptLen, lanes int, extra func(lane int) []Processor) (*DeviceChain, string) {
 	d := &DeviceChain{rep: 1, temp: 1, topP: 1, sample: cfg.Sampling()}
 	for b := 0; b < lanes; b++ {
-		var extra []Processor
-		if laneExtra != nil {
-			extra = laneExtra(b)
+		var ps []Processor
+		if extra != nil {
+			ps = extra(b)
 		}
-		for _, p := range BuildChain(cfg, eos, promptLen, extra...) {
+		for _, p := range BuildChain(cfg, eos, promptLen, ps...) {
 			if !deviceNames[p.Name()] {
 				return nil, p.Name()
 			}
@@ -196,11 +197,7 @@ func (d *DeviceChain) Pick(s *mlx.Scope, x *mlx.Array, u []float32) *mlx.Array {
 		over := s.Track(mlx.Greater(cdf, s.Track(mlx.Multiply(total, uu))))
 		id = s.Track(mlx.Argmax(over, -1, false))
 	}
-	id = s.Track(mlx.AsType(id, mlx.Int32))
-	top := s.Track(mlx.Max(x, false, -1))
-	bad := s.Track(mlx.LogicalOr(s.Track(mlx.Any(s.Track(mlx.IsNaN(x)), false, -1)),
-		s.Track(mlx.Equal(top, s.Track(mlx.Scalar(math.Inf(-1), mlx.Float32))))))
-	return s.Track(mlx.Where(bad, s.Track(mlx.Scalar(-1, mlx.Int32)), id))
+	return engine.MarkInvalid(s, x, id)
 }
 
 // Update folds the chosen ids [B] int32 into the state (lazily): the seen
@@ -253,30 +250,19 @@ func (s *Sampler) StartDevice(history [][]int, vocab int) (bool, error) {
 	if s.Observe != nil || len(history) != s.lanes {
 		return false, nil
 	}
-	promptLen := len(history[0])
-	chain, _ := NewDeviceChain(s.cfg, s.eos, promptLen, s.lanes, s.laneExtra)
-	if chain == nil || len(s.extra) > 0 && !allBias(s.extra) {
+	chain, _ := NewDeviceChain(s.cfg, s.eos, len(history[0]), s.lanes, s.extraFor)
+	if chain == nil {
 		return false, nil
 	}
-	s.build(promptLen)
+	s.resetDraws()
 	bias := func(b int) []float32 {
 		v := make([]float32, vocab)
-		for _, p := range s.extra {
+		for _, p := range s.extraFor(b) {
 			if pb, ok := p.(*Bias); ok {
 				addInto(v, pb.Values)
 			}
 		}
-		if s.laneExtra != nil {
-			for _, p := range s.laneExtra(b) {
-				if pb, ok := p.(*Bias); ok {
-					addInto(v, pb.Values)
-				}
-			}
-		}
 		return v
-	}
-	if len(s.extra) > 0 {
-		chain.biased = true
 	}
 	st, err := chain.NewState(history, vocab, bias)
 	if err != nil {
@@ -330,15 +316,6 @@ func (s *Sampler) EndDevice() {
 		s.dev.state.Free()
 		s.dev = nil
 	}
-}
-
-func allBias(ps []Processor) bool {
-	for _, p := range ps {
-		if _, ok := p.(*Bias); !ok {
-			return false
-		}
-	}
-	return true
 }
 
 func addInto(dst, src []float32) {

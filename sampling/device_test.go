@@ -1,7 +1,6 @@
 package sampling_test
 
 import (
-	"context"
 	"fmt"
 	"math"
 	"testing"
@@ -97,16 +96,8 @@ func TestDevicePathSameTokens(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				res, _, err := m.Generate(context.Background(), engine.Request{Prompt: []int{1, 20, 21, 22}, Lanes: 3,
+				return laneTokens(t, m, engine.Request{Prompt: []int{1, 20, 21, 22}, Lanes: 3,
 					MaxNewTokens: 24, IgnoreEOS: true, Chooser: s, Sync: sync})
-				if err != nil {
-					t.Fatal(err)
-				}
-				out := make([][]int, len(res))
-				for i, r := range res {
-					out[i] = r.Tokens
-				}
-				return out
 			}
 			host, dev := run(true), run(false)
 			if fmt.Sprint(host) != fmt.Sprint(dev) {

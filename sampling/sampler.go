@@ -97,17 +97,27 @@ func (s *Sampler) Chain(lane int) Chain {
 // reused for a new generation draws the same numbers again.
 func (s *Sampler) build(promptLen int) {
 	s.promptLen = promptLen
+	s.resetDraws()
+	s.chains = make([]Chain, s.lanes)
+	for b := range s.chains {
+		s.chains[b] = BuildChain(s.cfg, s.eos, promptLen, s.extraFor(b)...)
+	}
+}
+
+// resetDraws restarts the lanes' random streams.
+func (s *Sampler) resetDraws() {
 	for b := range s.rngs {
 		s.rngs[b] = LaneRand(s.seed, b)
 	}
-	s.chains = make([]Chain, s.lanes)
-	for b := range s.chains {
-		extra := append([]Processor(nil), s.extra...)
-		if s.laneExtra != nil {
-			extra = append(extra, s.laneExtra(b)...)
-		}
-		s.chains[b] = BuildChain(s.cfg, s.eos, promptLen, extra...)
+}
+
+// extraFor is lane b's custom processors: the shared ones, then the lane's.
+func (s *Sampler) extraFor(b int) []Processor {
+	extra := append([]Processor(nil), s.extra...)
+	if s.laneExtra != nil {
+		extra = append(extra, s.laneExtra(b)...)
 	}
+	return extra
 }
 
 // Choose implements engine.Chooser: logits are [B, V] float32.

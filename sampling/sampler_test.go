@@ -115,7 +115,13 @@ func seededRun(t testing.TB, shared bool) [][]int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, _, err := m.Generate(context.Background(), engine.Request{Prompt: []int{1, 20, 21}, Lanes: 3, MaxNewTokens: 16, IgnoreEOS: true, Chooser: s})
+	return laneTokens(t, m, engine.Request{Prompt: []int{1, 20, 21}, Lanes: 3, MaxNewTokens: 16, IgnoreEOS: true, Chooser: s})
+}
+
+// laneTokens generates req and returns each lane's tokens.
+func laneTokens(t testing.TB, m *engine.Model, req engine.Request) [][]int {
+	t.Helper()
+	res, _, err := m.Generate(context.Background(), req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -83,19 +83,18 @@ func newBenchCmd() *cobra.Command {
 			})
 			report["device"] = dev.String()
 			var long, short []int
-			for _, run := range []struct {
+			isGGUF := strings.HasSuffix(path, ".gguf")
+			type benchRun struct {
 				key  string
 				path string
 				opts engine.LoadOptions
 				sync bool
-			}{
-				{"genkit", dir, engine.LoadOptions{}, false},
-				{"genkit_sync", dir, engine.LoadOptions{}, true},
-				{"genkit_gguf", path, engine.LoadOptions{NativeOnGPU: true}, false},
-			} {
-				if !strings.HasSuffix(run.path, ".gguf") && run.key == "genkit_gguf" {
-					continue
-				}
+			}
+			runs := []benchRun{{"genkit", dir, engine.LoadOptions{}, false}, {"genkit_sync", dir, engine.LoadOptions{}, true}}
+			if isGGUF {
+				runs = append(runs, benchRun{"genkit_gguf", path, engine.LoadOptions{NativeOnGPU: true}, false})
+			}
+			for _, run := range runs {
 				var m *engine.Model
 				if err := mlx.Do(func() error {
 					m, err = engine.LoadModel(run.path, run.opts)
@@ -132,7 +131,7 @@ func newBenchCmd() *cobra.Command {
 			} else {
 				report["transformers"] = hf
 			}
-			if strings.HasSuffix(path, ".gguf") {
+			if isGGUF {
 				if lc, err := benchLlamaCpp(llamaBench, path, promptTokens, 128, dev.Device == mlx.GPU); err != nil {
 					warn("llama.cpp not measured: %v", err)
 				} else {
