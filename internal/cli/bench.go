@@ -33,8 +33,9 @@ type benchSide struct {
 }
 
 func newBenchCmd() *cobra.Command {
-	var src, python, llamaBench string
+	var src, python, llamaBench, synthetic, llamaSrc string
 	var qBits int
+	var seed uint64
 	var asJSON bool
 	var promptTokens, decodeTokens int
 	cmd := &cobra.Command{
@@ -48,6 +49,26 @@ func newBenchCmd() *cobra.Command {
   llama_cpp    llama.cpp's llama-bench on the GGUF (make peers builds it; --llama-bench)
   transformers HF transformers on the converted weights, when importable`,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if python == "" {
+				python = filepath.Join(os.Getenv("GENKIT_VENV"), "bin", "python")
+				if os.Getenv("GENKIT_VENV") == "" {
+					python = filepath.Join(".venv", "bin", "python")
+				}
+			}
+			if synthetic != "" {
+				if src != "" || qBits != 0 {
+					return fmt.Errorf("--synthetic measures its own weights: leave out --model and --q-bits")
+				}
+				report, err := benchSynthetic(cmd.Context(), synthetic, seed, python, llamaBench, llamaSrc, promptTokens, decodeTokens)
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return json.NewEncoder(cmd.OutOrStdout()).Encode(report)
+				}
+				printBench(cmd.OutOrStdout(), report, promptTokens, syntheticCols)
+				return nil
+			}
 			path, err := engine.ResolveModel(src, nil)
 			if err != nil {
 				return err
@@ -73,14 +94,7 @@ func newBenchCmd() *cobra.Command {
 				}
 			}
 			report := map[string]any{"model": path, "weights": dir}
-			var dev mlx.DeviceInfo
-			_ = mlx.Do(func() error {
-				d, err := mlx.DefaultDevice()
-				if err == nil {
-					dev, err = mlx.Info(d)
-				}
-				return err
-			})
+			dev := benchDevice()
 			report["device"] = dev.String()
 			var long, short []int
 			isGGUF := strings.HasSuffix(path, ".gguf")
@@ -115,12 +129,6 @@ func newBenchCmd() *cobra.Command {
 				}
 				report[run.key] = g
 			}
-			if python == "" {
-				python = filepath.Join(os.Getenv("GENKIT_VENV"), "bin", "python")
-				if os.Getenv("GENKIT_VENV") == "" {
-					python = filepath.Join(".venv", "bin", "python")
-				}
-			}
 			if lm, err := benchPython(python, "bench_mlx_lm.py", dir, long, short, decodeTokens); err != nil {
 				warn("mlx-lm not measured: %v", err)
 			} else {
@@ -141,7 +149,7 @@ func newBenchCmd() *cobra.Command {
 			if asJSON {
 				return json.NewEncoder(cmd.OutOrStdout()).Encode(report)
 			}
-			printBench(cmd.OutOrStdout(), report, len(long))
+			printBench(cmd.OutOrStdout(), report, len(long), benchCols)
 			return nil
 		},
 	}
@@ -152,20 +160,29 @@ func newBenchCmd() *cobra.Command {
 	cmd.Flags().IntVar(&decodeTokens, "decode-tokens", 64, "tokens decoded per measurement")
 	cmd.Flags().IntVar(&qBits, "q-bits", 0, "measure 4- or 8-bit quantized weights instead of dense fp32")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.Flags().StringVar(&synthetic, "synthetic", "", "measure random weights of a published shape instead (qwen3-4b, qwen3-0.6b): bf16 and 4-bit, beside mlx-lm and llama.cpp (F16, Q4_0) on the same values")
+	cmd.Flags().Uint64Var(&seed, "seed", 1, "seed of the synthetic weights")
+	cmd.Flags().StringVar(&llamaSrc, "llama-src", "", "llama.cpp source tree whose convert_hf_to_gguf.py converts the synthetic weights (default: $GENKIT_LLAMA_SRC, then build/peers/src/vendor/llama.cpp)")
 	return cmd
 }
 
+// benchCols are the report's engines in print order; syntheticCols those
+// of a --synthetic run.
+var (
+	benchCols     = []string{"genkit", "genkit_sync", "genkit_gguf", "mlx_lm", "llama_cpp", "transformers"}
+	syntheticCols = []string{"genkit_bf16", "mlx_lm_bf16", "llama_cpp_f16", "genkit_q4", "mlx_lm_q4", "llama_cpp_q4_0"}
+)
+
 // printBench prints the report as a table, a column per engine.
-func printBench(w io.Writer, report map[string]any, promptLen int) {
-	cols := []string{"genkit", "genkit_sync", "genkit_gguf", "mlx_lm", "llama_cpp", "transformers"}
-	fmt.Fprintf(w, "model %v on %v (converted weights %v)\n%-24s", report["model"], report["device"], report["weights"], "")
+func printBench(w io.Writer, report map[string]any, promptLen int, cols []string) {
+	fmt.Fprintf(w, "model %v on %v (weights %v)\n%-24s", report["model"], report["device"], report["weights"], "")
 	var sides []*benchSide
 	var names []string
 	for _, c := range cols {
 		if s, ok := report[c].(*benchSide); ok && s != nil {
 			sides = append(sides, s)
 			names = append(names, c)
-			fmt.Fprintf(w, " %13s", c)
+			fmt.Fprintf(w, " %15s", c)
 		}
 	}
 	fmt.Fprintln(w)
@@ -173,9 +190,9 @@ func printBench(w io.Writer, report map[string]any, promptLen int) {
 		fmt.Fprintf(w, "%-24s", label)
 		for _, s := range sides {
 			if v := get(s); v > 0 {
-				fmt.Fprintf(w, " %13.1f", v)
+				fmt.Fprintf(w, " %15.1f", v)
 			} else {
-				fmt.Fprintf(w, " %13s", "n/a")
+				fmt.Fprintf(w, " %15s", "n/a")
 			}
 		}
 		fmt.Fprintln(w)
@@ -198,6 +215,19 @@ func printBench(w io.Writer, report map[string]any, promptLen int) {
 			fmt.Fprintf(w, "  %s: %s %s\n", names[i], s.Weights, s.Note)
 		}
 	}
+}
+
+// benchDevice describes the device MLX computes on.
+func benchDevice() mlx.DeviceInfo {
+	var dev mlx.DeviceInfo
+	_ = mlx.Do(func() error {
+		d, err := mlx.DefaultDevice()
+		if err == nil {
+			dev, err = mlx.Info(d)
+		}
+		return err
+	})
+	return dev
 }
 
 // benchPrompts makes a long prompt of n tokens and a short chat prompt.
