@@ -37,29 +37,8 @@ func (c *Cache) update(s *mlx.Scope, i int, k, v *mlx.Array) (*mlx.Array, *mlx.A
 		return nil, nil, fmt.Errorf("cache: batch %d, forward has %d lanes", c.batch, b)
 	}
 	end := c.offset + l
-	if c.keys[i] == nil || c.keys[i].Dim(2) < end {
-		newCap := (end + cacheStep - 1) / cacheStep * cacheStep
-		for _, slot := range []*[]*mlx.Array{&c.keys, &c.values} {
-			grown, err := mlx.Zeros(k.Dtype(), b, h, newCap, d)
-			if err != nil {
-				return nil, nil, err
-			}
-			if old := (*slot)[i]; old != nil {
-				filled, err := mlx.Slice(old, []int{0, 0, 0, 0}, []int{b, h, c.offset, d}, nil)
-				if err == nil {
-					var g2 *mlx.Array
-					g2, err = mlx.SliceUpdate(grown, filled, []int{0, 0, 0, 0}, []int{b, h, c.offset, d}, nil)
-					grown.Free()
-					grown = g2
-				}
-				filled.Free()
-				old.Free()
-				if err != nil {
-					return nil, nil, err
-				}
-			}
-			(*slot)[i] = grown
-		}
+	if err := c.reserve(i, b, h, end, d, k.Dtype()); err != nil {
+		return nil, nil, err
 	}
 	for j, slot := range []*[]*mlx.Array{&c.keys, &c.values} {
 		x := k
@@ -76,6 +55,46 @@ func (c *Cache) update(s *mlx.Scope, i int, k, v *mlx.Array) (*mlx.Array, *mlx.A
 	kk := s.Track(mlx.Slice(c.keys[i], []int{0, 0, 0, 0}, []int{b, h, end, d}, nil))
 	vv := s.Track(mlx.Slice(c.values[i], []int{0, 0, 0, 0}, []int{b, h, end, d}, nil))
 	return kk, vv, s.Err()
+}
+
+// reserve makes layer i's arrays [b, h, capacity >= end, d], growing them in
+// steps of cacheStep positions and keeping what is filled.
+func (c *Cache) reserve(i, b, h, end, d int, dt mlx.Dtype) error {
+	if c.keys[i] != nil && c.keys[i].Dim(2) >= end {
+		return nil
+	}
+	newCap := (end + cacheStep - 1) / cacheStep * cacheStep
+	for _, slot := range []*[]*mlx.Array{&c.keys, &c.values} {
+		grown, err := mlx.Zeros(dt, b, h, newCap, d)
+		if err != nil {
+			return err
+		}
+		if old := (*slot)[i]; old != nil {
+			filled, err := mlx.Slice(old, []int{0, 0, 0, 0}, []int{b, h, c.offset, d}, nil)
+			if err == nil {
+				var g2 *mlx.Array
+				g2, err = mlx.SliceUpdate(grown, filled, []int{0, 0, 0, 0}, []int{b, h, c.offset, d}, nil)
+				grown.Free()
+				grown = g2
+			}
+			filled.Free()
+			old.Free()
+			if err != nil {
+				return err
+			}
+		} else {
+			// A materialised buffer of zeros: the fused decode block writes
+			// into it in place.
+			c2, err := mlx.Contiguous(grown)
+			grown.Free()
+			if err != nil {
+				return err
+			}
+			grown = c2
+		}
+		(*slot)[i] = grown
+	}
+	return nil
 }
 
 func (c *Cache) arrays() []*mlx.Array {

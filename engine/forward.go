@@ -99,9 +99,17 @@ func (m *Model) Forward(tokens *mlx.Array, cache *Cache, opts ForwardOptions) (*
 	scale := float32(1 / math.Sqrt(float64(cfg.HeadDim)))
 	eps := float32(cfg.RMSNormEps)
 	H, Hkv, hd := cfg.NumHeads, cfg.NumKVHeads, cfg.HeadDim
+	fused := m.fusedStep(B, L, h)
 	for i, b := range m.layers {
 		if s.Err() != nil {
 			break
+		}
+		if fused {
+			h = m.fusedBlock(s, i, h, cache, opts.Padding)
+			if !m.afterBlock(s, i, &h, step, opts.Hook, capture[i], res) {
+				break
+			}
+			continue
 		}
 		// Attention.
 		x := s.Track(mlx.RMSNorm(h, b.attnNorm, eps))
@@ -153,21 +161,8 @@ func (m *Model) Forward(tokens *mlx.Array, cache *Cache, opts ForwardOptions) (*
 		if s.Err() != nil {
 			break
 		}
-		if opts.Hook != nil {
-			nh, err := opts.Hook.AfterBlock(s, i, h, step)
-			if err != nil {
-				s.Fail(fmt.Errorf("hook after block %d: %w", i, err))
-				break
-			}
-			h = nh
-		}
-		if capture[i] {
-			c, err := h.Copy()
-			if err != nil {
-				s.Fail(err)
-				break
-			}
-			res.Hidden[i] = c
+		if !m.afterBlock(s, i, &h, step, opts.Hook, capture[i], res) {
+			break
 		}
 	}
 	if err := s.Err(); err != nil {
@@ -193,6 +188,31 @@ func (m *Model) Forward(tokens *mlx.Array, cache *Cache, opts ForwardOptions) (*
 	s.Keep(logits)
 	res.Logits = logits
 	return res, nil
+}
+
+// afterBlock applies the hook to block i's output and captures it when
+// asked; false after an error (recorded in s).
+func (m *Model) afterBlock(s *mlx.Scope, i int, h **mlx.Array, step Step, hook Hook, capture bool, res *Result) bool {
+	if s.Err() != nil {
+		return false
+	}
+	if hook != nil {
+		nh, err := hook.AfterBlock(s, i, *h, step)
+		if err != nil {
+			s.Fail(fmt.Errorf("hook after block %d: %w", i, err))
+			return false
+		}
+		*h = nh
+	}
+	if capture {
+		c, err := (*h).Copy()
+		if err != nil {
+			s.Fail(err)
+			return false
+		}
+		res.Hidden[i] = c
+	}
+	return true
 }
 
 func mustIDs(s *mlx.Scope, tokens *mlx.Array) *mlx.Array {

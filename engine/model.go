@@ -27,6 +27,9 @@ type Model struct {
 	norm      *mlx.Array
 	lmHead    *Linear
 	ropeFreqs *mlx.Array
+	// invFreq is RoPE's inverse frequencies for the fused CPU decode block;
+	// nil when decode steps run op by op (see useFusedBlocks).
+	invFreq *mlx.Array
 }
 
 type block struct {
@@ -62,7 +65,7 @@ func (m *Model) Free() {
 			}
 		}
 	}
-	mlx.Free(m.norm, m.ropeFreqs)
+	mlx.Free(m.norm, m.ropeFreqs, m.invFreq)
 	m.Tokenizer.Close()
 	if m.lmHead != nil && (m.embed == nil || m.lmHead.q != m.embed.q || m.lmHead.q == nil) {
 		m.lmHead.free()
@@ -212,6 +215,9 @@ func build(cfg *Config, src *tensorSource, names tensorNames, dequantize bool) (
 	if err := mlx.Eval(m.weights()...); err != nil {
 		return nil, fmt.Errorf("%s: %w", src.file, err)
 	}
+	if err := m.useFusedBlocks(); err != nil {
+		return nil, fmt.Errorf("%s: %w", src.file, err)
+	}
 	ok = true
 	return m, nil
 }
@@ -265,11 +271,22 @@ func (m *Model) WeightsDescription() string {
 	if l.q != nil {
 		return fmt.Sprintf("%d-bit affine (group %d) via quantized_matmul, compute %s", l.q.Bits, l.q.GroupSize, m.DType)
 	}
+	fused := ""
+	if m.FusedDecode() {
+		fused = ", fused CPU blocks"
+	}
 	if b := m.layers[0]; b.qkv != nil && b.qkv.rq != nil {
-		return fmt.Sprintf("dense %s for prefill, %d-bit row kernels (group %d) for decode", m.DType, b.qkv.rq.Bits, b.qkv.rq.GroupSize)
+		return fmt.Sprintf("dense %s for prefill, %d-bit row kernels (group %d)%s for decode", m.DType, b.qkv.rq.Bits, b.qkv.rq.GroupSize, fused)
+	}
+	if fused != "" {
+		return "dense " + m.DType.String() + ", BLAS row products" + fused + " for decode"
 	}
 	return "dense " + m.DType.String()
 }
+
+// FusedDecode reports whether decode steps of up to two lanes run each block
+// as one fused CPU primitive (mlx.DecodeBlock).
+func (m *Model) FusedDecode() bool { return m.invFreq != nil }
 
 // useRowProduct turns on matrix-vector products for the dense float32
 // linears when the model runs on the CPU with a BLAS that has them: a decode

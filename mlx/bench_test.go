@@ -84,3 +84,47 @@ func BenchmarkMatmul576x1536Row(b *testing.B)             { benchMatmul(b, 1, fa
 func BenchmarkQuantizedMatmul576x1536Row(b *testing.B)    { benchMatmul(b, 1, true) }
 func BenchmarkMatmul576x1536Rows64(b *testing.B)          { benchMatmul(b, 64, false) }
 func BenchmarkQuantizedMatmul576x1536Rows64(b *testing.B) { benchMatmul(b, 64, true) }
+
+// benchQRow times the CPU row kernel (QRowProduct) on [rows, in] x a
+// quantized [out, in], reporting weights read per second.
+func benchQRow(b *testing.B, rows, out, in, group, bits int) {
+	r := rand.New(rand.NewSource(1))
+	err := mlx.Do(func() error {
+		s := mlx.NewScope()
+		defer s.Close()
+		w := s.Track(mlx.FromFloat32s(randn(r, out*in), out, in))
+		x := s.Track(mlx.FromFloat32s(randn(r, rows*in), rows, in))
+		q, err := mlx.Quantize(w, group, bits)
+		if err != nil {
+			return err
+		}
+		defer q.Free()
+		if err := mlx.Eval(x, q.Weight, q.Scales, q.Biases); err != nil {
+			return err
+		}
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			y, err := mlx.QRowProduct(x, q)
+			if err != nil {
+				return err
+			}
+			if err := mlx.Eval(y); err != nil {
+				return err
+			}
+			y.Free()
+		}
+		b.ReportMetric(float64(out*in)*float64(b.N)/b.Elapsed().Seconds()/1e9, "Gweights/s")
+		return s.Err()
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+}
+
+// SmolLM2's fused gate/up projection (4-bit, group 32) and its tied 8-bit
+// head, one row and the base + steered pair.
+func BenchmarkQRowGateUp1(b *testing.B) { benchQRow(b, 1, 3072, 576, 32, 4) }
+func BenchmarkQRowGateUp2(b *testing.B) { benchQRow(b, 2, 3072, 576, 32, 4) }
+func BenchmarkQRowHead1(b *testing.B)   { benchQRow(b, 1, 49152, 576, 32, 8) }
+func BenchmarkQRowHead2(b *testing.B)   { benchQRow(b, 2, 49152, 576, 32, 8) }
+func BenchmarkQRowTiny(b *testing.B) { benchQRow(b, 1, 32, 64, 32, 4) }

@@ -851,12 +851,14 @@ func TestRowProduct(t *testing.T) {
 }
 
 // TestQRowProduct: the 4- and 8-bit row kernels equal quantized_matmul
-// (group 32 and 64, 1 and 2 rows).
+// (groups of 32, 64 and 128; 1 to 7 rows; an output count that leaves a
+// tail after the kernels' blocks of four output rows; an input length that
+// is no whole number of kernel blocks, which takes the scalar path).
 func TestQRowProduct(t *testing.T) {
 	rng := rand.New(rand.NewSource(5))
-	K, N := 128, 48
-	for _, gb := range [][2]int{{32, 4}, {64, 4}, {32, 8}, {64, 8}} {
-		group, bits := gb[0], gb[1]
+	for _, gb := range [][4]int{{32, 4, 256, 50}, {64, 4, 256, 50}, {128, 4, 256, 51}, {32, 8, 256, 50}, {64, 8, 256, 49},
+		{128, 8, 256, 50}, {32, 4, 96, 9}} {
+		group, bits, K, N := gb[0], gb[1], gb[2], gb[3]
 		w := randn(rng, N*K)
 		for _, rows := range []int{1, 2, 3, 4, 7} {
 			x := randn(rng, rows*K)

@@ -3,7 +3,12 @@
 #include "shim.h"
 
 #include <atomic>
+#include <cmath>
+#include <condition_variable>
 #include <cstdlib>
+#include <functional>
+#include <mutex>
+#include <thread>
 #include <cstring>
 #include <algorithm>
 #include <immintrin.h>
@@ -126,49 +131,110 @@ inline Map& M(gk_map m) {
 // b[n,g] * sum(x[g,:]) for MLX's affine layout (32/BITS values a uint32,
 // lowest bits first), float32 scales and biases. An AVX2+FMA version is
 // chosen at run time.
-template <int BITS, int R>
-__attribute__((target("avx2,fma"))) void qrows_avx2(
-    const float* x, const float* xs, int K, const uint32_t* w, const float* sc,
-    const float* bi, int gs, float* y, int N, int n0, int n1) {
-  // R rows of x at once: each weight block is unpacked once for all of them.
-  constexpr int per = 32 / BITS;  // values a word
-  const int G = K / gs, words = K / per;
-  const __m256i shifts = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28);
-  const __m256i mask = _mm256_set1_epi32((1 << BITS) - 1);
-  for (int n = n0; n < n1; n++) {
-    const uint32_t* wr = w + (size_t)n * words;
-    const float* sr = sc + (size_t)n * G;
-    const float* br = bi + (size_t)n * G;
-    __m256 total[R];
-    float bias[R];
-    for (int r = 0; r < R; r++) total[r] = _mm256_setzero_ps(), bias[r] = 0;
-    for (int g = 0; g < G; g++) {
-      __m256 acc[R];
-      for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps();
-      for (int k = g * gs; k < (g + 1) * gs; k += 8) {
-        const uint32_t* wp = wr + k / per;
-        __m256i v;
-        if constexpr (BITS == 4) {
-          v = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32((int)wp[0]), shifts), mask);
-        } else {
-          v = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(wp)));
+//
+// The AVX2 kernel reads eight words (a block of 8*32/BITS weights) with one
+// load; lane i holds word i, and value j of every lane is (v >> BITS*j) &
+// mask: weights blk*B + (32/BITS)*i + j. x is permuted once per call into
+// that order (xperm), so each value vector meets its eight x values with
+// one load. NB output rows are computed together (NB*R independent FMA
+// chains, each x load shared): one chain per row is bound by FMA latency.
+constexpr int qblock(int bits) { return 8 * (32 / bits); }
+
+// permute_x writes x [M, K] in the kernel's block order, and in lanes
+// [M, K/B, 8] the sum of the x values each lane meets in a block (what the
+// lane's bias multiplies).
+template <int BITS>
+void permute_x(const float* x, int M, int K, float* out, float* lanes) {
+  constexpr int per = 32 / BITS, B = qblock(BITS);
+  for (int m = 0; m < M; m++)
+    for (int blk = 0; blk < K / B; blk++) {
+      const float* xb = x + (size_t)m * K + (size_t)blk * B;
+      float* ob = out + (size_t)m * K + (size_t)blk * B;
+      float* lb = lanes + ((size_t)m * (K / B) + blk) * 8;
+      for (int i = 0; i < 8; i++) {
+        float t = 0;
+        for (int j = 0; j < per; j++) {
+          ob[j * 8 + i] = xb[per * i + j];
+          t += xb[per * i + j];
         }
-        __m256 q = _mm256_cvtepi32_ps(v);
-        for (int r = 0; r < R; r++) acc[r] = _mm256_fmadd_ps(q, _mm256_loadu_ps(x + (size_t)r * K + k), acc[r]);
+        lb[i] = t;
       }
-      __m256 s = _mm256_set1_ps(sr[g]);
+    }
+}
+
+// qrows_avx2 computes y[r, n] for n in [n0, n1) and R rows of x (already
+// permuted, with their lane sums xl). gs is 32, 64 or 128 and K a multiple
+// of the block. Per block and lane: total += scale * (q . x) + bias * sum(x).
+template <int BITS, int R, int NB>
+__attribute__((target("avx2,fma"))) void qrows_avx2(
+    const float* xp, const float* xl, int K, const uint32_t* w, const float* sc,
+    const float* bi, int gs, float* y, int N, int n0, int n1) {
+  constexpr int per = 32 / BITS, B = qblock(BITS);
+  const int G = K / gs, words = K / per, blocks = K / B;
+  const __m256i mask = _mm256_set1_epi32((1 << BITS) - 1);
+  // With 4 bits and groups of 32 a block spans two groups: lanes 0-3 the
+  // first, lanes 4-7 the second.
+  const bool split = B > gs;
+  int n = n0;
+  for (; n + NB <= n1; n += NB) {
+    __m256 total[R][NB];
+#pragma GCC unroll 16
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 16
+      for (int b = 0; b < NB; b++) total[r][b] = _mm256_setzero_ps();
+    for (int blk = 0; blk < blocks; blk++) {
+      __m256 acc[R][NB];
+      __m256i v[NB];
+#pragma GCC unroll 16
+      for (int b = 0; b < NB; b++)
+        v[b] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + (size_t)(n + b) * words + (size_t)blk * 8));
+#pragma GCC unroll 16
+      for (int r = 0; r < R; r++)
+#pragma GCC unroll 16
+        for (int b = 0; b < NB; b++) acc[r][b] = _mm256_setzero_ps();
+#pragma GCC unroll 8
+      for (int j = 0; j < per; j++) {
+        __m256 xv[R];
+#pragma GCC unroll 16
+        for (int r = 0; r < R; r++) xv[r] = _mm256_loadu_ps(xp + (size_t)r * K + (size_t)blk * B + j * 8);
+#pragma GCC unroll 16
+        for (int b = 0; b < NB; b++) {
+          __m256 q = _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srli_epi32(v[b], BITS * j), mask));
+  #pragma GCC unroll 16
+          for (int r = 0; r < R; r++) acc[r][b] = _mm256_fmadd_ps(q, xv[r], acc[r][b]);
+        }
+      }
+      const int g = blk * B / gs;
+      __m256 lv[R];
+#pragma GCC unroll 16
+      for (int r = 0; r < R; r++) lv[r] = _mm256_loadu_ps(xl + ((size_t)r * blocks + blk) * 8);
+#pragma GCC unroll 16
+      for (int b = 0; b < NB; b++) {
+        const float* sr = sc + (size_t)(n + b) * G;
+        const float* br = bi + (size_t)(n + b) * G;
+        __m256 sv = split ? _mm256_set_m128(_mm_set1_ps(sr[g + 1]), _mm_set1_ps(sr[g])) : _mm256_set1_ps(sr[g]);
+        __m256 bv = split ? _mm256_set_m128(_mm_set1_ps(br[g + 1]), _mm_set1_ps(br[g])) : _mm256_set1_ps(br[g]);
+#pragma GCC unroll 16
+        for (int r = 0; r < R; r++) {
+          total[r][b] = _mm256_fmadd_ps(acc[r][b], sv, total[r][b]);
+          total[r][b] = _mm256_fmadd_ps(lv[r], bv, total[r][b]);
+        }
+      }
+    }
+#pragma GCC unroll 16
+    for (int b = 0; b < NB; b++) {
+#pragma GCC unroll 16
       for (int r = 0; r < R; r++) {
-        total[r] = _mm256_fmadd_ps(acc[r], s, total[r]);
-        bias[r] += br[g] * xs[r * G + g];
+        __m128 lo = _mm256_castps256_ps128(total[r][b]), hi = _mm256_extractf128_ps(total[r][b], 1);
+        lo = _mm_add_ps(lo, hi);
+        lo = _mm_hadd_ps(lo, lo);
+        lo = _mm_hadd_ps(lo, lo);
+        y[(size_t)r * N + n + b] = _mm_cvtss_f32(lo);
       }
     }
-    for (int r = 0; r < R; r++) {
-      __m128 lo = _mm256_castps256_ps128(total[r]), hi = _mm256_extractf128_ps(total[r], 1);
-      lo = _mm_add_ps(lo, hi);
-      lo = _mm_hadd_ps(lo, lo);
-      lo = _mm_hadd_ps(lo, lo);
-      y[(size_t)r * N + n] = _mm_cvtss_f32(lo) + bias[r];
-    }
+  }
+  if constexpr (NB > 1) {
+    if (n < n1) qrows_avx2<BITS, R, 1>(xp, xl, K, w, sc, bi, gs, y, N, n, n1);
   }
 }
 
@@ -190,6 +256,164 @@ void qrows_scalar(const float* x, const float* xs, int K, const uint32_t* w,
   }
 }
 
+// dense_rows gives x's values in row-major order: x's own buffer when it is
+// row-contiguous, else a copy into tmp (x is small: the rows of a decode
+// step). Lets the row kernels take x without a Contiguous node in front.
+const float* dense_rows(const mx::array& x, std::vector<float>& tmp) {
+  if (x.flags().row_contiguous) return x.data<float>();
+  tmp.resize(x.size());
+  const float* base = x.data<float>();
+  const int nd = x.ndim();
+  std::vector<int> idx(nd, 0);
+  for (size_t i = 0; i < x.size(); i++) {
+    int64_t off = 0;
+    for (int d = 0; d < nd; d++) off += (int64_t)idx[d] * x.strides(d);
+    tmp[i] = base[off];
+    for (int d = nd - 1; d >= 0; d--) {
+      if (++idx[d] < x.shape(d)) break;
+      idx[d] = 0;
+    }
+  }
+  return tmp.data();
+}
+
+// Pool runs the parts of a CPU kernel on several cores: part 0 on the
+// calling thread (MLX's CPU stream), the others on helper threads that spin
+// briefly between calls (a decode step issues its kernels back to back) and
+// then sleep. Size: GENKIT_CPU_THREADS, else the hardware's threads, at
+// most 8 (a decode step of a small model is bandwidth-bound well before).
+class Pool {
+ public:
+  static Pool& get() {
+    static Pool* p = new Pool();  // never destroyed: helpers outlive main
+    return *p;
+  }
+  int size() const { return (int)helpers_.size() + 1; }
+  // run calls fn(part) for part in [0, parts), parts <= size(), and returns
+  // when all are done.
+  void run(int parts, const std::function<void(int)>& fn) {
+    parts = std::min(parts, size());
+    if (parts <= 1) {
+      fn(0);
+      return;
+    }
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      fn_ = &fn;
+      parts_ = parts;
+      left_.store(parts - 1, std::memory_order_relaxed);
+      gen_.fetch_add(1, std::memory_order_release);
+    }
+    cv_.notify_all();
+    fn(0);
+    while (left_.load(std::memory_order_acquire) > 0) _mm_pause();
+  }
+
+ private:
+  Pool() {
+    int n = (int)std::thread::hardware_concurrency();
+    if (const char* e = std::getenv("GENKIT_CPU_THREADS")) n = std::atoi(e);
+    n = std::max(1, std::min(n, 8));
+    for (int i = 1; i < n; i++) helpers_.emplace_back([this, i] { loop(i); });
+    for (auto& t : helpers_) t.detach();
+  }
+  void loop(int id) {
+    uint64_t seen = 0;
+    for (;;) {
+      uint64_t g = gen_.load(std::memory_order_acquire);
+      for (int spin = 0; g == seen && spin < 20000; spin++) {
+        _mm_pause();
+        g = gen_.load(std::memory_order_acquire);
+      }
+      if (g == seen) {
+        std::unique_lock<std::mutex> l(mu_);
+        cv_.wait(l, [&] { return gen_.load(std::memory_order_acquire) != seen; });
+        g = gen_.load(std::memory_order_acquire);
+      }
+      seen = g;
+      const std::function<void(int)>* fn;
+      int parts;
+      {
+        std::lock_guard<std::mutex> l(mu_);
+        fn = fn_;
+        parts = parts_;
+      }
+      if (id < parts) {
+        (*fn)(id);
+        left_.fetch_sub(1, std::memory_order_acq_rel);
+      }
+    }
+  }
+  std::vector<std::thread> helpers_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::atomic<uint64_t> gen_{0};
+  std::atomic<int> left_{0};
+  const std::function<void(int)>* fn_ = nullptr;
+  int parts_ = 0;
+};
+
+// split gives part p of [0, n) in parts pieces, boundaries multiples of 4.
+inline std::pair<int, int> split(int n, int parts, int p) {
+  int step = ((n + parts - 1) / parts + 3) / 4 * 4;
+  return {std::min(n, p * step), std::min(n, (p + 1) * step)};
+}
+
+// parallel_parts is how many parts a kernel over n outputs of k inputs is
+// worth splitting into.
+inline int parallel_parts(int n, int k) { return (size_t)n * k >= (1 << 18) ? Pool::get().size() : 1; }
+
+// qrow_compute is y [M, N] = x [M, K] @ dequantize(w)^T (see QRowProduct).
+void qrow_compute(const float* xp, int M, int K, const uint32_t* wp, const float* sp, const float* bp, int gs,
+                  int bits, int N, float* yp) {
+  static const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  const int G = K / gs;
+  std::vector<float> xs((size_t)M * G);
+  for (int m = 0; m < M; m++)
+    for (int g = 0; g < G; g++) {
+      float t = 0;
+      for (int k = g * gs; k < (g + 1) * gs; k++) t += xp[(size_t)m * K + k];
+      xs[(size_t)m * G + g] = t;
+    }
+  const bool fast = avx2 && (gs == 32 || gs == 64 || gs == 128) && K % qblock(bits) == 0;
+  std::vector<float> xperm, xl;
+  if (fast) {
+    xperm.resize((size_t)M * K);
+    xl.resize((size_t)M * (K / qblock(bits)) * 8);
+    if (bits == 4) permute_x<4>(xp, M, K, xperm.data(), xl.data());
+    else permute_x<8>(xp, M, K, xperm.data(), xl.data());
+  }
+  Pool::get().run(parallel_parts(N, K), [&](int part) {
+    auto [n0, n1] = split(N, parallel_parts(N, K), part);
+    for (int m = 0; m < M;) {
+      const float* xr = xp + (size_t)m * K;
+      const float* pr = fast ? xperm.data() + (size_t)m * K : nullptr;
+      const float* lr = fast ? xl.data() + (size_t)m * (K / qblock(bits)) * 8 : nullptr;
+      float* yr = yp + (size_t)m * N;
+      const float* xsr = xs.data() + (size_t)m * G;
+      if (fast && m + 3 < M) {  // four rows share each unpacked block
+        if (bits == 4) qrows_avx2<4, 4, 1>(pr, lr, K, wp, sp, bp, gs, yr, N, n0, n1);
+        else qrows_avx2<8, 4, 1>(pr, lr, K, wp, sp, bp, gs, yr, N, n0, n1);
+        m += 4;
+      } else if (fast && m + 1 < M) {  // two rows share each unpacked block
+        if (bits == 4) qrows_avx2<4, 2, 2>(pr, lr, K, wp, sp, bp, gs, yr, N, n0, n1);
+        else qrows_avx2<8, 2, 2>(pr, lr, K, wp, sp, bp, gs, yr, N, n0, n1);
+        m += 2;
+      } else if (fast) {
+        // One row: four outputs at a time keep four FMA chains busy; the
+        // 8-bit head streams from memory and runs best one output at a time.
+        if (bits == 4) qrows_avx2<4, 1, 4>(pr, lr, K, wp, sp, bp, gs, yr, N, n0, n1);
+        else qrows_avx2<8, 1, 1>(pr, lr, K, wp, sp, bp, gs, yr, N, n0, n1);
+        m += 1;
+      } else {
+        if (bits == 4) qrows_scalar<4>(xr, xsr, K, wp, sp, bp, gs, yr, n0, n1);
+        else qrows_scalar<8>(xr, xsr, K, wp, sp, bp, gs, yr, n0, n1);
+        m += 1;
+      }
+    }
+  });
+}
+
 // QRowProduct is x @ dequantize(w, scales, biases)^T for a few rows of x,
 // on the CPU, reading the 4- or 8-bit weights once (MLX's CPU quantized
 // matmul has no x86 SIMD). x [..., K] float32; w [N, K*bits/32] uint32;
@@ -199,8 +423,8 @@ class QRowProduct : public mx::UnaryPrimitive {
   QRowProduct(mx::Stream s, int group, int bits) : mx::UnaryPrimitive(s), group_(group), bits_(bits) {}
   void eval_cpu(const std::vector<mx::array>& in, mx::array& out) override {
     auto &x = in[0], &w = in[1], &sc = in[2], &bi = in[3];
-    for (auto* a : {&x, &w, &sc, &bi})
-      if (!a->flags().row_contiguous) throw std::runtime_error("mlx: q4 row product needs contiguous inputs");
+    for (auto* a : {&w, &sc, &bi})
+      if (!a->flags().row_contiguous) throw std::runtime_error("mlx: q4 row product needs contiguous weights");
     int K = x.shape(-1), N = w.shape(0), gs = group_;
     int M = (int)(x.size() / K);
     out.set_data(mx::allocator::malloc(out.nbytes()));
@@ -210,47 +434,14 @@ class QRowProduct : public mx::UnaryPrimitive {
     enc.set_input_array(sc);
     enc.set_input_array(bi);
     enc.set_output_array(out);
-    const float* xp = x.data<float>();
     const uint32_t* wp = w.data<uint32_t>();
     const float* sp = sc.data<float>();
     const float* bp = bi.data<float>();
     float* yp = out.data<float>();
-    static const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     const int bits = bits_;
-    enc.dispatch([=]() {
-      const int G = K / gs;
-      std::vector<float> xs((size_t)M * G);
-      for (int m = 0; m < M; m++)
-        for (int g = 0; g < G; g++) {
-          float t = 0;
-          for (int k = g * gs; k < (g + 1) * gs; k++) t += xp[(size_t)m * K + k];
-          xs[(size_t)m * G + g] = t;
-        }
-      for (int m = 0; m < M;) {
-        const float* xr = xp + (size_t)m * K;
-        float* yr = yp + (size_t)m * N;
-        const float* xsr = xs.data() + (size_t)m * G;
-        if (avx2 && m + 3 < M) {  // four rows share each unpacked block
-          if (bits == 4) qrows_avx2<4, 4>(xr, xsr, K, wp, sp, bp, gs, yr, N, 0, N);
-          else qrows_avx2<8, 4>(xr, xsr, K, wp, sp, bp, gs, yr, N, 0, N);
-          m += 4;
-          continue;
-        }
-        if (avx2 && m + 1 < M) {  // two rows share each unpacked block
-          if (bits == 4) qrows_avx2<4, 2>(xr, xsr, K, wp, sp, bp, gs, yr, N, 0, N);
-          else qrows_avx2<8, 2>(xr, xsr, K, wp, sp, bp, gs, yr, N, 0, N);
-          m += 2;
-          continue;
-        }
-        if (avx2) {
-          if (bits == 4) qrows_avx2<4, 1>(xr, xsr, K, wp, sp, bp, gs, yr, N, 0, N);
-          else qrows_avx2<8, 1>(xr, xsr, K, wp, sp, bp, gs, yr, N, 0, N);
-        } else {
-          if (bits == 4) qrows_scalar<4>(xr, xsr, K, wp, sp, bp, gs, yr, 0, N);
-          else qrows_scalar<8>(xr, xsr, K, wp, sp, bp, gs, yr, 0, N);
-        }
-        m += 1;
-      }
+    enc.dispatch([=, x = x]() {
+      std::vector<float> xbuf;  // x in row order when it is a strided view
+      qrow_compute(dense_rows(x, xbuf), M, K, wp, sp, bp, gs, bits, N, yp);
     });
   }
   void eval_gpu(const std::vector<mx::array>&, mx::array&) override {
@@ -301,17 +492,17 @@ class RowProduct : public mx::UnaryPrimitive {
     int M = (int)(x.size() / K);
     bool wRowMajorNK = w.strides(0) == 1 && w.strides(1) == K;  // transpose view
     bool wRowMajorKN = w.flags().row_contiguous;
-    if (!x.flags().row_contiguous || !(wRowMajorNK || wRowMajorKN))
-      throw std::runtime_error("mlx: row product needs contiguous inputs");
+    if (!(wRowMajorNK || wRowMajorKN)) throw std::runtime_error("mlx: row product needs a contiguous weight");
     out.set_data(mx::allocator::malloc(out.nbytes()));
     auto& enc = mx::cpu::get_command_encoder(stream());
     enc.set_input_array(x);
     enc.set_input_array(w);
     enc.set_output_array(out);
-    const float* xp = x.data<float>();
     const float* wp = w.data<float>();
     float* yp = out.data<float>();
-    enc.dispatch([=]() {
+    enc.dispatch([=, x = x]() {
+      std::vector<float> xbuf;  // x in row order when it is a strided view
+      const float* xp = dense_rows(x, xbuf);
       for (int m = 0; m < M; m++) {
         if (wRowMajorNK)
           cblas_sgemv(kRowMajor, kNoTrans, N, K, 1.0f, wp, K, xp + (size_t)m * K, 1, 0.0f, yp + (size_t)m * N, 1);
@@ -330,6 +521,229 @@ class RowProduct : public mx::UnaryPrimitive {
     sh.back() = in[1].shape(1);
     return {sh};
   }
+};
+
+
+// dot and axpy for the attention of the fused decode block (GCC does not
+// vectorise a float reduction without -ffast-math).
+__attribute__((target("avx2,fma"))) float dot_avx2(const float* a, const float* b, int n) {
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  int i = 0;
+  for (; i + 16 <= n; i += 16) {
+    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
+    acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), acc1);
+  }
+  for (; i + 8 <= n; i += 8) acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
+  acc0 = _mm256_add_ps(acc0, acc1);
+  __m128 lo = _mm_add_ps(_mm256_castps256_ps128(acc0), _mm256_extractf128_ps(acc0, 1));
+  lo = _mm_hadd_ps(lo, lo);
+  lo = _mm_hadd_ps(lo, lo);
+  float t = _mm_cvtss_f32(lo);
+  for (; i < n; i++) t += a[i] * b[i];
+  return t;
+}
+
+inline float dot(const float* a, const float* b, int n) {
+  static const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  if (avx2) return dot_avx2(a, b, n);
+  float t = 0;
+  for (int i = 0; i < n; i++) t += a[i] * b[i];
+  return t;
+}
+
+// axpy: y += a * x.
+inline void axpy(float a, const float* x, float* y, int n) {
+  for (int i = 0; i < n; i++) y[i] += a * x[i];
+}
+
+// A linear layer as the fused decode block reads it: dense (w = wT, a
+// float32 [in, out] view of a row-major [out, in] matrix, or row-major [in,
+// out]) or MLX affine-quantized (w uint32 [out, in*bits/32], float32 scales
+// and biases); an optional float32 bias [out]. Indices point into the
+// primitive's inputs; -1 means absent.
+struct BlockLinear {
+  int w = -1, scales = -1, biases = -1, bias = -1;
+  int bits = 0, group = 0;  // bits 0: dense
+  int in = 0, out = 0;
+};
+
+// linear_rows computes y [M, out] = x [M, in] W^T (+ bias).
+void linear_rows(const BlockLinear& l, const std::vector<mx::array>& in, const float* x, int M, float* y) {
+  if (l.bits == 0) {
+    const auto& w = in[l.w];
+    const float* wp = w.data<float>();
+    bool nk = w.strides(0) == 1 && w.strides(1) == l.in;  // transposed view of [out, in]
+    const int parts = parallel_parts(l.out, l.in);
+    Pool::get().run(parts, [&](int part) {
+      auto [n0, n1] = split(l.out, parts, part);
+      if (n1 <= n0) return;
+      for (int m = 0; m < M; m++) {
+        if (nk)
+          cblas_sgemv(kRowMajor, kNoTrans, n1 - n0, l.in, 1.0f, wp + (size_t)n0 * l.in, l.in, x + (size_t)m * l.in, 1,
+                      0.0f, y + (size_t)m * l.out + n0, 1);
+        else
+          cblas_sgemv(kRowMajor, kTrans, l.in, n1 - n0, 1.0f, wp + n0, l.out, x + (size_t)m * l.in, 1, 0.0f,
+                      y + (size_t)m * l.out + n0, 1);
+      }
+    });
+  } else {
+    qrow_compute(x, M, l.in, in[l.w].data<uint32_t>(), in[l.scales].data<float>(), in[l.biases].data<float>(), l.group,
+                 l.bits, l.out, y);
+  }
+  if (l.bias >= 0) {
+    const float* b = in[l.bias].data<float>();
+    for (int m = 0; m < M; m++)
+      for (int o = 0; o < l.out; o++) y[(size_t)m * l.out + o] += b[o];
+  }
+}
+
+void rms_norm_row(const float* x, const float* w, int n, float eps, float* y) {
+  double ss = 0;  // float32 squares summed in double: no drift over long rows
+  for (int i = 0; i < n; i++) ss += (double)x[i] * x[i];
+  float r = 1.0f / std::sqrt((float)(ss / n) + eps);
+  for (int i = 0; i < n; i++) y[i] = w[i] * (x[i] * r);
+}
+
+// DecodeBlockParams are the fixed shapes and settings of one block.
+struct DecodeBlockParams {
+  int B, D, H, Hkv, hd, F;
+  float eps, scale;
+  int offset;       // cache position of the new token (same for every lane)
+  bool traditional; // RoPE on adjacent pairs (else the two halves)
+  std::vector<int> pads;  // per lane: leading padded positions (none: zeros)
+  int h = 0, attn_norm = 1, ffn_norm = 2, k_cache = 3, v_cache = 4, inv_freq = 5, q_norm = -1, k_norm = -1;
+  BlockLinear qkv, o, gate_up, down;
+};
+
+// DecodeBlock is one decoder block for a single new position per lane, on
+// the CPU, fused into one primitive: RMSNorm, the q/k/v projection (q/k
+// RMSNorm per head when the model has it), RoPE, the keys and values written
+// into the cache, attention over the lane's filled positions, the output
+// projection and residual, RMSNorm, gate/up, SiLU(gate) * up, down and
+// residual. Output: the block's output [B, 1, D] float32.
+//
+// The KV cache arrays are state owned by the engine's cache: the block
+// writes the new position into their buffers in place (inputs 3 and 4 must
+// be evaluated, row-contiguous float32 [B, Hkv, capacity, hd] with capacity
+// > offset). Ops enqueued earlier on the stream run first, so any reader of
+// the old contents has already run; nothing reads these buffers lazily later
+// except later blocks of the same cache.
+class DecodeBlock : public mx::UnaryPrimitive {
+ public:
+  DecodeBlock(mx::Stream s, DecodeBlockParams p) : mx::UnaryPrimitive(s), p_(std::move(p)) {}
+  void eval_cpu(const std::vector<mx::array>& in, mx::array& out) override {
+    for (int c : {p_.k_cache, p_.v_cache})
+      if (!in[c].flags().row_contiguous) throw std::runtime_error("mlx: decode block: the KV cache must be row-contiguous");
+    out.set_data(mx::allocator::malloc(out.nbytes()));
+    auto& enc = mx::cpu::get_command_encoder(stream());
+    for (auto& a : in) enc.set_input_array(a);
+    enc.set_output_array(out);
+    float* yp = out.data<float>();
+    enc.dispatch([p = p_, in, yp]() {
+      const int B = p.B, D = p.D, H = p.H, Hkv = p.Hkv, hd = p.hd, F = p.F;
+      const int qd = H * hd, kvd = Hkv * hd, cap = in[p.k_cache].shape(2);
+      std::vector<float> xbuf;
+      const float* h = dense_rows(in[p.h], xbuf);
+      std::vector<float> xn((size_t)B * D), qkv((size_t)B * (qd + 2 * kvd)), att((size_t)B * qd), h1((size_t)B * D),
+          gu((size_t)B * 2 * F), act((size_t)B * F), dn((size_t)B * D);
+      const float* an = in[p.attn_norm].data<float>();
+      for (int b = 0; b < B; b++) rms_norm_row(h + (size_t)b * D, an, D, p.eps, xn.data() + (size_t)b * D);
+      linear_rows(p.qkv, in, xn.data(), B, qkv.data());
+      const float* invf = in[p.inv_freq].data<float>();
+      float* kc = const_cast<float*>(in[p.k_cache].data<float>());  // the cache is written in place (see above)
+      float* vc = const_cast<float*>(in[p.v_cache].data<float>());
+      const int half = hd / 2;
+      std::vector<float> cs(half), sn(half), tmp(hd), scores(p.offset + 1);
+      for (int b = 0; b < B; b++) {
+        float* row = qkv.data() + (size_t)b * (qd + 2 * kvd);
+        float* q = row;
+        float* k = row + qd;
+        const float* v = row + qd + kvd;
+        if (p.q_norm >= 0) {
+          const float* qn = in[p.q_norm].data<float>();
+          const float* kn = in[p.k_norm].data<float>();
+          for (int hh = 0; hh < H; hh++) {
+            rms_norm_row(q + hh * hd, qn, hd, p.eps, tmp.data());
+            std::copy(tmp.begin(), tmp.end(), q + hh * hd);
+          }
+          for (int hh = 0; hh < Hkv; hh++) {
+            rms_norm_row(k + hh * hd, kn, hd, p.eps, tmp.data());
+            std::copy(tmp.begin(), tmp.end(), k + hh * hd);
+          }
+        }
+        const int pad = p.pads.empty() ? 0 : p.pads[b];
+        const float pos = (float)(p.offset - pad);
+        for (int i = 0; i < half; i++) {
+          float theta = pos * invf[i];
+          cs[i] = (float)std::cos((double)theta);
+          sn[i] = (float)std::sin((double)theta);
+        }
+        auto rope = [&](float* x, int heads) {
+          for (int hh = 0; hh < heads; hh++) {
+            float* xh = x + hh * hd;
+            for (int i = 0; i < half; i++) {
+              int a = p.traditional ? 2 * i : i, c = p.traditional ? 2 * i + 1 : i + half;
+              float x0 = xh[a], x1 = xh[c];
+              xh[a] = x0 * cs[i] - x1 * sn[i];
+              xh[c] = x0 * sn[i] + x1 * cs[i];
+            }
+          }
+        };
+        rope(q, H);
+        rope(k, Hkv);
+        for (int hh = 0; hh < Hkv; hh++) {
+          size_t at = (((size_t)b * Hkv + hh) * cap + p.offset) * hd;
+          std::copy(k + hh * hd, k + (hh + 1) * hd, kc + at);
+          std::copy(v + hh * hd, v + (hh + 1) * hd, vc + at);
+        }
+        const int group = H / Hkv;
+        for (int hh = 0; hh < H; hh++) {
+          const int kh = hh / group;
+          const float* qh = q + hh * hd;
+          const float* kbase = kc + ((size_t)b * Hkv + kh) * cap * hd;
+          const float* vbase = vc + ((size_t)b * Hkv + kh) * cap * hd;
+          float mx_ = -INFINITY;
+          for (int t = pad; t <= p.offset; t++) {
+            float d = dot(qh, kbase + (size_t)t * hd, hd) * p.scale;
+            scores[t] = d;
+            mx_ = std::max(mx_, d);
+          }
+          float sum = 0;
+          for (int t = pad; t <= p.offset; t++) {
+            scores[t] = std::exp(scores[t] - mx_);
+            sum += scores[t];
+          }
+          float* o = att.data() + (size_t)b * qd + hh * hd;
+          std::fill(o, o + hd, 0.0f);
+          for (int t = pad; t <= p.offset; t++) {
+            axpy(scores[t] / sum, vbase + (size_t)t * hd, o, hd);
+          }
+        }
+      }
+      linear_rows(p.o, in, att.data(), B, h1.data());
+      for (size_t i = 0; i < (size_t)B * D; i++) h1[i] += h[i];
+      const float* fn = in[p.ffn_norm].data<float>();
+      for (int b = 0; b < B; b++) rms_norm_row(h1.data() + (size_t)b * D, fn, D, p.eps, xn.data() + (size_t)b * D);
+      linear_rows(p.gate_up, in, xn.data(), B, gu.data());
+      for (int b = 0; b < B; b++) {
+        const float* g = gu.data() + (size_t)b * 2 * F;
+        const float* u = g + F;
+        float* a = act.data() + (size_t)b * F;
+        for (int f = 0; f < F; f++) a[f] = g[f] / (1.0f + std::exp(-g[f])) * u[f];
+      }
+      linear_rows(p.down, in, act.data(), B, dn.data());
+      for (size_t i = 0; i < (size_t)B * D; i++) yp[i] = h1[i] + dn[i];
+    });
+  }
+  void eval_gpu(const std::vector<mx::array>&, mx::array&) override {
+    throw std::runtime_error("mlx: the fused decode block runs on the CPU only");
+  }
+  const char* name() const override { return "DecodeBlock"; }
+  bool is_equivalent(const mx::Primitive&) const override { return false; }
+  std::vector<mx::Shape> output_shapes(const std::vector<mx::array>& in) override { return {in[0].shape()}; }
+
+ private:
+  DecodeBlockParams p_;
 };
 
 }  // namespace
@@ -768,6 +1182,14 @@ int gk_set_default_device(int type) {
 int gk_default_device(int* type) {
   GK_TRY(*type = mx::default_device().type == mx::Device::gpu ? 1 : 0)
 }
+// ready is a for a CPU kernel that needs row-contiguous input: a itself when
+// it is evaluated and row-contiguous (loaded weights), else a Contiguous
+// node. Skipping the node for weights keeps a decode step's graph small.
+static mx::array ready(const mx::array& a, mx::Stream s) {
+  if (a.is_available() && a.flags().row_contiguous) return a;
+  return mx::contiguous(a, false, s);
+}
+
 int gk_row_product_available(void) { return cblas_sgemv != nullptr ? 1 : 0; }
 
 int gk_row_product(gk_array* out, gk_array x, gk_array wT) {
@@ -778,10 +1200,9 @@ int gk_row_product(gk_array* out, gk_array x, gk_array wT) {
     if (a.dtype() != mx::float32 || w.dtype() != mx::float32 || w.ndim() != 2 || a.shape(-1) != w.shape(0))
       throw std::invalid_argument("mlx: row product needs float32 x [..., K] and wT [K, N]");
     auto cpu = mx::default_stream(mx::Device(mx::Device::cpu));
-    auto xc = mx::contiguous(a, false, cpu);
     auto sh = a.shape();
     sh.back() = w.shape(1);
-    put(out, mx::array(sh, mx::float32, std::make_shared<RowProduct>(cpu), {xc, w}));
+    put(out, mx::array(sh, mx::float32, std::make_shared<RowProduct>(cpu), {a, w}));
   })
 }
 
@@ -795,11 +1216,94 @@ int gk_q_row_product(gk_array* out, gk_array x, gk_array w, gk_array scales,
         q.shape(1) * (32 / bits) != K || group <= 0 || group % 8 != 0 || K % group != 0)
       throw std::invalid_argument("mlx: quantized row product needs 4 or 8 bits, float32 x [..., K], uint32 w [N, K*bits/32] and a group dividing K");
     auto cpu = mx::default_stream(mx::Device(mx::Device::cpu));
-    auto f32 = [&](const mx::array& v) { return mx::contiguous(mx::astype(v, mx::float32, cpu), false, cpu); };
+    auto f32 = [&](const mx::array& v) { return v.dtype() == mx::float32 ? ready(v, cpu) : mx::contiguous(mx::astype(v, mx::float32, cpu), false, cpu); };
     auto sh = a.shape();
     sh.back() = q.shape(0);
     put(out, mx::array(sh, mx::float32, std::make_shared<QRowProduct>(cpu, group, bits),
-                       {mx::contiguous(a, false, cpu), mx::contiguous(q, false, cpu), f32(A(scales)), f32(A(biases))}));
+                       {a, ready(q, cpu), f32(A(scales)), f32(A(biases))}));
+  })
+}
+
+int gk_decode_block(gk_array* out, const gk_decode_block_args* a, const int* pads, int n_pads) {
+  GK_TRY({
+    if (cblas_sgemv == nullptr) throw std::runtime_error("mlx: no cblas_sgemv in this process");
+    auto& h = A(a->h);
+    if (h.dtype() != mx::float32 || h.ndim() != 3 || h.shape(1) != 1)
+      throw std::invalid_argument("mlx: decode block needs float32 h [B, 1, D]");
+    DecodeBlockParams p;
+    p.B = h.shape(0);
+    p.D = h.shape(2);
+    p.H = a->heads;
+    p.Hkv = a->kv_heads;
+    p.hd = a->head_dim;
+    p.F = a->intermediate;
+    p.eps = a->eps;
+    p.scale = a->scale;
+    p.offset = a->offset;
+    p.traditional = a->traditional != 0;
+    if (n_pads != 0 && n_pads != p.B) throw std::invalid_argument("mlx: decode block: one pad per lane");
+    p.pads.assign(pads, pads + n_pads);
+    if (p.H <= 0 || p.Hkv <= 0 || p.H % p.Hkv != 0 || p.hd % 2 != 0)
+      throw std::invalid_argument("mlx: decode block: bad head counts");
+    std::vector<mx::array> in;
+    auto f32 = [&](gk_array x, int n, const char* what) {
+      auto& v = A(x);
+      if (v.dtype() != mx::float32 || (n > 0 && (int)v.size() != n))
+        throw std::invalid_argument(std::string("mlx: decode block: ") + what + " must be float32 of " + std::to_string(n));
+      in.push_back(ready(v, mx::default_stream(mx::Device(mx::Device::cpu))));
+      return (int)in.size() - 1;
+    };
+    auto cpu = mx::default_stream(mx::Device(mx::Device::cpu));
+    in.push_back(h);
+    f32(a->attn_norm, p.D, "attn_norm");
+    f32(a->ffn_norm, p.D, "ffn_norm");
+    for (gk_array c : {a->k_cache, a->v_cache}) {
+      auto& v = A(c);
+      if (v.dtype() != mx::float32 || v.ndim() != 4 || v.shape(0) != p.B || v.shape(1) != p.Hkv || v.shape(3) != p.hd ||
+          v.shape(2) <= p.offset)
+        throw std::invalid_argument("mlx: decode block: cache must be float32 [B, Hkv, capacity > offset, head_dim]");
+      in.push_back(v);
+    }
+    f32(a->inv_freq, p.hd / 2, "inv_freq");
+    if (a->q_norm.ctx != nullptr) {
+      p.q_norm = f32(a->q_norm, p.hd, "q_norm");
+      p.k_norm = f32(a->k_norm, p.hd, "k_norm");
+    }
+    auto lin = [&](const gk_block_linear& g, int inDim, int outDim, const char* what) {
+      BlockLinear l;
+      l.in = inDim;
+      l.out = outDim;
+      l.bits = g.bits;
+      l.group = g.group;
+      if (g.in != inDim || g.out != outDim)
+        throw std::invalid_argument(std::string("mlx: decode block: ") + what + " has the wrong shape");
+      auto& w = A(g.w);
+      if (g.bits == 0) {
+        if (w.dtype() != mx::float32 || w.ndim() != 2 || w.shape(0) != inDim || w.shape(1) != outDim)
+          throw std::invalid_argument(std::string("mlx: decode block: ") + what + " must be float32 wT [in, out]");
+        bool nk = w.strides(0) == 1 && w.strides(1) == inDim;
+        if (!w.is_available() || !(nk || w.flags().row_contiguous))
+          throw std::invalid_argument(std::string("mlx: decode block: ") + what + " must be an evaluated contiguous weight");
+        in.push_back(w);
+        l.w = (int)in.size() - 1;
+      } else {
+        if ((g.bits != 4 && g.bits != 8) || w.dtype() != mx::uint32 || w.ndim() != 2 || w.shape(0) != outDim ||
+            w.shape(1) * (32 / g.bits) != inDim || g.group <= 0 || inDim % g.group != 0)
+          throw std::invalid_argument(std::string("mlx: decode block: ") + what + " is not a 4- or 8-bit affine weight");
+        in.push_back(ready(w, cpu));
+        l.w = (int)in.size() - 1;
+        l.scales = f32(g.scales, outDim * (inDim / g.group), "scales");
+        l.biases = f32(g.biases, outDim * (inDim / g.group), "biases");
+      }
+      if (g.bias.ctx != nullptr) l.bias = f32(g.bias, outDim, "bias");
+      return l;
+    };
+    const int qd = p.H * p.hd, kvd = p.Hkv * p.hd;
+    p.qkv = lin(a->qkv, p.D, qd + 2 * kvd, "qkv");
+    p.o = lin(a->o, qd, p.D, "o");
+    p.gate_up = lin(a->gate_up, p.D, 2 * p.F, "gate_up");
+    p.down = lin(a->down, p.F, p.D, "down");
+    put(out, mx::array(h.shape(), mx::float32, std::make_shared<DecodeBlock>(cpu, std::move(p)), std::move(in)));
   })
 }
 

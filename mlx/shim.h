@@ -218,6 +218,25 @@ int gk_row_product_available(void);
 // layout, on the CPU with SIMD where the processor has AVX2.
 int gk_q_row_product(gk_array* out, gk_array x, gk_array w, gk_array scales,
                      gk_array biases, int group, int bits);
+// gk_block_linear is one linear layer of gk_decode_block: dense (w a
+// float32 wT [in, out]) when bits is 0, else MLX affine-quantized (w, scales,
+// biases); bias optional. Absent arrays have ctx NULL.
+typedef struct {
+  gk_array w, scales, biases, bias;
+  int bits, group, in, out;
+} gk_block_linear;
+// gk_decode_block_args describe one decoder block for gk_decode_block.
+typedef struct {
+  gk_array h, attn_norm, ffn_norm, k_cache, v_cache, inv_freq, q_norm, k_norm;
+  gk_block_linear qkv, o, gate_up, down;
+  int heads, kv_heads, head_dim, intermediate, offset, traditional;
+  float eps, scale;
+} gk_decode_block_args;
+// gk_decode_block is a whole decoder block for one new position per lane,
+// fused into one CPU primitive that writes the new keys and values into the
+// cache arrays in place (see DecodeBlock in shim.cpp). pads (n_pads = 0 or
+// one per lane) are the lanes' leading padded positions.
+int gk_decode_block(gk_array* out, const gk_decode_block_args* a, const int* pads, int n_pads);
 // gk_device_probe evaluates a tiny op on the device's default stream.
 int gk_device_probe(int type);
 // gk_device_info writes the device's name, architecture and memory (0 when

@@ -1,0 +1,119 @@
+package engine_test
+
+import (
+	"math"
+	"testing"
+
+	"github.com/mlx-genkit/genkit/engine"
+	"github.com/mlx-genkit/genkit/mlx"
+)
+
+// TestFusedDecodeMatchesOpByOp decodes a left-padded batch of two prompts
+// of different lengths (and one lane alone) with the fused CPU decode block
+// and with the op-by-op graph (GENKIT_FUSED_BLOCKS=0), feeding both the same
+// tokens, and compares every step's logits. The models cover tied and
+// untied heads, llama3 RoPE scaling, q/k/v biases, per-head q/k norms and
+// the GGUF's adjacent-pair RoPE with quantized row kernels.
+func TestFusedDecodeMatchesOpByOp(t *testing.T) {
+	models := append([]string{}, tinyModels...)
+	for _, name := range models {
+		t.Run(name, func(t *testing.T) { compareFused(t, hfDir(name)) })
+	}
+	t.Run("default_gguf", func(t *testing.T) { compareFused(t, defaultModel(t)) })
+}
+
+func compareFused(t *testing.T, path string) {
+	fused := load(t, path, engine.LoadOptions{})
+	if !fused.FusedDecode() {
+		t.Fatalf("%s: the fused decode block is not in use on the CPU", path)
+	}
+	t.Setenv("GENKIT_FUSED_BLOCKS", "0")
+	plain := load(t, path, engine.LoadOptions{})
+	if plain.FusedDecode() {
+		t.Fatal("GENKIT_FUSED_BLOCKS=0 left the fused block on")
+	}
+	prompts := [][]int{{5, 17, 42, 9, 33, 8, 21}, {7, 3, 11}}
+	for _, lanes := range [][][]int{prompts, prompts[:1]} {
+		a := decodeSteps(t, fused, lanes, 12)
+		b := decodeSteps(t, plain, lanes, 12)
+		for step := range a {
+			scale := 0.0
+			for _, v := range b[step] {
+				scale = math.Max(scale, math.Abs(float64(v)))
+			}
+			d := 0.0
+			for i := range a[step] {
+				d = math.Max(d, math.Abs(float64(a[step][i]-b[step][i])))
+			}
+			if d > 1e-4*math.Max(1, scale) {
+				t.Fatalf("%d lanes, step %d: fused logits differ by %g (largest logit %g)", len(lanes), step, d, scale)
+			}
+		}
+	}
+}
+
+// decodeSteps prefills the left-padded prompts, then feeds n tokens (each
+// lane's own argmax from the op-by-op model would differ by rounding, so a
+// fixed sequence) one position at a time, returning every step's logits
+// (lanes concatenated).
+func decodeSteps(t *testing.T, m *engine.Model, prompts [][]int, n int) [][]float32 {
+	L := 0
+	for _, p := range prompts {
+		L = max(L, len(p))
+	}
+	var ids []int32
+	var pads []int
+	for _, p := range prompts {
+		pads = append(pads, L-len(p))
+		for i := 0; i < L-len(p); i++ {
+			ids = append(ids, 0)
+		}
+		for _, id := range p {
+			ids = append(ids, int32(id))
+		}
+	}
+	var out [][]float32
+	err := mlx.Do(func() error {
+		cache := m.NewCache(len(prompts))
+		defer cache.Free()
+		x, err := mlx.FromInt32s(ids, len(prompts), L)
+		if err != nil {
+			return err
+		}
+		res, err := m.Forward(x, cache, engine.ForwardOptions{Padding: pads, LastOnly: true})
+		x.Free()
+		if err != nil {
+			return err
+		}
+		res.Free()
+		for step := 0; step < n; step++ {
+			tok := make([]int32, len(prompts))
+			for i := range tok {
+				tok[i] = int32((step*13 + i*5 + 1) % 60)
+			}
+			x, err := mlx.FromInt32s(tok, len(prompts), 1)
+			if err != nil {
+				return err
+			}
+			res, err := m.Forward(x, cache, engine.ForwardOptions{Padding: pads})
+			x.Free()
+			if err != nil {
+				return err
+			}
+			if err := m.Eval(res, cache); err != nil {
+				return err
+			}
+			v, err := res.Logits.Float32s()
+			res.Free()
+			if err != nil {
+				return err
+			}
+			out = append(out, v)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
