@@ -127,4 +127,4 @@ func BenchmarkQRowGateUp1(b *testing.B) { benchQRow(b, 1, 3072, 576, 32, 4) }
 func BenchmarkQRowGateUp2(b *testing.B) { benchQRow(b, 2, 3072, 576, 32, 4) }
 func BenchmarkQRowHead1(b *testing.B)   { benchQRow(b, 1, 49152, 576, 32, 8) }
 func BenchmarkQRowHead2(b *testing.B)   { benchQRow(b, 2, 49152, 576, 32, 8) }
-func BenchmarkQRowTiny(b *testing.B) { benchQRow(b, 1, 32, 64, 32, 4) }
+func BenchmarkQRowTiny(b *testing.B)    { benchQRow(b, 1, 32, 64, 32, 4) }

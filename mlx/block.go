@@ -23,8 +23,8 @@ type BlockLinear struct {
 // per head; InvFreq [HeadDim/2] holds RoPE's inverse frequencies.
 type DecodeBlockArgs struct {
 	H, AttnNorm, FFNNorm, KCache, VCache, InvFreq, QNorm, KNorm *Array
-	QKV, O, GateUp, Down                                         BlockLinear
-	Heads, KVHeads, HeadDim, Intermediate                        int
+	QKV, O, GateUp, Down                                        BlockLinear
+	Heads, KVHeads, HeadDim, Intermediate                       int
 	// Offset is the cache position the new token takes in every lane.
 	Offset int
 	// Pads are the lanes' leading padded positions (nil: none).
