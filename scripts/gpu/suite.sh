@@ -5,7 +5,9 @@
 # runs every package's tests on the GPU, then the headless commands on the
 # default GGUF. Results go to $OUT (or ./gpu-results): summary.txt, one log
 # per test binary, commands.log, bench.json.
-#   bash scripts/gpu/suite.sh [tests|commands|bench|all]...   (default: all)
+#   bash scripts/gpu/suite.sh [tests|commands|bench|profile|synthetic|all]...   (default: all)
+# synthetic (not part of all: 30 GB of disk, several minutes) measures
+# random Qwen3-4B-shaped weights with genkit, mlx-lm and llama.cpp.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -14,7 +16,7 @@ GK=${GK_DIR:-/tmp/genkit-gpu}
 mkdir -p "$OUT" "$GK"
 SUMMARY=$OUT/summary.txt
 say() { echo "$*" | tee -a "$SUMMARY"; }
-want() { [ $# -eq 0 ] && return 0; for w in $STEPS; do [ "$w" = all ] || [ "$w" = "$1" ] && return 0; done; return 1; }
+want() { [ $# -eq 0 ] && return 0; for w in $STEPS; do { [ "$w" = all ] && [ "$1" != synthetic ]; } || [ "$w" = "$1" ] && return 0; done; return 1; }
 STEPS=${*:-all}
 
 # 1. Join and check the parts (once per machine; a changed part is re-joined).
@@ -58,12 +60,12 @@ say "$($GENKIT version 2>&1 | tr '\n' ';')"
 # llama.cpp's llama-bench with CUDA for the bench peer, built in the
 # background from the sdist while the tests run (about 5 minutes on 16 cores).
 PEERS=$GK/peers
-if want bench && [ -f "$S/zy-llama-cpp.tar.gz" ] && [ ! -x "$PEERS/bin/llama-bench" ] && command -v nvcc >/dev/null; then
+if { want bench || want synthetic; } && [ -f "$S/zy-llama-cpp.tar.gz" ] && [ ! -x "$PEERS/bin/llama-bench" ] && command -v nvcc >/dev/null; then
   mkdir -p "$PEERS" && rm -rf "$PEERS/src" && mkdir "$PEERS/src" &&
     tar -xzf "$S/zy-llama-cpp.tar.gz" -C "$PEERS/src" --strip-components=1 &&
     setsid bash -c "cd '$PEERS' && cmake -S src -B b -DLLAMA_BUILD_EXAMPLES=OFF -G Ninja -DCMAKE_BUILD_TYPE=Release -DGGML_CUDA=ON \
       -DCMAKE_CUDA_ARCHITECTURES=90 -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF > build.log 2>&1 &&
-      cmake --build b -j16 --target llama-bench >> build.log 2>&1 && mkdir -p bin && cp b/bin/llama-bench bin/; touch done" &
+      cmake --build b -j16 --target llama-bench llama-quantize >> build.log 2>&1 && mkdir -p bin && cp b/bin/llama-bench b/bin/llama-quantize bin/; touch done" &
 fi
 
 # 2. Every package's tests on the GPU, each in its own package directory.
@@ -124,15 +126,26 @@ PY
   say "command no-gpu: $(CUDA_VISIBLE_DEVICES= $GENKIT version 2>&1 | tr '\n' ' ') (rc=$?)"
   say "command no-gpu auto generate: $(CUDA_VISIBLE_DEVICES= $GENKIT generate --tokens 1,2,3 --max-new-tokens 2 2>&1 | tail -2 | tr '\n' ' ')"
 fi
-if want bench; then
+wait_peers() {
   if [ -d "$PEERS" ]; then
     for i in $(seq 1 60); do [ -f "$PEERS/done" ] && break; sleep 5; done
     say "llama.cpp peer: $([ -x "$PEERS/bin/llama-bench" ] && echo built || { echo "not built:"; tail -3 "$PEERS/build.log"; })"
     cp "$PEERS/build.log" "$OUT/llama-build.log" 2>/dev/null
   fi
   export GENKIT_LLAMA_BENCH=$PEERS/bin/llama-bench
+}
+if want bench; then
+  wait_peers
   run bench $GENKIT bench --json --python python3
   cp "$OUT/cmd-bench.out" "$OUT/bench.json" 2>/dev/null
+fi
+# Random Qwen3-4B-shaped weights: genkit and mlx-lm (bf16, MLX 4-bit/64) and
+# llama.cpp (F16 and Q4_0 from its own converter and quantizer).
+if want synthetic; then
+  wait_peers
+  run synthetic $GENKIT bench --synthetic qwen3-4b --json --python python3 --llama-src "$PEERS/src"
+  cp "$OUT/cmd-synthetic.out" "$OUT/synthetic.json" 2>/dev/null
+  df -h "$GK" | tail -1 | sed 's/^/    disk: /' | tee -a "$SUMMARY" >/dev/null
 fi
 # Where the time goes: the TUI's key-to-first-token benchmark, and decode
 # with MLX's CUDA graphs on and off.
