@@ -66,6 +66,12 @@ func Convert(src, out string, opts ConvertOptions) error {
 			tensors[name+".biases"] = s.Track(mlx.AsType(q.Biases, opts.DType))
 			q.Scales.Free()
 			q.Biases.Free()
+			// Evaluate each quantized tensor now: all of them at once would
+			// hold every one's temporaries together (a 4B model in float32
+			// then needs several times its size).
+			if err := mlx.Eval(tensors[name+".weight"], tensors[name+".scales"], tensors[name+".biases"]); err != nil {
+				s.Fail(fmt.Errorf("quantize %s: %w", name, err))
+			}
 			return
 		}
 		tensors[name+".weight"] = s.Track(mlx.AsType(w, opts.DType))

@@ -132,18 +132,33 @@ func WriteSynthetic(dir string, spec SyntheticSpec, seed uint64) error {
 	keys := s.Track(mlx.RandomSplit(key, len(names)))
 	for i, name := range names {
 		e := entries[name]
-		k := s.Track(mlx.Slice(keys, []int{i, 0}, []int{i + 1, 2}, nil))
-		k = s.Track(mlx.Reshape(k, 2))
-		u := s.Track(mlx.RandomUniform(k, mlx.Float32, e.shape...)) // [0, 1)
-		// Centre: [-1, 1), then scale to the wanted spread.
+		// One tensor at a time, so only its float32 temporaries are alive
+		// (all of them at once would need four times the model in memory).
+		t := mlx.NewScope()
+		k := t.Track(mlx.Slice(keys, []int{i, 0}, []int{i + 1, 2}, nil))
+		k = t.Track(mlx.Reshape(k, 2))
+		u := t.Track(mlx.RandomUniform(k, mlx.Float32, e.shape...)) // [0, 1)
 		lo, span := -math.Sqrt(3)*0.02, 2*math.Sqrt(3)*0.02 // std 0.02
 		if e.norm {
 			lo, span = 0.9, 0.2
 		}
-		w := s.Track(mlx.Add(s.Track(mlx.Multiply(u, s.Track(mlx.Scalar(span, mlx.Float32)))), s.Track(mlx.Scalar(lo, mlx.Float32))))
-		b := s.Track(mlx.AsType(w, mlx.Bfloat16))
-		tiny := s.Track(mlx.Less(s.Track(mlx.Abs(w)), floor))
-		tensors[name] = s.Track(mlx.Where(tiny, zero, b))
+		w := t.Track(mlx.Add(t.Track(mlx.Multiply(u, t.Track(mlx.Scalar(span, mlx.Float32)))), t.Track(mlx.Scalar(lo, mlx.Float32))))
+		b := t.Track(mlx.AsType(w, mlx.Bfloat16))
+		tiny := t.Track(mlx.Less(t.Track(mlx.Abs(w)), floor))
+		out := t.Track(mlx.Where(tiny, zero, b))
+		if err := t.Err(); err != nil {
+			t.Close()
+			s.Fail(err)
+			break
+		}
+		if err := mlx.Eval(out); err != nil {
+			t.Close()
+			s.Fail(err)
+			break
+		}
+		t.Keep(out)
+		t.Close()
+		tensors[name] = s.Track(out, nil)
 	}
 	if err := s.Err(); err != nil {
 		return fmt.Errorf("synthetic %s: %w", spec.Name, err)

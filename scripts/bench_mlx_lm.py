@@ -24,9 +24,10 @@ def main():
     greedy = make_sampler(temp=0.0)
     long_ids = [int(x) for x in args.prompt_ids.split(",")]
     short_ids = [int(x) for x in args.short_ids.split(",")]
-    # Warm up, then measure.
-    for r in stream_generate(model, tok, short_ids, max_tokens=4, sampler=greedy):
-        pass
+    # Warm up (the long prompt too: GPU kernels compile per shape), then measure.
+    for ids, n in ((short_ids, 4), (long_ids, 1)):
+        for r in stream_generate(model, tok, ids, max_tokens=n, sampler=greedy):
+            pass
     mx.reset_peak_memory()
     last = None
     for r in stream_generate(model, tok, long_ids, max_tokens=1, sampler=greedy):
