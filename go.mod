@@ -15,6 +15,7 @@ require (
 
 require (
 	charm.land/bubbles/v2 v2.2.1 // indirect
+	github.com/abadojack/whatlanggo v1.0.1 // indirect
 	github.com/atotto/clipboard v0.1.4 // indirect
 	github.com/aymanbagabas/go-udiff v0.4.1 // indirect
 	github.com/charmbracelet/colorprofile v0.4.3 // indirect

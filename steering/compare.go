@@ -3,11 +3,9 @@ package steering
 import (
 	"context"
 	"fmt"
-	"regexp"
-	"strings"
-	"unicode"
 
 	"github.com/mlx-genkit/genkit/engine"
+	"github.com/mlx-genkit/genkit/quality"
 	"github.com/mlx-genkit/genkit/sampling"
 )
 
@@ -23,8 +21,8 @@ type GuardOptions struct {
 	// AvoidIdentical resamples the steered lane once (with another seed)
 	// when it equals the base.
 	AvoidIdentical bool
-	// ResampleSuspect resamples a lane once when its text has digit, LaTeX
-	// or garbage runs the prompt did not have (see Suspect).
+	// ResampleSuspect resamples a lane once when its text is suspect (see
+	// quality.Suspect).
 	ResampleSuspect bool
 }
 
@@ -47,54 +45,6 @@ func (c *Counts) Add(o Counts) {
 type Comparison struct {
 	Base, Steered []int
 	Counts        Counts
-}
-
-var (
-	digitRun = regexp.MustCompile(`\d{5,}`)
-	latexRun = regexp.MustCompile(`\\[a-zA-Z]{2,}|\$[^$\n]{1,80}\$|\\\(|\\\[`)
-)
-
-// Suspect reports whether text has a pattern its prompt did not: a run of 5
-// or more digits, LaTeX (a backslash command, $...$, \( or \[), or garbage
-// (a punctuation character 6 times in a row, or a short chunk repeated 8
-// times).
-func Suspect(prompt, text string) bool {
-	for _, re := range []*regexp.Regexp{digitRun, latexRun} {
-		if re.MatchString(text) && !re.MatchString(prompt) {
-			return true
-		}
-	}
-	return garbage(text) && !garbage(prompt)
-}
-
-// garbage finds a punctuation character 6 times in a row, or one short word
-// (1-3 characters) 8 times in a row.
-func garbage(text string) bool {
-	run, last := 0, rune(0)
-	for _, r := range text {
-		if r == last && !unicode.IsSpace(r) && !unicode.IsLetter(r) && !unicode.IsDigit(r) {
-			run++
-			if run >= 6 {
-				return true
-			}
-		} else {
-			run = 1
-		}
-		last = r
-	}
-	words := strings.Fields(text)
-	rep := 1
-	for i := 1; i < len(words); i++ {
-		if words[i] == words[i-1] && len(words[i]) <= 3 {
-			rep++
-			if rep >= 8 {
-				return true
-			}
-		} else {
-			rep = 1
-		}
-	}
-	return false
 }
 
 // Compare decodes prompt in two batched lanes, base (lane 0) and steered
@@ -154,8 +104,9 @@ func Compare(ctx context.Context, m *engine.Model, prompt []int, cfg *sampling.G
 		resampled = true
 	}
 	if guard.ResampleSuspect && dec != nil {
-		badBase := Suspect(promptText, text(out.Base))
-		badSteered := !resampled && Suspect(promptText, text(out.Steered))
+		check := quality.Check{Source: promptText}
+		badBase := len(quality.Suspect(text(out.Base), check)) > 0
+		badSteered := !resampled && len(quality.Suspect(text(out.Steered), check)) > 0
 		if badBase || badSteered {
 			again, err := run(seed + 0xbad)
 			if err != nil {
@@ -172,4 +123,29 @@ func Compare(ctx context.Context, m *engine.Model, prompt []int, cfg *sampling.G
 		}
 	}
 	return out, nil
+}
+
+// NewSteer builds the steered lane's steering for a mode: "residual" adds
+// alpha * v (normalised) after block layer; "logit-bias" adds alpha * W_U v
+// to the lane's scores. Runs on the MLX thread; Free releases it.
+func NewSteer(m *engine.Model, mode string, layer int, v []float32, alpha float64) (Steer, error) {
+	switch mode {
+	case "residual":
+		inj, err := NewInjection(m, map[int][]float32{layer: v}, InjectionOptions{Alpha: alpha})
+		return Steer{Injection: inj}, err
+	case "logit-bias":
+		dir, err := UnembedVector(m, v, false)
+		if err != nil {
+			return Steer{}, err
+		}
+		return Steer{Bias: &LogitBias{Direction: dir, Alpha: alpha}}, nil
+	}
+	return Steer{}, fmt.Errorf("steering mode %q: want residual or logit-bias", mode)
+}
+
+// Free releases the steering's arrays (on the MLX thread).
+func (st Steer) Free() {
+	if st.Injection != nil {
+		st.Injection.Free()
+	}
 }

@@ -11,26 +11,6 @@ import (
 	"github.com/mlx-genkit/genkit/steering"
 )
 
-func TestSuspectPatterns(t *testing.T) {
-	for _, tc := range []struct {
-		prompt, text string
-		want         bool
-	}{
-		{"Rewrite this line.", "Arr, the ship sailed at dawn.", false},
-		{"Rewrite this line.", "The value is 1234567 and more", true},
-		{"Prices rose 1234567 dollars.", "It rose 7654321 dollars, arr", false},
-		{"Rewrite this line.", "We have \\frac{a}{b} here", true},
-		{"Rewrite this line.", "so $x^2$ holds", true},
-		{"Rewrite this line.", "oh!!!!!!!! no", true},
-		{"Rewrite this line.", "la la la la la la la la la la", true},
-		{"Rewrite this line.", "Well... then.", false},
-	} {
-		if got := steering.Suspect(tc.prompt, tc.text); got != tc.want {
-			t.Errorf("Suspect(%q, %q) = %v, want %v", tc.prompt, tc.text, got, tc.want)
-		}
-	}
-}
-
 // TestCompareGuardrails: a zero-strength steer makes both lanes share the
 // logits, so with separate streams they may differ only by sampling; with
 // avoid-identical on, a greedy identical pair is resampled and counted.

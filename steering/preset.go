@@ -26,6 +26,10 @@ type Preset struct {
 	LayerFraction float64 `json:"layer_fraction"`
 	// Alpha suggests a strength for the mean-difference vector.
 	Alpha float64 `json:"alpha"`
+	// Markers are words and phrases typical of the persona (what
+	// quality.MarkerRate counts); empty where the persona is no vocabulary
+	// (terse).
+	Markers []string `json:"markers"`
 }
 
 // Presets lists the shipped presets by name.

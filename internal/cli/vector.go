@@ -14,7 +14,7 @@ import (
 
 func newVectorCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "vector", Short: "Make and inspect steering vectors"}
-	cmd.AddCommand(newVectorMakeCmd(), newVectorLayersCmd(), newVectorPresetsCmd())
+	cmd.AddCommand(newVectorMakeCmd(), newVectorLayersCmd(), newVectorPresetsCmd(), newVectorCalibrateCmd())
 	return cmd
 }
 
