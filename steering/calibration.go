@@ -82,18 +82,11 @@ func LookupCalibration(preset, mode, model string) (Calibration, bool, error) {
 			sources = append(sources, e)
 		}
 	}
-	files, _ := shippedCalibration.ReadDir("calibration")
-	for _, f := range files {
-		data, err := shippedCalibration.ReadFile("calibration/" + f.Name())
-		if err != nil {
-			return Calibration{}, false, err
-		}
-		e, err := readCalibration(data, "shipped "+f.Name())
-		if err != nil {
-			return Calibration{}, false, err
-		}
-		sources = append(sources, e)
+	shipped, err := ShippedCalibrations()
+	if err != nil {
+		return Calibration{}, false, err
 	}
+	sources = append(sources, shipped)
 	for _, entries := range sources {
 		for _, c := range entries {
 			if c.Preset == preset && c.Mode == mode && c.Model == model {
@@ -102,6 +95,28 @@ func LookupCalibration(preset, mode, model string) (Calibration, bool, error) {
 		}
 	}
 	return Calibration{}, false, nil
+}
+
+// ShippedCalibrations are the calibrations that come with genkit (measured
+// on the default model).
+func ShippedCalibrations() ([]Calibration, error) {
+	var out []Calibration
+	files, err := shippedCalibration.ReadDir("calibration")
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range files {
+		data, err := shippedCalibration.ReadFile("calibration/" + f.Name())
+		if err != nil {
+			return nil, err
+		}
+		e, err := readCalibration(data, "shipped "+f.Name())
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e...)
+	}
+	return out, nil
 }
 
 // SaveCalibration records c in the user's store, replacing the entry for

@@ -92,6 +92,7 @@ genkit smoke, score and the TUI use it for that preset and mode.`, smoke.Calibra
 	f.StringVar(&alphas, "alphas", "", "strengths to sweep, comma-separated (default: per mode)")
 	f.IntVar(&opts.MaxNew, "max-new-tokens", 64, "tokens per rewrite")
 	f.Uint64Var(&opts.Seed, "seed", 1234, "sampling seed")
+	f.Float64Var(&opts.Temperature, "temperature", 0, "sample at this temperature (top-p 0.9); 0 decodes greedily")
 	f.BoolVar(&dryRun, "dry-run", false, "measure and print, store nothing")
 	f.BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd

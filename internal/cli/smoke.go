@@ -78,6 +78,7 @@ preset's; --alpha and --steer-layer override it. Exit status 1 when a criterion 
 	f.IntVar(&opts.Lines, "lines", 20, "news lines to rewrite")
 	f.IntVar(&opts.MaxNew, "max-new-tokens", 64, "tokens per rewrite")
 	f.Uint64Var(&opts.Seed, "seed", 1234, "sampling seed")
+	f.Float64Var(&opts.Temperature, "temperature", 0, "sample both lanes at this temperature (top-p 0.9); 0 decodes greedily")
 	f.Float64Var(&opts.Bound, "bound", smoke.DefaultBound, "fluency bound: steered perplexity at most this many times the base's")
 	f.StringVar(&opts.HFRef, "hf-ref", "engine/testdata/hf/smollm2_dequant_fp32.json", "stored HF next-token distributions for kl_vs_hf (missing: null)")
 	f.BoolVar(&opts.Guardrail.AvoidIdentical, "avoid-identical", false, "resample a steered lane identical to its base")

@@ -18,19 +18,20 @@ const CalibrationLinesOffset = 20
 // DefaultAlphas are the strengths a calibration sweeps, per mode (logit
 // bias adds alpha * W_U v straight to the logits, so it needs far less).
 var DefaultAlphas = map[string][]float64{
-	"residual":   {0.5, 1, 2, 3, 4, 6, 8},
-	"logit-bias": {0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1},
+	"residual":   {0.25, 0.5, 1, 2, 3, 4},
+	"logit-bias": {0.05, 0.1, 0.2, 0.35, 0.5, 0.75},
 }
 
 // CalibrateOptions configure Calibrate.
 type CalibrateOptions struct {
-	Preset string
-	Mode   string
-	Lines  int
-	Alphas []float64
-	Bound  float64
-	MaxNew int
-	Seed   uint64
+	Preset      string
+	Mode        string
+	Lines       int
+	Alphas      []float64
+	Bound       float64
+	MaxNew      int
+	Seed        uint64
+	Temperature float64
 	// Trial reports each measured setting as it finishes.
 	Trial func(Trial)
 }
@@ -84,7 +85,7 @@ func Calibrate(ctx context.Context, m *engine.Model, opts CalibrateOptions) (ste
 	try := func(alpha float64, layer int) (Trial, error) {
 		a, l := alpha, layer
 		rep, err := Run(ctx, m, Options{Preset: opts.Preset, Mode: opts.Mode, Alpha: &a, Layer: &l, Lines: opts.Lines,
-			Offset: CalibrationLinesOffset, MaxNew: opts.MaxNew, Seed: opts.Seed, Bound: opts.Bound, SkipDeterminism: true})
+			Offset: CalibrationLinesOffset, MaxNew: opts.MaxNew, Seed: opts.Seed, Temperature: opts.Temperature, Bound: opts.Bound, SkipDeterminism: true})
 		if err != nil {
 			return Trial{}, err
 		}

@@ -19,12 +19,6 @@ import (
 // line (the line follows it on the next line of the user turn).
 const Instruction = "Rewrite this news line in your own words, in one sentence:"
 
-// DefaultTemperature is the lanes' sampling temperature (top-p 0.9,
-// repetition penalty 1.1): low, because at 0.7 a 135M model's unsteered lane
-// already runs words together or off topic in a third of the lines, which
-// would drown what steering does.
-const DefaultTemperature = 0.3
-
 // DefaultBound is the fluency bound: the steered lane's perplexity under
 // the unsteered model may be at most this many times the base lane's
 // (geometric mean over lines).
@@ -45,7 +39,8 @@ type Options struct {
 	Offset int
 	MaxNew int
 	Seed   uint64
-	// Temperature of both lanes' sampling (0: DefaultTemperature).
+	// Temperature of both lanes' sampling; 0 decodes greedily (the
+	// default).
 	Temperature float64
 	Bound       float64
 	HFRef       string // stored HF next-token distributions (smollm2_dequant_fp32.json)
@@ -202,11 +197,14 @@ func Run(ctx context.Context, m *engine.Model, opts Options) (*Report, error) {
 		return nil, err
 	}
 	defer mlx.Do(func() error { st.Free(); return nil })
-	if opts.Temperature == 0 {
-		opts.Temperature = DefaultTemperature
+	// Greedy by default: sampled, the unsteered 135M model's own text is
+	// faulty in 10-30% of lines (at temperature 0.3-0.7), which hides what
+	// steering does. The repetition penalty keeps greedy text out of loops.
+	cfg := &sampling.GenerationConfig{DoSample: sampling.Ptr(opts.Temperature > 0), MaxNewTokens: sampling.Ptr(opts.MaxNew),
+		Seed: sampling.Ptr(opts.Seed), EOSTokenID: m.Tokenizer.EOS, RepetitionPenalty: sampling.Ptr(1.1)}
+	if opts.Temperature > 0 {
+		cfg.Temperature, cfg.TopP = sampling.Ptr(opts.Temperature), sampling.Ptr(0.9)
 	}
-	cfg := &sampling.GenerationConfig{DoSample: sampling.Ptr(true), Temperature: sampling.Ptr(opts.Temperature), TopP: sampling.Ptr(0.9),
-		MaxNewTokens: sampling.Ptr(opts.MaxNew), Seed: sampling.Ptr(opts.Seed), EOSTokenID: m.Tokenizer.EOS, RepetitionPenalty: sampling.Ptr(1.1)}
 	rep := &Report{Lines: len(lines), Preset: p.Name, Mode: mode, Layer: layer, Alpha: alpha, Setting: source,
 		ReasonsBase: map[quality.Reason]int{}, ReasonsSteered: map[quality.Reason]int{}}
 	var susB, susS, same, diverge int

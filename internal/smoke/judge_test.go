@@ -1,0 +1,62 @@
+package smoke
+
+import (
+	"math"
+	"testing"
+)
+
+// TestJudge: each criterion fails on its own bad value and the verdict
+// follows; a report with every value good passes.
+func TestJudge(t *testing.T) {
+	one := 1.0
+	kl := 1e-9
+	good := Report{SuspectRateBase: 0, SuspectRateSteered: 0.02, Determinism: &one, Divergence: 1, PersonaGain: 0.5, PPLRatio: 1.5, KLvsHF: &kl}
+	r := good
+	r.judge(2)
+	if !r.Pass || len(r.Criteria) != 7 {
+		t.Fatalf("good report: pass %v, %d criteria", r.Pass, len(r.Criteria))
+	}
+	zero, bigKL := 0.5, 0.1
+	for name, bad := range map[string]func(*Report){
+		"suspect rate (base)":        func(r *Report) { r.SuspectRateBase = 0.05 },
+		"suspect rate (steered)":     func(r *Report) { r.SuspectRateSteered = 0.05 },
+		"determinism":                func(r *Report) { r.Determinism = &zero },
+		"divergence":                 func(r *Report) { r.Divergence = 0.9 },
+		"persona gain (projection)":  func(r *Report) { r.PersonaGain = 0 },
+		"fluency (ppl steered/base)": func(r *Report) { r.PPLRatio = 2.5 },
+		"kl_vs_hf":                   func(r *Report) { r.KLvsHF = &bigKL },
+	} {
+		r := good
+		bad(&r)
+		r.judge(2)
+		if r.Pass {
+			t.Errorf("%s: bad value passed", name)
+		}
+		for _, c := range r.Criteria {
+			if c.Pass == (c.Name == name) {
+				t.Errorf("%s: criterion %s pass=%v", name, c.Name, c.Pass)
+			}
+		}
+	}
+}
+
+func TestPPLRatio(t *testing.T) {
+	for _, c := range []struct{ a, b, want float64 }{
+		{4, 2, 2}, {2, 4, 0.5}, {0, 3, 100}, {3, 0, 100}, {1e9, 1, 100}, {math.Inf(1), 1, 100}, {math.NaN(), 1, 100},
+	} {
+		if got := PPLRatio(c.a, c.b); got != c.want {
+			t.Errorf("PPLRatio(%g, %g) = %g, want %g", c.a, c.b, got, c.want)
+		}
+	}
+}
+
+func TestCandidateLayers(t *testing.T) {
+	got := candidateLayers(15, map[int]float64{3: 0.2, 20: 0.9, 15: 0.5}, 30)
+	if len(got) != 3 || got[0] != 13 || got[1] != 17 || got[2] != 20 {
+		t.Errorf("candidates %v, want [13 17 20]", got)
+	}
+	got = candidateLayers(1, map[int]float64{1: 0.9}, 3)
+	if len(got) != 0 {
+		t.Errorf("edge of a 3-block model, best is the preset's: %v, want none", got)
+	}
+}
