@@ -34,5 +34,6 @@ func benchDecode(b *testing.B, lanes int, mode engine.WeightMode) {
 
 func BenchmarkDecode1Lane(b *testing.B)           { benchDecode(b, 1, engine.WeightsAuto) }
 func BenchmarkDecode2Lanes(b *testing.B)          { benchDecode(b, 2, engine.WeightsAuto) }
+func BenchmarkDecode8Lanes(b *testing.B)          { benchDecode(b, 8, engine.WeightsAuto) }
 func BenchmarkDecode1LaneQuantized(b *testing.B)  { benchDecode(b, 1, engine.WeightsQuantized) }
 func BenchmarkDecode2LanesQuantized(b *testing.B) { benchDecode(b, 2, engine.WeightsQuantized) }

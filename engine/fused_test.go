@@ -39,8 +39,10 @@ func compareFused(t *testing.T, path string) {
 	if plain.FusedDecode() {
 		t.Fatal("GENKIT_FUSED_BLOCKS=0 left the fused block on")
 	}
-	prompts := [][]int{{5, 17, 42, 9, 33, 8, 21}, {7, 3, 11}}
-	for _, lanes := range [][][]int{prompts, prompts[:1]} {
+	prompts := [][]int{{5, 17, 42, 9, 33, 8, 21}, {7, 3, 11}, {12, 4}, {9, 9, 9, 9}, {30, 2, 8, 14, 6}}
+	// Two padded lanes, one lane, and five (fused with quantized weights:
+	// a four-row kernel pass and a one-row pass).
+	for _, lanes := range [][][]int{prompts[:2], prompts[:1], prompts} {
 		a := decodeSteps(t, fused, lanes, 12)
 		b := decodeSteps(t, plain, lanes, 12)
 		for step := range a {

@@ -30,6 +30,9 @@ type Model struct {
 	// invFreq is RoPE's inverse frequencies for the fused CPU decode block;
 	// nil when decode steps run op by op (see useFusedBlocks).
 	invFreq *mlx.Array
+	// fusedQuantized: every fused block reads quantized weights (so more
+	// lanes than two still pay off fused).
+	fusedQuantized bool
 }
 
 type block struct {

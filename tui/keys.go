@@ -6,7 +6,7 @@ import "charm.land/bubbles/v2/key"
 type keyMap struct {
 	Run, Focus, Up, Down, Inc, Dec, AlphaUp, AlphaDown, Sweep, Chat, System   key.Binding
 	Save, Export, Theme, Help, Quit, ForceQuit, ScrollUp, ScrollDown, Inspect key.Binding
-	Open, MakeVector                                                          key.Binding
+	Open, MakeVector, Calibrated                                              key.Binding
 }
 
 func newKeyMap() keyMap {
@@ -26,6 +26,7 @@ func newKeyMap() keyMap {
 		Export:     key.NewBinding(key.WithKeys("ctrl+e"), key.WithHelp("ctrl+e", "export")),
 		Open:       key.NewBinding(key.WithKeys("o"), key.WithHelp("o", "open session")),
 		MakeVector: key.NewBinding(key.WithKeys("v"), key.WithHelp("v", "make a vector (ctrl+g)")),
+		Calibrated: key.NewBinding(key.WithKeys("K"), key.WithHelp("K", "calibrated alpha/layer")),
 		Theme:      key.NewBinding(key.WithKeys("t"), key.WithHelp("t", "theme")),
 		Inspect:    key.NewBinding(key.WithKeys("i"), key.WithHelp("i", "inspect")),
 		Help:       key.NewBinding(key.WithKeys("?"), key.WithHelp("?", "help")),
@@ -45,7 +46,7 @@ func (k keyMap) ShortHelp() []key.Binding {
 func (k keyMap) FullHelp() [][]key.Binding {
 	return [][]key.Binding{
 		{k.Focus, k.Up, k.Inc, k.AlphaUp, k.Run},
-		{k.Sweep, k.Chat, k.System, k.MakeVector, k.Inspect, k.ScrollUp},
+		{k.Sweep, k.Chat, k.System, k.MakeVector, k.Calibrated, k.Inspect, k.ScrollUp},
 		{k.Save, k.Open, k.Export, k.Theme, k.Help, k.Quit},
 	}
 }

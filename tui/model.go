@@ -240,6 +240,15 @@ func (md *Model) exportCmd() tea.Cmd {
 	}
 }
 
+// calibrationMsg carries a stored calibration looked up for a preset and
+// mode (the K key).
+type calibrationMsg struct {
+	c            steering.Calibration
+	ok           bool
+	err          error
+	preset, mode string
+}
+
 // saveLayerVector writes the steering vector of one layer (from the preset
 // or the vector file) as a control vector.
 func saveLayerVector(m *engine.Model, st sessions.Steering, layer int, path string) error {
@@ -362,6 +371,22 @@ func (md *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return md, nil
 	case memoryMsg:
 		md.memory = msg.stats
+		return md, nil
+	case calibrationMsg:
+		switch {
+		case msg.err != nil:
+			md.status = "calibration: " + msg.err.Error()
+		case msg.preset != md.settings.Steering.Preset || msg.mode != md.settings.Steering.Mode:
+			// The preset or mode changed while looking: stale.
+		case !msg.ok:
+			md.status = fmt.Sprintf("no calibration for %s (%s) on this model: genkit vector calibrate --preset %s --mode %s", msg.preset, msg.mode, msg.preset, msg.mode)
+		case !msg.c.Found:
+			md.status = fmt.Sprintf("%s (%s) has no sound setting on this model: %s", msg.preset, msg.mode, msg.c.Why)
+		default:
+			md.settings.Steering.Alpha, md.settings.Steering.Layer = msg.c.Alpha, msg.c.Layer
+			md.status = fmt.Sprintf("calibrated %s (%s): alpha %g, layer %d", msg.preset, msg.mode, msg.c.Alpha, msg.c.Layer)
+			return md, md.changed()
+		}
 		return md, nil
 	case vectorMadeMsg:
 		md.making = false
@@ -580,6 +605,20 @@ func (md *Model) handleKey(msg tea.KeyPressMsg) (tea.Model, tea.Cmd) {
 		md.scroll += 5
 	case key.Matches(msg, k.MakeVector):
 		md.setFocus(focusPositive)
+	case key.Matches(msg, k.Calibrated):
+		if md.m == nil || md.settings.Steering.Preset == "" {
+			md.status = "calibration applies to presets: choose one first"
+			return md, nil
+		}
+		m, preset, mode := md.m, md.settings.Steering.Preset, md.settings.Steering.Mode
+		return md, func() tea.Msg {
+			fp, err := steering.Fingerprint(m)
+			if err != nil {
+				return calibrationMsg{err: err}
+			}
+			c, ok, err := steering.LookupCalibration(preset, mode, fp)
+			return calibrationMsg{c: c, ok: ok, err: err, preset: preset, mode: mode}
+		}
 	case key.Matches(msg, k.Open):
 		return md, func() tea.Msg {
 			list, err := sessions.List()

@@ -301,3 +301,34 @@ func TestExportFromTheUI(t *testing.T) {
 		}
 	}
 }
+
+// TestCalibratedKey: K applies the stored calibration of the preset and mode
+// for this model (alpha and layer, then a rerun), and says so when there is
+// none.
+func TestCalibratedKey(t *testing.T) {
+	md := newTestModel(t, 120, 40)
+	md.runner = nil
+	press := func() {
+		_, cmd := md.Update(tea.KeyPressMsg{Code: 'K', Text: "K"})
+		if cmd == nil {
+			t.Fatal("K started no lookup")
+		}
+		md.Update(cmd())
+	}
+	press()
+	if !strings.Contains(md.status, "no calibration for pirate (residual)") {
+		t.Fatalf("status without a calibration: %q", md.status)
+	}
+	fp, err := steering.Fingerprint(md.m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := steering.SaveCalibration(steering.Calibration{Preset: "pirate", Mode: "residual", Model: fp, Alpha: 2.5, Layer: 1, Found: true},
+		sessions.WriteFileAtomic); err != nil {
+		t.Fatal(err)
+	}
+	press()
+	if md.settings.Steering.Alpha != 2.5 || md.settings.Steering.Layer != 1 || !md.dirty {
+		t.Fatalf("after K: alpha %g layer %d dirty %v (status %q)", md.settings.Steering.Alpha, md.settings.Steering.Layer, md.dirty, md.status)
+	}
+}
