@@ -138,7 +138,7 @@ func WriteSynthetic(dir string, spec SyntheticSpec, seed uint64) error {
 		k := t.Track(mlx.Slice(keys, []int{i, 0}, []int{i + 1, 2}, nil))
 		k = t.Track(mlx.Reshape(k, 2))
 		u := t.Track(mlx.RandomUniform(k, mlx.Float32, e.shape...)) // [0, 1)
-		lo, span := -math.Sqrt(3)*0.02, 2*math.Sqrt(3)*0.02 // std 0.02
+		lo, span := -math.Sqrt(3)*0.02, 2*math.Sqrt(3)*0.02         // std 0.02
 		if e.norm {
 			lo, span = 0.9, 0.2
 		}

@@ -164,7 +164,9 @@ func allSame(ws []string) bool {
 // of it, else "". Trigram identification is unreliable on a few words:
 // below 40 letters, or below the library's reliability threshold, it says
 // nothing.
-func LanguageOf(text string) string { return language(text, 40, whatlanggo.ReliableConfidenceThreshold) }
+func LanguageOf(text string) string {
+	return language(text, 40, whatlanggo.ReliableConfidenceThreshold)
+}
 
 // SourceLanguage names the language a source line is in, with less
 // evidence than LanguageOf wants, defaulting to English (genkit's
