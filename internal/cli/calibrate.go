@@ -23,8 +23,10 @@ func newVectorCalibrateCmd() *cobra.Command {
 		Short: "Find a preset's strongest setting that keeps the text sound, and store it for this model",
 		Long: fmt.Sprintf(`calibrate sweeps a preset's strength (and, in residual mode, the blocks around the preset's
 and the best-separated one) on held-in news lines (from line %d on, after those genkit smoke
-judges), and picks the strongest setting whose steered lines have no fault, whose perplexity under
-the unsteered model stays within --bound times the base lane's, and which gains persona. The
+judges), and picks the strongest setting whose steered lines have no more faults than the base
+lane's on the same lines (the unsteered 135M model itself loops or runs out of tokens on some),
+whose perplexity under the unsteered model stays within --bound times the base lane's, and which
+gains persona. The
 result is stored per preset, mode and model (a fingerprint) in the data dir's calibration.json;
 genkit smoke, score and the TUI use it for that preset and mode.`, smoke.CalibrationLinesOffset),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -47,7 +49,7 @@ genkit smoke, score and the TUI use it for that preset and mode.`, smoke.Calibra
 			defer freeModel(m)
 			out := cmd.OutOrStdout()
 			if !asJSON {
-				fmt.Fprintf(out, "%-7s %-5s %8s %8s %9s %8s %6s  %s\n", "alpha", "layer", "suspect", "gain", "markers", "ppl x", "kept", "verdict")
+				fmt.Fprintf(out, "%-7s %-5s %8s %8s %8s %9s %8s %6s  %s\n", "alpha", "layer", "suspect", "(base)", "gain", "markers", "ppl x", "kept", "verdict")
 			}
 			opts.Trial = func(t smoke.Trial) {
 				if asJSON {
@@ -57,7 +59,7 @@ genkit smoke, score and the TUI use it for that preset and mode.`, smoke.Calibra
 				if !t.OK {
 					v = t.Why
 				}
-				fmt.Fprintf(out, "%-7g %-5d %8.2f %8.3f %9.3f %8.2f %6.2f  %s\n", t.Alpha, t.Layer, t.SuspectSteered, t.PersonaGain, t.MarkersSteered, t.PPLRatio, t.ContentKept, v)
+				fmt.Fprintf(out, "%-7g %-5d %8.2f %8.2f %8.3f %9.3f %8.2f %6.2f  %s\n", t.Alpha, t.Layer, t.SuspectSteered, t.SuspectBase, t.PersonaGain, t.MarkersSteered, t.PPLRatio, t.ContentKept, v)
 			}
 			c, trials, err := smoke.Calibrate(cmd.Context(), m, opts)
 			if err != nil {

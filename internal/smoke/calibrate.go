@@ -51,8 +51,9 @@ type Trial struct {
 }
 
 // Calibrate sweeps the preset's strength in one mode on held-in news lines
-// and picks the strongest setting whose steered lines have no fault, stay
-// within the fluency bound and gain persona; in residual mode it then tries
+// and picks the strongest setting whose steered lines have no more faults
+// than the base lane's on the same lines (none, when the base has none),
+// stay within the fluency bound and gain persona; in residual mode it then tries
 // the blocks around the preset's and the best-separated one at that
 // strength and keeps the one with the largest persona gain.
 func Calibrate(ctx context.Context, m *engine.Model, opts CalibrateOptions) (steering.Calibration, []Trial, error) {
@@ -92,8 +93,9 @@ func Calibrate(ctx context.Context, m *engine.Model, opts CalibrateOptions) (ste
 		t := Trial{Alpha: alpha, Layer: layer, SuspectSteered: rep.SuspectRateSteered, SuspectBase: rep.SuspectRateBase,
 			PersonaGain: rep.PersonaGain, MarkersSteered: rep.MarkersSteered, PPLRatio: rep.PPLRatio, ContentKept: rep.ContentKeptSteered}
 		switch {
-		case rep.SuspectRateSteered > 0:
-			t.Why = fmt.Sprintf("faults in %.0f%% of steered lines %v", 100*rep.SuspectRateSteered, rep.ReasonsSteered)
+		case rep.SuspectRateSteered > rep.SuspectRateBase:
+			t.Why = fmt.Sprintf("steering adds faults: %.0f%% of steered lines %v, %.0f%% of base lines", 100*rep.SuspectRateSteered,
+				rep.ReasonsSteered, 100*rep.SuspectRateBase)
 		case rep.PPLRatio > opts.Bound:
 			t.Why = fmt.Sprintf("perplexity x%.2f over the bound %g", rep.PPLRatio, opts.Bound)
 		case rep.PersonaGain <= 0:
