@@ -96,13 +96,17 @@ type Report struct {
 	MarkersSteered float64 `json:"markers_steered"`
 	// PPLRatio is the geometric mean over lines of steered over base
 	// perplexity under the unsteered model.
-	PPLRatio           float64                `json:"ppl_ratio"`
-	ContentKeptBase    float64                `json:"content_kept_base"`
-	ContentKeptSteered float64                `json:"content_kept_steered"`
-	ReasonsBase        map[quality.Reason]int `json:"reasons_base"`
-	ReasonsSteered     map[quality.Reason]int `json:"reasons_steered"`
-	Criteria           []Criterion            `json:"criteria"`
-	Pass               bool                   `json:"pass"`
+	PPLRatio           float64 `json:"ppl_ratio"`
+	ContentKeptBase    float64 `json:"content_kept_base"`
+	ContentKeptSteered float64 `json:"content_kept_steered"`
+	// BaseLanguageKept is the share of base lines in the source's language
+	// (a base lane drifting into another language means the prompt or the
+	// model, not steering, is at fault).
+	BaseLanguageKept float64                `json:"base_language_kept"`
+	ReasonsBase      map[quality.Reason]int `json:"reasons_base"`
+	ReasonsSteered   map[quality.Reason]int `json:"reasons_steered"`
+	Criteria         []Criterion            `json:"criteria"`
+	Pass             bool                   `json:"pass"`
 	// Worst are the five steered lines with the most faults (then the
 	// highest perplexity ratio).
 	Worst    []Line `json:"worst"`
@@ -299,6 +303,7 @@ func Run(ctx context.Context, m *engine.Model, opts Options) (*Report, error) {
 	rep.ContentKeptBase /= n
 	rep.ContentKeptSteered /= n
 	rep.PPLRatio = math.Exp(logRatio / n)
+	rep.BaseLanguageKept = 1 - float64(rep.ReasonsBase[quality.Language])/n
 	rep.Worst = worst(rep.All, 5)
 	if opts.HFRef != "" {
 		if kl, err := KLvsHF(m, opts.HFRef); err == nil {
@@ -334,6 +339,7 @@ func (r *Report) judge(bound float64) {
 		add("determinism", *r.Determinism, "= 1", *r.Determinism == 1)
 	}
 	add("divergence", r.Divergence, "> 0.95", r.Divergence > 0.95)
+	add("base in the source's language", r.BaseLanguageKept, ">= 0.95", r.BaseLanguageKept >= 0.95)
 	add("persona gain (projection)", r.PersonaGain, "> 0", r.PersonaGain > 0)
 	add("fluency (ppl steered/base)", r.PPLRatio, fmt.Sprintf("<= %g", bound), r.PPLRatio <= bound)
 	if r.KLvsHF != nil {
