@@ -125,7 +125,7 @@ bench: build $(MLXLM_STAMP)
 
 SMOKE_PRESETS ?= pirate shakespearean
 smoke: build
-	@for p in $(SMOKE_PRESETS); do echo "== $$p"; $(GO_ENV) $(BIN)/genkit smoke --preset $$p $(SMOKE_ARGS) || exit 1; done
+	@fail=0; for p in $(SMOKE_PRESETS); do echo "== $$p"; $(GO_ENV) $(BIN)/genkit smoke --preset $$p $(SMOKE_ARGS) || fail=1; done; exit $$fail
 
 clean:
 	rm -rf $(BIN)
