@@ -49,6 +49,7 @@ var (
 	latexRun    = regexp.MustCompile(`\\[a-zA-Z]{2,}|\$[^$\n]{0,80}[\\^_={}][^$\n]{0,80}\$|\\\(|\\\[`)
 	templateTok = regexp.MustCompile(`<\|[a-zA-Z_]+\|>|</?s>|\[/?INST\]|<start_of_turn>|<end_of_turn>|<\|?(?:im_start|im_end|endoftext|eot_id)\|?>`)
 	wordRE      = regexp.MustCompile(`[\p{L}\p{N}']+`)
+	thousands   = regexp.MustCompile(`(\d),(\d{3})`)
 )
 
 // Suspect lists the faults of text (nil when it is fine), each at most once,
@@ -79,12 +80,38 @@ func Suspect(text string, c Check) []Reason {
 	emoji, symbols, digits, total, symRun := runeShares(t)
 	add(EmojiSpam, emoji >= 3 || (emoji > 0 && float64(emoji)/float64(total) > 0.1))
 	add(SymbolSpam, symRun >= 5 || (total >= 10 && float64(symbols)/float64(total) > 0.15))
-	add(DigitNoise, (digitRun.MatchString(t) && !digitRun.MatchString(c.Source)) || (total >= 10 && float64(digits)/float64(total) > 0.3))
+	add(DigitNoise, newDigitRun(t, c.Source) || (total >= 10 && float64(digits)/float64(total) > 0.3))
 	add(LatexNoise, latexRun.MatchString(t) && !latexRun.MatchString(c.Source))
 	add(Truncated, !c.Ended && truncated(t))
 	add(TemplateToken, templateTok.MatchString(t))
 	add(InstructionEcho, echoes(words, c.Instruction))
 	return out
+}
+
+// newDigitRun finds a run of 5+ digits in text that the source does not
+// have, thousands separators aside ("150000" rewrites "150,000").
+func newDigitRun(text, source string) bool {
+	have := map[string]bool{}
+	for _, r := range digitRun.FindAllString(noSeparators(source), -1) {
+		have[r] = true
+	}
+	for _, r := range digitRun.FindAllString(noSeparators(text), -1) {
+		if !have[r] {
+			return true
+		}
+	}
+	return false
+}
+
+// noSeparators drops thousands separators ("1,250,000" -> "1250000").
+func noSeparators(s string) string {
+	for {
+		t := thousands.ReplaceAllString(s, "$1$2")
+		if t == s {
+			return s
+		}
+		s = t
+	}
 }
 
 func lowerWords(t string) []string {
