@@ -27,7 +27,7 @@ func TestRowProductsMatchDense(t *testing.T) {
 	ref := load(t, path, engine.LoadOptions{Weights: engine.WeightsDense})
 	t.Setenv("GENKIT_ROW_PRODUCT", "")
 	rows := load(t, path, engine.LoadOptions{})
-	if d := rows.WeightsDescription(); d != "dense float32 for prefill, 4-bit row kernels (group 32) for decode" {
+	if d := rows.WeightsDescription(); d != "dense float32 for prefill, 4-bit row kernels (group 32), fused CPU blocks for decode" {
 		t.Fatalf("auto on the CPU: %s", d)
 	}
 	run := func(m *engine.Model, prompt []int) ([]int, [][]float32) {
