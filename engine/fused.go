@@ -29,21 +29,11 @@ func (m *Model) useFusedBlocks() error {
 		}
 	}
 	m.fusedQuantized = quantized
-	cfg := m.Config
-	inv := make([]float32, cfg.HeadDim/2)
-	var periods []float32
-	if m.ropeFreqs != nil {
-		p, err := m.ropeFreqs.Float32s()
-		if err != nil {
-			return err
-		}
-		periods = p
-	} else {
-		periods = make([]float32, len(inv))
-		for i := range periods {
-			periods[i] = float32(math.Pow(cfg.RopeTheta, float64(2*i)/float64(cfg.HeadDim)))
-		}
+	periods, err := ropePeriods(m.Config)
+	if err != nil {
+		return err
 	}
+	inv := make([]float32, len(periods))
 	for i := range inv {
 		inv[i] = float32(1 / float64(periods[i]))
 	}

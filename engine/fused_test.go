@@ -66,21 +66,7 @@ func compareFused(t *testing.T, path string) {
 // fixed sequence) one position at a time, returning every step's logits
 // (lanes concatenated).
 func decodeSteps(t *testing.T, m *engine.Model, prompts [][]int, n int) [][]float32 {
-	L := 0
-	for _, p := range prompts {
-		L = max(L, len(p))
-	}
-	var ids []int32
-	var pads []int
-	for _, p := range prompts {
-		pads = append(pads, L-len(p))
-		for i := 0; i < L-len(p); i++ {
-			ids = append(ids, 0)
-		}
-		for _, id := range p {
-			ids = append(ids, int32(id))
-		}
-	}
+	ids, pads, L := leftPad(prompts)
 	var out [][]float32
 	err := mlx.Do(func() error {
 		cache := m.NewCache(len(prompts))

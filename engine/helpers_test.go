@@ -123,3 +123,21 @@ func readJSON(t testing.TB, path string, v any) {
 }
 
 func hfDir(name string) string { return filepath.Join("testdata", "hf", name) }
+
+// leftPad lays prompts of different lengths out as one [len(prompts), L]
+// batch, left-padded with id 0, with each lane's count of padded positions.
+func leftPad(prompts [][]int) (ids []int32, pads []int, L int) {
+	for _, p := range prompts {
+		L = max(L, len(p))
+	}
+	for _, p := range prompts {
+		pads = append(pads, L-len(p))
+		for i := 0; i < L-len(p); i++ {
+			ids = append(ids, 0)
+		}
+		for _, id := range p {
+			ids = append(ids, int32(id))
+		}
+	}
+	return ids, pads, L
+}

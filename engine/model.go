@@ -228,14 +228,27 @@ func build(cfg *Config, src *tensorSource, names tensorNames, dequantize bool) (
 // ropeFrequencies returns MLX RoPE periods for llama3/linear scaling, or nil
 // when the plain base applies.
 func ropeFrequencies(cfg *Config) (*mlx.Array, error) {
-	rs := cfg.RopeScaling
-	if rs == nil {
+	if cfg.RopeScaling == nil {
 		return nil, nil
 	}
+	periods, err := ropePeriods(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return mlx.FromFloat32s(periods)
+}
+
+// ropePeriods are RoPE's periods (theta = position / period) per rotated
+// pair: base^(2i/head_dim), rescaled by the config's rope scaling.
+func ropePeriods(cfg *Config) ([]float32, error) {
+	rs := cfg.RopeScaling
 	dims := cfg.HeadDim
 	periods := make([]float32, dims/2)
 	for i := range periods {
 		periods[i] = float32(math.Pow(cfg.RopeTheta, float64(2*i)/float64(dims)))
+	}
+	if rs == nil {
+		return periods, nil
 	}
 	switch rs.Type {
 	case "llama3":
@@ -260,7 +273,7 @@ func ropeFrequencies(cfg *Config) (*mlx.Array, error) {
 	default:
 		return nil, fmt.Errorf("config: rope scaling type %q is not supported (llama3, linear)", rs.Type)
 	}
-	return mlx.FromFloat32s(periods)
+	return periods, nil
 }
 
 // WeightsDescription says how the block weights are held and what the

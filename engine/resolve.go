@@ -28,6 +28,23 @@ func CacheDir() (string, error) {
 	return filepath.Join(home, ".cache", "mlx-genkit"), nil
 }
 
+// DataDir is where genkit keeps what users make (sessions, calibrations):
+// $GENKIT_DATA_DIR, else $XDG_DATA_HOME/mlx-genkit, else
+// ~/.local/share/mlx-genkit.
+func DataDir() (string, error) {
+	if d := os.Getenv("GENKIT_DATA_DIR"); d != "" {
+		return d, nil
+	}
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "mlx-genkit"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("data dir: %w", err)
+	}
+	return filepath.Join(home, ".local", "share", "mlx-genkit"), nil
+}
+
 // DefaultModelPath is where `make deps` puts the default model.
 func DefaultModelPath() (string, error) {
 	if p := os.Getenv("GENKIT_DEFAULT_MODEL"); p != "" {

@@ -263,33 +263,38 @@ func writeSyntheticTokenizer(dir string, spec SyntheticSpec) error {
 			ranked = append(ranked, bytes[b])
 		}
 	}
-	pairs := []string{}
-	for _, a := range ranked {
-		for _, b := range ranked {
-			if len(order) >= spec.RegularTokens {
-				break
+	// Pairs of symbols, then a pair and a symbol, merged until the vocabulary
+	// is full.
+	grow := func(lefts []string) []string {
+		var made []string
+		for _, a := range lefts {
+			for _, b := range ranked {
+				if len(order) >= spec.RegularTokens {
+					return made
+				}
+				merges = append(merges, a+" "+b)
+				addTok(a + b)
+				made = append(made, a+b)
 			}
-			merges = append(merges, a+" "+b)
-			addTok(a + b)
-			pairs = append(pairs, a+b)
 		}
+		return made
 	}
-	for _, p := range pairs {
-		for _, b := range ranked {
-			if len(order) >= spec.RegularTokens {
-				break
-			}
-			merges = append(merges, p+" "+b)
-			addTok(p + b)
-		}
-	}
+	grow(grow(ranked))
 	if len(order) < spec.RegularTokens {
 		return fmt.Errorf("synthetic %s: %d regular tokens asked, %d made", spec.Name, spec.RegularTokens, len(order))
 	}
+	// The special tokens, as tokenizer.json's added_tokens and as
+	// tokenizer_config.json's added_tokens_decoder (keyed by id).
 	var added []map[string]any
+	decoder := map[string]any{}
 	for i, t := range syntheticSpecials {
-		added = append(added, map[string]any{"id": spec.SpecialTokenBase + i, "content": t, "single_word": false,
-			"lstrip": false, "rstrip": false, "normalized": false, "special": true})
+		entry := map[string]any{"content": t, "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true}
+		decoder[fmt.Sprint(spec.SpecialTokenBase+i)] = entry
+		withID := map[string]any{"id": spec.SpecialTokenBase + i}
+		for k, v := range entry {
+			withID[k] = v
+		}
+		added = append(added, withID)
 	}
 	byteLevel := map[string]any{"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": false, "use_regex": false}
 	tj := map[string]any{
@@ -310,11 +315,6 @@ func writeSyntheticTokenizer(dir string, spec SyntheticSpec) error {
 	}
 	if err := os.WriteFile(filepath.Join(dir, "tokenizer.json"), data, 0o644); err != nil {
 		return fmt.Errorf("synthetic: %w", err)
-	}
-	decoder := map[string]any{}
-	for i, t := range syntheticSpecials {
-		decoder[fmt.Sprint(spec.SpecialTokenBase+i)] = map[string]any{"content": t, "special": true, "lstrip": false,
-			"rstrip": false, "normalized": false, "single_word": false}
 	}
 	tc := map[string]any{"tokenizer_class": "PreTrainedTokenizerFast", "bos_token": nil,
 		"eos_token": syntheticSpecials[2], "pad_token": syntheticSpecials[0], "add_bos_token": false,

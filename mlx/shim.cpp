@@ -383,8 +383,9 @@ void qrow_compute(const float* xp, int M, int K, const uint32_t* wp, const float
     if (bits == 4) permute_x<4>(xp, M, K, xperm.data(), xl.data());
     else permute_x<8>(xp, M, K, xperm.data(), xl.data());
   }
-  Pool::get().run(parallel_parts(N, K), [&](int part) {
-    auto [n0, n1] = split(N, parallel_parts(N, K), part);
+  const int parts = parallel_parts(N, K);
+  Pool::get().run(parts, [&](int part) {
+    auto [n0, n1] = split(N, parts, part);
     for (int m = 0; m < M;) {
       const float* xr = xp + (size_t)m * K;
       const float* pr = fast ? xperm.data() + (size_t)m * K : nullptr;

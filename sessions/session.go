@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mlx-genkit/genkit/engine"
 	"github.com/mlx-genkit/genkit/sampling"
 )
 
@@ -49,20 +50,13 @@ type Session struct {
 	Saved       time.Time                 `json:"saved"`
 }
 
-// Dir is where sessions live: $GENKIT_DATA_DIR, else
-// $XDG_DATA_HOME/mlx-genkit/sessions, else ~/.local/share/mlx-genkit/sessions.
+// Dir is where sessions live: the sessions folder of engine.DataDir.
 func Dir() (string, error) {
-	if d := os.Getenv("GENKIT_DATA_DIR"); d != "" {
-		return filepath.Join(d, "sessions"), nil
-	}
-	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
-		return filepath.Join(d, "mlx-genkit", "sessions"), nil
-	}
-	home, err := os.UserHomeDir()
+	d, err := engine.DataDir()
 	if err != nil {
 		return "", fmt.Errorf("sessions dir: %w", err)
 	}
-	return filepath.Join(home, ".local", "share", "mlx-genkit", "sessions"), nil
+	return filepath.Join(d, "sessions"), nil
 }
 
 var validName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$`)

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"sort"
 	"time"
+
+	"github.com/mlx-genkit/genkit/engine"
 )
 
 // Calibration is the strongest setting of a preset, in one steering mode,
@@ -41,20 +43,14 @@ type calibrationFile struct {
 //go:embed calibration/*.json
 var shippedCalibration embed.FS
 
-// CalibrationPath is the user's calibration store: $GENKIT_DATA_DIR, else
-// $XDG_DATA_HOME/mlx-genkit, else ~/.local/share/mlx-genkit; calibration.json.
+// CalibrationPath is the user's calibration store: calibration.json in
+// engine.DataDir.
 func CalibrationPath() (string, error) {
-	if d := os.Getenv("GENKIT_DATA_DIR"); d != "" {
-		return filepath.Join(d, "calibration.json"), nil
-	}
-	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
-		return filepath.Join(d, "mlx-genkit", "calibration.json"), nil
-	}
-	home, err := os.UserHomeDir()
+	d, err := engine.DataDir()
 	if err != nil {
 		return "", fmt.Errorf("calibration: %w", err)
 	}
-	return filepath.Join(home, ".local", "share", "mlx-genkit", "calibration.json"), nil
+	return filepath.Join(d, "calibration.json"), nil
 }
 
 func readCalibration(data []byte, what string) ([]Calibration, error) {

@@ -109,21 +109,12 @@ func newBenchCmd() *cobra.Command {
 				runs = append(runs, benchRun{"genkit_gguf", path, engine.LoadOptions{NativeOnGPU: true}, false})
 			}
 			for _, run := range runs {
-				var m *engine.Model
-				if err := mlx.Do(func() error {
-					m, err = engine.LoadModel(run.path, run.opts)
-					return err
-				}); err != nil {
-					return err
-				}
-				if long == nil {
-					long, short = benchPrompts(m, promptTokens)
-				}
-				g, err := benchGenkit(cmd.Context(), m, long, short, decodeTokens, run.sync)
-				if err == nil {
-					g.Weights = m.WeightsDescription()
-				}
-				freeModel(m)
+				g, err := benchLoaded(cmd.Context(), run.path, run.opts, decodeTokens, run.sync, func(m *engine.Model) ([]int, []int) {
+					if long == nil {
+						long, short = benchPrompts(m, promptTokens)
+					}
+					return long, short
+				})
 				if err != nil {
 					return fmt.Errorf("%s: %w", run.key, err)
 				}
@@ -215,6 +206,28 @@ func printBench(w io.Writer, report map[string]any, promptLen int, cols []string
 			fmt.Fprintf(w, "  %s: %s %s\n", names[i], s.Weights, s.Note)
 		}
 	}
+}
+
+// benchLoaded loads the model at path, measures it with benchGenkit on the
+// prompts that prompts gives for it, and frees it.
+func benchLoaded(ctx context.Context, path string, opts engine.LoadOptions, n int, sync bool,
+	prompts func(*engine.Model) ([]int, []int)) (*benchSide, error) {
+	var m *engine.Model
+	if err := mlx.Do(func() error {
+		var err error
+		m, err = engine.LoadModel(path, opts)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	defer freeModel(m)
+	long, short := prompts(m)
+	g, err := benchGenkit(ctx, m, long, short, n, sync)
+	if err != nil {
+		return nil, err
+	}
+	g.Weights = m.WeightsDescription()
+	return g, nil
 }
 
 // benchDevice describes the device MLX computes on.

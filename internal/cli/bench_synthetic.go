@@ -54,19 +54,9 @@ func benchSynthetic(ctx context.Context, name string, seed uint64, python, llama
 		return out
 	}
 	long, short := ids(promptTokens, 13), ids(38, 101)
+	fixed := func(*engine.Model) ([]int, []int) { return long, short }
 	for _, run := range []struct{ key, dir string }{{"genkit_bf16", dir}, {"genkit_q4", q4}} {
-		var m *engine.Model
-		if err := mlx.Do(func() error {
-			m, err = engine.LoadModel(run.dir, engine.LoadOptions{NativeOnGPU: true})
-			return err
-		}); err != nil {
-			return nil, err
-		}
-		g, err := benchGenkit(ctx, m, long, short, decodeTokens, false)
-		if err == nil {
-			g.Weights = m.WeightsDescription()
-		}
-		freeModel(m)
+		g, err := benchLoaded(ctx, run.dir, engine.LoadOptions{NativeOnGPU: true}, decodeTokens, false, fixed)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", run.key, err)
 		}
