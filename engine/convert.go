@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -22,11 +23,11 @@ type ConvertOptions struct {
 	DType mlx.Dtype
 }
 
-// Convert writes a GGUF file or a Hugging Face directory as an MLX-format
+// convert writes a GGUF file or a Hugging Face directory as an MLX-format
 // model directory (config.json, tokenizer.json, tokenizer_config.json,
 // model.safetensors) that genkit and mlx-lm both load. GGUF llama Q/K rows
 // are un-permuted back to Hugging Face's layout. Runs on the MLX thread.
-func Convert(src, out string, opts ConvertOptions) error {
+func convert(src, out string, opts ConvertOptions) error {
 	if opts.QBits != 0 && opts.QBits != 4 && opts.QBits != 8 {
 		return fmt.Errorf("convert: --q-bits must be 4 or 8 (got %d)", opts.QBits)
 	}
@@ -214,4 +215,11 @@ func writeTokenizer(src, out string, m *Model) error {
 		"added_tokens_decoder": added, "model_max_length": 8192, "clean_up_tokenization_spaces": false}
 	data, _ := json.MarshalIndent(tc, "", "  ")
 	return os.WriteFile(filepath.Join(out, "tokenizer_config.json"), append(data, '\n'), 0o644)
+}
+
+// Convert writes the model at src as an MLX safetensors folder at out
+// (quantized as opts say); it enters the MLX thread itself, and ctx cancels
+// it while it waits for the thread.
+func Convert(ctx context.Context, src, out string, opts ConvertOptions) error {
+	return mlx.Do(ctx, func() error { return convert(src, out, opts) })
 }

@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"context"
 	"math"
 	"path/filepath"
 	"testing"
@@ -28,7 +29,7 @@ func TestConvertGGUF(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "mlx")
-			if err := mlx.Do(func() error { return engine.Convert(src, dir, tc.opts) }); err != nil {
+			if err := engine.Convert(context.Background(), src, dir, tc.opts); err != nil {
 				t.Fatal(err)
 			}
 			m := load(t, dir, engine.LoadOptions{Weights: engine.WeightsQuantized})

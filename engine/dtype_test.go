@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -21,7 +22,7 @@ func TestShardedHalfPrecision(t *testing.T) {
 		dir := t.TempDir()
 		cfg, _ := os.ReadFile(filepath.Join(hfDir("qwen2_bias"), "config.json"))
 		os.WriteFile(filepath.Join(dir, "config.json"), cfg, 0o644)
-		err := mlx.Do(func() error {
+		err := mlx.Do(context.Background(), func() error {
 			arrays, _, err := mlx.LoadSafetensors(filepath.Join(hfDir("qwen2_bias"), "model.safetensors"))
 			if err != nil {
 				return err
@@ -56,6 +57,7 @@ func TestShardedHalfPrecision(t *testing.T) {
 			idx, _ := json.Marshal(map[string]any{"weight_map": weightMap})
 			return os.WriteFile(filepath.Join(dir, "model.safetensors.index.json"), idx, 0o644)
 		})
+
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"context"
 	"io"
 	"os"
 	"path/filepath"
@@ -12,13 +13,14 @@ import (
 )
 
 func loadErr(path string) error {
-	return mlx.Do(func() error {
+	return mlx.Do(context.Background(), func() error {
 		m, err := engine.LoadModel(path, engine.LoadOptions{})
 		if err == nil {
 			m.Free()
 		}
 		return err
 	})
+
 }
 
 func copyPrefix(t *testing.T, src, dst string, n int64) {
@@ -129,7 +131,7 @@ func TestMLXQuantizedLayout(t *testing.T) {
 	cfg, _ := os.ReadFile(filepath.Join(src, "config.json"))
 	cfgQ := strings.Replace(string(cfg), `"model_type": "qwen2",`, `"model_type": "qwen2", "quantization": {"group_size": 32, "bits": 4},`, 1)
 	os.WriteFile(filepath.Join(dir, "config.json"), []byte(cfgQ), 0o644)
-	err := mlx.Do(func() error {
+	err := mlx.Do(context.Background(), func() error {
 		arrays, _, err := mlx.LoadSafetensors(filepath.Join(src, "model.safetensors"))
 		if err != nil {
 			return err
@@ -157,6 +159,7 @@ func TestMLXQuantizedLayout(t *testing.T) {
 		}()
 		return mlx.SaveSafetensors(filepath.Join(dir, "model.safetensors"), out, map[string]string{"format": "mlx"})
 	})
+
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"fmt"
 	"math"
 
@@ -275,7 +276,7 @@ func (m *Model) Eval(res *Result, cache *Cache) error {
 func (m *Model) Logits(ids []int, lanes int, allPositions bool, hook Hook) ([][][]float32, error) {
 	lanes = max(lanes, 1)
 	var out [][][]float32
-	err := mlx.Do(func() error {
+	err := mlx.Do(context.Background(), func() error {
 		tok := make([]int32, 0, lanes*len(ids))
 		for b := 0; b < lanes; b++ {
 			for _, id := range ids {
@@ -310,5 +311,6 @@ func (m *Model) Logits(ids []int, lanes int, allPositions bool, hook Hook) ([][]
 		}
 		return nil
 	})
+
 	return out, err
 }

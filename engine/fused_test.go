@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"context"
 	"math"
 	"testing"
 
@@ -16,7 +17,7 @@ import (
 // the GGUF's adjacent-pair RoPE with quantized row kernels.
 func TestFusedDecodeMatchesOpByOp(t *testing.T) {
 	var dev mlx.Device
-	if err := mlx.Do(func() error { var err error; dev, err = mlx.DefaultDevice(); return err }); err != nil {
+	if err := mlx.Do(context.Background(), func() error { var err error; dev, err = mlx.DefaultDevice(); return err }); err != nil {
 		t.Fatal(err)
 	}
 	if dev == mlx.GPU {
@@ -68,7 +69,7 @@ func compareFused(t *testing.T, path string) {
 func decodeSteps(t *testing.T, m *engine.Model, prompts [][]int, n int) [][]float32 {
 	ids, pads, L := leftPad(prompts)
 	var out [][]float32
-	err := mlx.Do(func() error {
+	err := mlx.Do(context.Background(), func() error {
 		cache := m.NewCache(len(prompts))
 		defer cache.Free()
 		x, err := mlx.FromInt32s(ids, len(prompts), L)
@@ -107,6 +108,7 @@ func decodeSteps(t *testing.T, m *engine.Model, prompts [][]int, n int) [][]floa
 		}
 		return nil
 	})
+
 	if err != nil {
 		t.Fatal(err)
 	}

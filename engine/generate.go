@@ -2,9 +2,7 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"math"
 	"time"
 
 	"github.com/mlx-genkit/genkit/mlx"
@@ -64,7 +62,7 @@ func (Greedy) ChooseDevice(logits *mlx.Array, _ int) (*mlx.Array, error) {
 	if x.Dtype() != mlx.Float32 {
 		x = s.Track(mlx.AsType(x, mlx.Float32))
 	}
-	out := MarkInvalid(s, x, s.Track(mlx.Argmax(x, -1, false)))
+	out := mlx.MarkInvalid(s, x, s.Track(mlx.Argmax(x, -1, false)))
 	if err := s.Err(); err != nil {
 		return nil, err
 	}
@@ -75,20 +73,35 @@ func (Greedy) ChooseDevice(logits *mlx.Array, _ int) (*mlx.Array, error) {
 // EndDevice implements DeviceChooser.
 func (Greedy) EndDevice() {}
 
-// MarkInvalid returns the chosen ids [B] as int32 with -1 for every lane
-// whose scores [B, V] hold NaN or are all -inf (the convention of
-// DeviceChooser); the arrays it makes belong to s.
-func MarkInvalid(s *mlx.Scope, scores, ids *mlx.Array) *mlx.Array {
-	id := s.Track(mlx.AsType(ids, mlx.Int32))
-	top := s.Track(mlx.Max(scores, false, -1))
-	bad := s.Track(mlx.LogicalOr(s.Track(mlx.Any(s.Track(mlx.IsNaN(scores)), false, -1)),
-		s.Track(mlx.Equal(top, s.Track(mlx.Scalar(math.Inf(-1), mlx.Float32))))))
-	return s.Track(mlx.Where(bad, s.Track(mlx.Scalar(-1, mlx.Int32)), id))
+// BeamChooser is a Chooser whose lanes are hypotheses that trade places from
+// step to step, as beam search's are: the chooser decides which lane each
+// lane continues and when the whole generation ends, and the engine keeps
+// owning the prefill, the forward passes and the KV cache.
+//
+// Generate calls ChooseBeams instead of Choose when the request's chooser
+// implements it, and only on the host path (a BeamChooser never takes the
+// device path, even if it also implements DeviceChooser). For such a request
+// no lane ends on its own: Request.EOS, IgnoreEOS and Stop are ignored (the
+// chooser handles end ids itself), and the generation ends when the chooser
+// reports done, the token budget is spent, the deadline passes or ctx is
+// cancelled. Hooks see every forward pass as for any other chooser; a lane's
+// hook must therefore not depend on the lane keeping its identity.
+type BeamChooser interface {
+	Chooser
+	// ChooseBeams picks step's tokens from logits [B, V] (float32), given
+	// the lanes' histories (prompt then generated tokens; read only). After
+	// it returns, lane b continues lane src[b]: the engine makes lane b's
+	// history, result tokens and KV cache copies of lane src[b]'s, appends
+	// ids[b] and feeds it to the next forward pass. Both slices have one
+	// entry per lane. done ends the generation after this step's tokens
+	// (no further forward pass runs).
+	ChooseBeams(logits *mlx.Array, step int, history [][]int) (ids, src []int, done bool, err error)
 }
 
 // ErrInvalidLogits is returned when a lane's logits are NaN or every token
-// was removed (steering far too strong, typically).
-var ErrInvalidLogits = errors.New("logits are NaN or every token was removed")
+// was removed (steering far too strong, typically). It is mlx.ErrInvalidLogits,
+// the one sentinel the engine and the sampling package share.
+var ErrInvalidLogits = mlx.ErrInvalidLogits
 
 // Request describes one generation: a prompt decoded in Lanes lanes at once
 // (all lanes share the prompt; hooks tell them apart).
@@ -96,20 +109,24 @@ type Request struct {
 	Prompt       []int
 	Lanes        int
 	MaxNewTokens int
-	Chooser      Chooser
-	Hook         Hook
-	// EOS ids end a lane (unless IgnoreEOS).
+	// Chooser picks the tokens (Greedy when nil); a BeamChooser also
+	// reorders the lanes and decides when the generation ends.
+	Chooser Chooser
+	Hook    Hook
+	// EOS ids end a lane (unless IgnoreEOS). Ignored for a BeamChooser.
 	EOS       []int
 	IgnoreEOS bool
 	// PrefillChunk caps the tokens per forward pass of the prompt (0: 512).
 	PrefillChunk int
 	// OnToken, when set, is called for each new token of each lane that is
-	// still running, on the MLX thread.
+	// still running, on the MLX thread. With a BeamChooser it is called after
+	// the step's reordering, so a lane's earlier tokens may have changed:
+	// read LaneResult.Tokens for the lanes' sequences.
 	OnToken func(lane, id int)
 	// OnStep, when set, sees each step's logits [B, V] (before choosing).
 	OnStep func(step int, logits *mlx.Array) error
 	// Stop, when set, ends a lane after a token (stop strings); it sees the
-	// lane's generated tokens.
+	// lane's generated tokens. Ignored for a BeamChooser.
 	Stop func(lane int, generated []int) bool
 	// Deadline, when not zero, ends every lane once passed (max_time).
 	Deadline time.Time
@@ -120,8 +137,10 @@ type Request struct {
 
 // LaneResult is the outcome of one lane.
 type LaneResult struct {
-	Tokens   []int
-	Finished string // "eos", "stop", "length", "time" or "cancelled"
+	Tokens []int
+	// Finished is "eos", "stop", "length", "time", "cancelled", or "done"
+	// when a BeamChooser ended the generation.
+	Finished string
 }
 
 // Stats are timings of a generation.
@@ -132,16 +151,18 @@ type Stats struct {
 	Steps        int
 }
 
-// Generate runs req on the MLX thread until every lane stops, the token
-// budget is spent or ctx is cancelled (checked before every token).
+// Generate runs req on the MLX thread until every lane stops (or a
+// BeamChooser reports done), the token budget is spent, the deadline passes
+// or ctx is cancelled (checked before every token).
 func (m *Model) Generate(ctx context.Context, req Request) ([]LaneResult, Stats, error) {
 	var results []LaneResult
 	var stats Stats
-	err := mlx.Do(func() error {
+	err := mlx.Do(context.Background(), func() error {
 		var err error
 		results, stats, err = m.generate(ctx, req)
 		return err
 	})
+
 	return results, stats, err
 }
 
@@ -203,7 +224,8 @@ func (m *Model) generate(ctx context.Context, req Request) ([]LaneResult, Stats,
 	stats.Prefill = time.Since(t0)
 	t1 := time.Now()
 	defer func() { logits.Free() }()
-	if dc, ok := chooser.(DeviceChooser); ok && !req.Sync && req.OnStep == nil {
+	bc, beams := chooser.(BeamChooser)
+	if dc, ok := chooser.(DeviceChooser); ok && !beams && !req.Sync && req.OnStep == nil {
 		use, err := dc.StartDevice(history, m.Config.VocabSize)
 		if err != nil {
 			return nil, stats, err
@@ -236,15 +258,38 @@ func (m *Model) generate(ctx context.Context, req Request) ([]LaneResult, Stats,
 				return nil, stats, err
 			}
 		}
-		next, err := chooser.Choose(last, step, history)
+		var next, src []int
+		done := false
+		if beams {
+			next, src, done, err = bc.ChooseBeams(last, step, history)
+		} else {
+			next, err = chooser.Choose(last, step, history)
+		}
 		last.Free()
+		if err == nil {
+			err = checkChoice(next, src, beams, B, m.Config.VocabSize)
+		}
 		if err != nil {
 			return nil, stats, fmt.Errorf("generate step %d: %w", step, err)
 		}
-		running -= acceptTokens(req, results, history, isEOS, next)
+		if beams {
+			reorderLanes(results, history, src)
+			acceptBeamTokens(req, results, history, next)
+		} else {
+			running -= acceptTokens(req, results, history, isEOS, next)
+		}
 		stats.Steps = step + 1
+		if done {
+			markAs(results, "done")
+			break
+		}
 		if running == 0 || step+1 == req.MaxNewTokens {
 			break
+		}
+		if beams && !identity(src) {
+			if err := cache.Reorder(src); err != nil {
+				return nil, stats, fmt.Errorf("generate step %d: %w", step, err)
+			}
 		}
 		ids := make([]int32, B)
 		for b := range ids {
@@ -287,6 +332,71 @@ func acceptTokens(req Request, results []LaneResult, history [][]int, isEOS map[
 		}
 	}
 	return ended
+}
+
+// checkChoice refuses a choice the loop cannot feed: one id per lane, each
+// in the vocabulary, and for a BeamChooser one source lane per lane.
+func checkChoice(ids, src []int, beams bool, B, V int) error {
+	if len(ids) != B {
+		return fmt.Errorf("chooser returned %d ids for %d lanes", len(ids), B)
+	}
+	for b, id := range ids {
+		if id < 0 || id >= V {
+			return fmt.Errorf("chooser returned token id %d for lane %d, outside the vocabulary [0, %d)", id, b, V)
+		}
+	}
+	if !beams {
+		return nil
+	}
+	if len(src) != B {
+		return fmt.Errorf("beam chooser returned %d source lanes for %d lanes", len(src), B)
+	}
+	for b, x := range src {
+		if x < 0 || x >= B {
+			return fmt.Errorf("beam chooser returned source lane %d for lane %d, outside [0, %d)", x, b, B)
+		}
+	}
+	return nil
+}
+
+// reorderLanes makes lane b's history and result tokens copies of lane
+// src[b]'s (src is checked).
+func reorderLanes(results []LaneResult, history [][]int, src []int) {
+	if identity(src) {
+		return
+	}
+	hist := make([][]int, len(src))
+	toks := make([][]int, len(src))
+	for b, x := range src {
+		hist[b] = append([]int(nil), history[x]...)
+		toks[b] = append([]int(nil), results[x].Tokens...)
+	}
+	copy(history, hist)
+	for b := range results {
+		results[b].Tokens = toks[b]
+	}
+}
+
+// acceptBeamTokens appends each lane's new token and reports it; no lane
+// ends on its own (the BeamChooser decides when the generation ends).
+func acceptBeamTokens(req Request, results []LaneResult, history [][]int, next []int) {
+	for b := range results {
+		results[b].Tokens = append(results[b].Tokens, next[b])
+		history[b] = append(history[b], next[b])
+		if req.OnToken != nil {
+			req.OnToken(b, next[b])
+		}
+	}
+}
+
+// identity reports whether src keeps every lane in place.
+func identity(src []int) bool {
+	for b, x := range src {
+		if x != b {
+			return false
+		}
+	}
+	return true
 }
 
 func finishLength(results []LaneResult) {

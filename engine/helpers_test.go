@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"context"
 	"encoding/json"
 	"math"
 	"os"
@@ -28,14 +29,14 @@ func defaultModel(t testing.TB) string {
 func load(t testing.TB, path string, opts engine.LoadOptions) *engine.Model {
 	t.Helper()
 	var m *engine.Model
-	if err := mlx.Do(func() error {
+	if err := mlx.Do(context.Background(), func() error {
 		var err error
 		m, err = engine.LoadModel(path, opts)
 		return err
 	}); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = mlx.Do(func() error { m.Free(); return nil }) })
+	t.Cleanup(func() { _ = mlx.Do(context.Background(), func() error { m.Free(); return nil }) })
 	return m
 }
 
@@ -44,7 +45,7 @@ func forward(t testing.TB, m *engine.Model, ids []int, capture []int) ([][]float
 	t.Helper()
 	var logits [][]float32
 	hidden := map[int][][]float32{}
-	err := mlx.Do(func() error {
+	err := mlx.Do(context.Background(), func() error {
 		tok := make([]int32, len(ids))
 		for i, id := range ids {
 			tok[i] = int32(id)
@@ -75,6 +76,7 @@ func forward(t testing.TB, m *engine.Model, ids []int, capture []int) ([][]float
 		}
 		return nil
 	})
+
 	if err != nil {
 		t.Fatal(err)
 	}

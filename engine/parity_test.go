@@ -81,7 +81,7 @@ func TestTinyModelsMatchHF(t *testing.T) {
 func paddedLastLogits(t *testing.T, m *engine.Model, prompts [][]int) [][]float32 {
 	ids, pads, L := leftPad(prompts)
 	var out [][]float32
-	err := mlx.Do(func() error {
+	err := mlx.Do(context.Background(), func() error {
 		x, err := mlx.FromInt32s(ids, len(prompts), L)
 		if err != nil {
 			return err
@@ -98,6 +98,7 @@ func paddedLastLogits(t *testing.T, m *engine.Model, prompts [][]int) [][]float3
 		out = split(v, m.Config.VocabSize)
 		return err
 	})
+
 	if err != nil {
 		t.Fatal(err)
 	}

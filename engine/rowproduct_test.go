@@ -19,7 +19,7 @@ import (
 func TestRowProductsMatchDense(t *testing.T) {
 	path := defaultModel(t)
 	var dev mlx.Device
-	_ = mlx.Do(func() error { var err error; dev, err = mlx.DefaultDevice(); return err })
+	_ = mlx.Do(context.Background(), func() error { var err error; dev, err = mlx.DefaultDevice(); return err })
 	if dev != mlx.CPU {
 		t.Skip("the row products are the CPU's decode path")
 	}

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -78,13 +79,13 @@ func LookupSynthetic(name string) (SyntheticSpec, error) {
 // then holds the very values the bfloat16 checkpoint holds.
 const f16Floor = 1.0 / 16384
 
-// WriteSynthetic writes a Hugging Face directory (config.json,
+// writeSynthetic writes a Hugging Face directory (config.json,
 // model.safetensors in bfloat16, a byte-level BPE tokenizer.json and
 // tokenizer_config.json) with the spec's shape and uniform random weights
 // from seed: the same seed writes the same values. Linear and embedding
 // weights have standard deviation 0.02 (HF's initializer_range), norm
 // weights lie in [0.9, 1.1]. Runs on the MLX thread.
-func WriteSynthetic(dir string, spec SyntheticSpec, seed uint64) error {
+func writeSynthetic(dir string, spec SyntheticSpec, seed uint64) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("synthetic: %w", err)
 	}
@@ -324,4 +325,10 @@ func writeSyntheticTokenizer(dir string, spec SyntheticSpec) error {
 		return fmt.Errorf("synthetic: %w", err)
 	}
 	return nil
+}
+
+// WriteSynthetic writes random weights of spec's shape (seeded) as an HF
+// safetensors folder at dir; it enters the MLX thread itself.
+func WriteSynthetic(ctx context.Context, dir string, spec SyntheticSpec, seed uint64) error {
+	return mlx.Do(ctx, func() error { return writeSynthetic(dir, spec, seed) })
 }

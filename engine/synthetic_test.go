@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"context"
 	"math"
 	"path/filepath"
 	"slices"
@@ -49,7 +50,7 @@ func TestWriteSynthetic(t *testing.T) {
 	root := t.TempDir()
 	write := func(name string, seed uint64) string {
 		dir := filepath.Join(root, name)
-		if err := mlx.Do(func() error { return engine.WriteSynthetic(dir, spec, seed) }); err != nil {
+		if err := engine.WriteSynthetic(context.Background(), dir, spec, seed); err != nil {
 			t.Fatal(err)
 		}
 		return dir
@@ -58,7 +59,7 @@ func TestWriteSynthetic(t *testing.T) {
 	// MLX lays the tensors out in hash order, so compare values, not bytes.
 	read := func(dir string) map[string][]float32 {
 		out := map[string][]float32{}
-		if err := mlx.Do(func() error {
+		if err := mlx.Do(context.Background(), func() error {
 			arrays, _, err := mlx.LoadSafetensors(filepath.Join(dir, "model.safetensors"))
 			if err != nil {
 				return err
@@ -117,7 +118,7 @@ func TestWriteSynthetic(t *testing.T) {
 		}
 	}
 
-	err = mlx.Do(func() error {
+	err = mlx.Do(context.Background(), func() error {
 		arrays, _, err := mlx.LoadSafetensors(filepath.Join(a, "model.safetensors"))
 		if err != nil {
 			return err
@@ -166,6 +167,7 @@ func TestWriteSynthetic(t *testing.T) {
 		}
 		return nil
 	})
+
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ package mlx
 import "C"
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"unsafe"
@@ -35,7 +36,7 @@ func (a *Array) Free() {
 		C.gk_array_free(c)
 		return
 	}
-	_ = Do(func() error { C.gk_array_free(c); return nil })
+	_ = Do(context.Background(), func() error { C.gk_array_free(c); return nil })
 }
 
 // LiveArrays is the number of array handles not yet freed, in this process.

@@ -1,6 +1,7 @@
 package mlx_test
 
 import (
+	"context"
 	"math/rand"
 	"testing"
 
@@ -9,7 +10,7 @@ import (
 
 // BenchmarkOpOverhead measures one small op through cgo (graph building only).
 func BenchmarkOpOverhead(b *testing.B) {
-	err := mlx.Do(func() error {
+	err := mlx.Do(context.Background(), func() error {
 		a, err := mlx.Zeros(mlx.Float32, 4)
 		if err != nil {
 			return err
@@ -25,6 +26,7 @@ func BenchmarkOpOverhead(b *testing.B) {
 		}
 		return nil
 	})
+
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -33,7 +35,7 @@ func BenchmarkOpOverhead(b *testing.B) {
 // BenchmarkDoRoundTrip measures handing work to the MLX thread from another goroutine.
 func BenchmarkDoRoundTrip(b *testing.B) {
 	for i := 0; i < b.N; i++ {
-		if err := mlx.Do(func() error { return nil }); err != nil {
+		if err := mlx.Do(context.Background(), func() error { return nil }); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -42,7 +44,7 @@ func BenchmarkDoRoundTrip(b *testing.B) {
 func benchMatmul(b *testing.B, rows int, quantized bool) {
 	r := rand.New(rand.NewSource(1))
 	const out, in = 1536, 576
-	err := mlx.Do(func() error {
+	err := mlx.Do(context.Background(), func() error {
 		s := mlx.NewScope()
 		defer s.Close()
 		w := s.Track(mlx.FromFloat32s(randn(r, out*in), out, in))
@@ -74,6 +76,7 @@ func benchMatmul(b *testing.B, rows int, quantized bool) {
 		}
 		return s.Err()
 	})
+
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -89,7 +92,7 @@ func BenchmarkQuantizedMatmul576x1536Rows64(b *testing.B) { benchMatmul(b, 64, t
 // quantized [out, in], reporting weights read per second.
 func benchQRow(b *testing.B, rows, out, in, group, bits int) {
 	r := rand.New(rand.NewSource(1))
-	err := mlx.Do(func() error {
+	err := mlx.Do(context.Background(), func() error {
 		s := mlx.NewScope()
 		defer s.Close()
 		w := s.Track(mlx.FromFloat32s(randn(r, out*in), out, in))
@@ -116,6 +119,7 @@ func benchQRow(b *testing.B, rows, out, in, group, bits int) {
 		b.ReportMetric(float64(out*in)*float64(b.N)/b.Elapsed().Seconds()/1e9, "Gweights/s")
 		return s.Err()
 	})
+
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -6,6 +6,7 @@ package mlx
 import "C"
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -163,7 +164,7 @@ func SelectDevice(choice DeviceChoice) (Selection, error) {
 	}
 	selMu.Unlock()
 	var sel Selection
-	err := Do(func() error {
+	err := Do(context.Background(), func() error {
 		selMu.Lock()
 		done, prev, prevErr := selDone, selected, selErr
 		selMu.Unlock()
@@ -175,6 +176,7 @@ func SelectDevice(choice DeviceChoice) (Selection, error) {
 		sel, err = selectOnThread(choice)
 		return err
 	})
+
 	return sel, err
 }
 

@@ -1,6 +1,7 @@
 package mlx_test
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -45,7 +46,7 @@ func TestSelectDevice(t *testing.T) {
 		return err
 	})
 	var backend string
-	_ = mlx.Do(func() error { backend = mlx.GPUBackend(); return nil })
+	_ = mlx.Do(context.Background(), func() error { backend = mlx.GPUBackend(); return nil })
 	sel, err = mlx.SelectDevice(mlx.DeviceGPU)
 	switch {
 	case backend == "" && (err == nil || !strings.Contains(err.Error(), "CPU-only")):

@@ -1,6 +1,7 @@
 package mlx_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -18,7 +19,7 @@ import (
 func on(t testing.TB, fn func(s *mlx.Scope) error) {
 	t.Helper()
 	before := mlx.LiveArrays()
-	err := mlx.Do(func() error {
+	err := mlx.Do(context.Background(), func() error {
 		s := mlx.NewScope()
 		defer s.Close()
 		if err := fn(s); err != nil {
@@ -26,6 +27,7 @@ func on(t testing.TB, fn func(s *mlx.Scope) error) {
 		}
 		return s.Err()
 	})
+
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -643,7 +645,7 @@ func TestErrorsComeBackAndProcessGoesOn(t *testing.T) {
 		return nil
 	})
 	// A panic inside Do is recovered and the MLX thread survives.
-	if err := mlx.Do(func() error { var m map[string]int; m["x"] = 1; return nil }); err == nil {
+	if err := mlx.Do(context.Background(), func() error { var m map[string]int; m["x"] = 1; return nil }); err == nil {
 		t.Fatal("panic not reported")
 	}
 	on(t, func(s *mlx.Scope) error { _ = s.Track(mlx.Zeros(mlx.Float32, 1)); return nil })
@@ -659,7 +661,7 @@ func TestOpsOutsideTheThreadFail(t *testing.T) {
 func TestLiveArrayCounter(t *testing.T) {
 	base := mlx.LiveArrays()
 	var arrays []*mlx.Array
-	err := mlx.Do(func() error {
+	err := mlx.Do(context.Background(), func() error {
 		for i := 0; i < 10; i++ {
 			a, err := mlx.Full(float64(i), mlx.Float32, 3)
 			if err != nil {
@@ -669,6 +671,7 @@ func TestLiveArrayCounter(t *testing.T) {
 		}
 		return nil
 	})
+
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -689,7 +692,7 @@ func TestConcurrentCallers(t *testing.T) {
 		wg.Add(1)
 		go func(g int) {
 			defer wg.Done()
-			errs <- mlx.Do(func() error {
+			errs <- mlx.Do(context.Background(), func() error {
 				s := mlx.NewScope()
 				defer s.Close()
 				a := s.Track(mlx.Full(float64(g), mlx.Float32, 8, 8))
@@ -707,6 +710,7 @@ func TestConcurrentCallers(t *testing.T) {
 				}
 				return nil
 			})
+
 		}(g)
 	}
 	wg.Wait()

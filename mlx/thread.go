@@ -6,6 +6,7 @@ package mlx
 import "C"
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -51,15 +52,21 @@ func OnThread() bool { return C.gk_is_bound() != 0 }
 
 // Do runs fn on the MLX thread and returns its error. It is safe to call from
 // any number of goroutines at once; calls are served one at a time in arrival
-// order. Inside fn, Do runs nested work directly. A panic in fn is recovered
-// and returned as an error, so the MLX thread survives it.
-func Do(fn func() error) error {
+// order. While the call waits for the thread (another call is running), a
+// cancelled ctx gives up and returns ctx.Err() without running fn; once fn
+// runs, it runs to the end (fn itself watches ctx to stop early). Inside fn,
+// Do runs nested work directly. A panic in fn is recovered and returned as
+// an error, so the MLX thread survives it.
+func Do(ctx context.Context, fn func() error) error {
 	start()
 	if OnThread() {
 		return protect(fn)
 	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	done := make(chan error, 1)
-	work <- func() {
+	job := func() {
 		finished := false
 		defer func() {
 			if !finished {
@@ -71,7 +78,23 @@ func Do(fn func() error) error {
 		done <- protect(fn)
 		finished = true
 	}
+	select {
+	case work <- job:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 	return <-done
+}
+
+// Call runs fn on the MLX thread as Do does and returns its value.
+func Call[T any](ctx context.Context, fn func() (T, error)) (T, error) {
+	var out T
+	err := Do(ctx, func() error {
+		var err error
+		out, err = fn()
+		return err
+	})
+	return out, err
 }
 
 func protect(fn func() error) (err error) {

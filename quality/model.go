@@ -1,6 +1,7 @@
 package quality
 
 import (
+	"context"
 	"fmt"
 	"math"
 
@@ -27,9 +28,9 @@ type Reader struct {
 	unit  []float32
 }
 
-// NewReader makes a Reader; direction must have the model's hidden size and
+// newReader makes a Reader; direction must have the model's hidden size and
 // a non-zero norm.
-func NewReader(m *engine.Model, layer int, direction []float32) (*Reader, error) {
+func newReader(m *engine.Model, layer int, direction []float32) (*Reader, error) {
 	if layer < 0 || layer >= m.NumLayers() {
 		return nil, fmt.Errorf("quality: layer %d outside [0, %d)", layer, m.NumLayers())
 	}
@@ -51,9 +52,9 @@ func NewReader(m *engine.Model, layer int, direction []float32) (*Reader, error)
 	return &Reader{m: m, layer: layer, unit: unit}, nil
 }
 
-// Read scores text (token ids) as the continuation of prompt (ids; at least
+// read scores text (token ids) as the continuation of prompt (ids; at least
 // one, so the first text token has a context). Runs on the MLX thread.
-func (r *Reader) Read(prompt, text []int) (Reading, error) {
+func (r *Reader) read(prompt, text []int) (Reading, error) {
 	if len(prompt) == 0 {
 		return Reading{}, fmt.Errorf("quality: read needs a prompt of at least one token")
 	}
@@ -114,4 +115,16 @@ func (r *Reader) Read(prompt, text []int) (Reading, error) {
 		proj += d
 	}
 	return Reading{Projection: proj / float64(T), Perplexity: math.Exp(nll / float64(T))}, nil
+}
+
+// NewReader makes a reader of m's block-layer output along direction (a
+// persona vector) and of perplexity; it enters the MLX thread itself.
+func NewReader(m *engine.Model, layer int, direction []float32) (*Reader, error) {
+	return mlx.Call(context.Background(), func() (*Reader, error) { return newReader(m, layer, direction) })
+}
+
+// Read reads text as the answer to prompt (token ids); it enters the MLX
+// thread itself.
+func (r *Reader) Read(prompt, text []int) (Reading, error) {
+	return mlx.Call(context.Background(), func() (Reading, error) { return r.read(prompt, text) })
 }

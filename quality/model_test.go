@@ -21,10 +21,10 @@ func TestReader(t *testing.T) {
 		t.Fatal(err)
 	}
 	var m *engine.Model
-	if err := mlx.Do(func() error { var err error; m, err = engine.LoadModel(path, engine.LoadOptions{}); return err }); err != nil {
+	if err := mlx.Do(context.Background(), func() error { var err error; m, err = engine.LoadModel(path, engine.LoadOptions{}); return err }); err != nil {
 		t.Fatal(err)
 	}
-	defer mlx.Do(func() error { m.Free(); return nil })
+	defer mlx.Do(context.Background(), func() error { m.Free(); return nil })
 	chat, err := m.ApplyChatTemplate([]engine.Message{{Role: "user", Content: "Rewrite this news line in your own words, in one sentence:\nOil prices rose 2 pct on Monday after OPEC agreed to cut output."}}, true)
 	if err != nil {
 		t.Fatal(err)
@@ -39,7 +39,7 @@ func TestReader(t *testing.T) {
 	}
 	read := func(p string, layer int, v []float32) map[string]quality.Reading {
 		out := map[string]quality.Reading{}
-		err := mlx.Do(func() error {
+		err := mlx.Do(context.Background(), func() error {
 			r, err := quality.NewReader(m, layer, v)
 			if err != nil {
 				return err
@@ -52,6 +52,7 @@ func TestReader(t *testing.T) {
 			}
 			return nil
 		})
+
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -82,7 +83,7 @@ func TestReader(t *testing.T) {
 	if r["bard"].Projection <= r["plain"].Projection {
 		t.Errorf("Shakespearean direction: bard text %.3f, plain %.3f", r["bard"].Projection, r["plain"].Projection)
 	}
-	if err := mlx.Do(func() error { _, err := quality.NewReader(m, l, make([]float32, m.HiddenSize())); return err }); err == nil {
+	if err := mlx.Do(context.Background(), func() error { _, err := quality.NewReader(m, l, make([]float32, m.HiddenSize())); return err }); err == nil {
 		t.Error("a zero direction was accepted")
 	}
 }

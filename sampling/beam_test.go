@@ -6,6 +6,7 @@ import (
 	"math"
 	"testing"
 
+	"github.com/mlx-genkit/genkit/engine"
 	"github.com/mlx-genkit/genkit/sampling"
 )
 
@@ -21,10 +22,19 @@ func TestBeamSearchMatchesHF(t *testing.T) {
 			t.Fatal(err)
 		}
 		cfg.MaxNewTokens = sampling.Ptr(10)
-		beams, err := sampling.BeamSearch(context.Background(), m, b.Prompt, cfg, ref.EOS, nil)
+		bs, err := sampling.NewBeamSearch(cfg, ref.EOS, len(b.Prompt))
 		if err != nil {
 			t.Fatal(err)
 		}
+		res, _, err := m.Generate(context.Background(), engine.Request{Prompt: b.Prompt, Lanes: cfg.Beams(),
+			MaxNewTokens: cfg.MaxNew(len(b.Prompt)), Chooser: bs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bs.Done() || res[0].Finished != "done" {
+			t.Fatalf("case %d: search done %v, lanes finished %q", i, bs.Done(), res[0].Finished)
+		}
+		beams := bs.Beams()
 		if len(beams) != len(b.Sequences) {
 			t.Fatalf("case %d: %d beams, HF %d", i, len(beams), len(b.Sequences))
 		}

@@ -1,6 +1,7 @@
 package sampling_test
 
 import (
+	"context"
 	"math/rand"
 	"testing"
 
@@ -25,7 +26,7 @@ func benchChoose(b *testing.B, cfg *sampling.GenerationConfig) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	err = mlx.Do(func() error {
+	err = mlx.Do(context.Background(), func() error {
 		x, err := mlx.FromFloat32s(logits, 1, V)
 		if err != nil {
 			return err
@@ -42,6 +43,7 @@ func benchChoose(b *testing.B, cfg *sampling.GenerationConfig) {
 		}
 		return nil
 	})
+
 	if err != nil {
 		b.Fatal(err)
 	}

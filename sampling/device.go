@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/mlx-genkit/genkit/engine"
 	"github.com/mlx-genkit/genkit/mlx"
 )
 
@@ -197,7 +196,7 @@ func (d *DeviceChain) Pick(s *mlx.Scope, x *mlx.Array, u []float32) *mlx.Array {
 		over := s.Track(mlx.Greater(cdf, s.Track(mlx.Multiply(total, uu))))
 		id = s.Track(mlx.Argmax(over, -1, false))
 	}
-	return engine.MarkInvalid(s, x, id)
+	return mlx.MarkInvalid(s, x, id)
 }
 
 // Update folds the chosen ids [B] int32 into the state (lazily): the seen

@@ -1,6 +1,7 @@
 package sampling_test
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"testing"
@@ -34,7 +35,7 @@ func TestDeviceChainMatchesHF(t *testing.T) {
 			for si, st := range run.Steps {
 				V := len(st.Logits)
 				var got []float32
-				err := mlx.Do(func() error {
+				err := mlx.Do(context.Background(), func() error {
 					state, err := chain.NewState([][]int{st.InputIDs}, V, nil)
 					if err != nil {
 						return err
@@ -50,6 +51,7 @@ func TestDeviceChainMatchesHF(t *testing.T) {
 					got, err = out.Float32s()
 					return err
 				})
+
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -117,13 +119,13 @@ func TestDevicePathRefusesHostProcessors(t *testing.T) {
 		t.Fatal(err)
 	}
 	var ok bool
-	_ = mlx.Do(func() error { ok, err = s.StartDevice([][]int{{1, 2}}, 64); return err })
+	_ = mlx.Do(context.Background(), func() error { ok, err = s.StartDevice([][]int{{1, 2}}, 64); return err })
 	if ok || err != nil {
 		t.Fatalf("no_repeat_ngram_size: StartDevice = %v, %v; want false", ok, err)
 	}
 	s2, _ := sampling.NewSampler(&sampling.GenerationConfig{}, 1, sampling.SamplerOptions{})
 	s2.Observe = func(int, int, []float32) {}
-	_ = mlx.Do(func() error { ok, err = s2.StartDevice([][]int{{1, 2}}, 64); return err })
+	_ = mlx.Do(context.Background(), func() error { ok, err = s2.StartDevice([][]int{{1, 2}}, 64); return err })
 	if ok {
 		t.Fatal("an observed sampler must use the host path")
 	}

@@ -6,14 +6,14 @@ import (
 	"math/rand/v2"
 	"time"
 
-	"github.com/mlx-genkit/genkit/engine"
 	"github.com/mlx-genkit/genkit/mlx"
 )
 
 // ErrInvalidLogits is returned when a lane's logits hold NaN or every token
 // was removed, as happens when steering is far too strong.
-// It is the engine's error, so errors.Is works whichever path chose.
-var ErrInvalidLogits = engine.ErrInvalidLogits
+// It is mlx.ErrInvalidLogits, the engine's error too, so errors.Is works
+// whichever path chose.
+var ErrInvalidLogits = mlx.ErrInvalidLogits
 
 // Sampler chooses the next token of every lane: it runs the processor chain
 // on the lane's logits, then takes the argmax (greedy) or draws from the

@@ -96,14 +96,14 @@ func softmax(scores []float32) []float64 {
 func tinyModel(t testing.TB) *engine.Model {
 	t.Helper()
 	var m *engine.Model
-	if err := mlx.Do(func() error {
+	if err := mlx.Do(context.Background(), func() error {
 		var err error
 		m, err = engine.LoadModel("testdata/tiny_sampler", engine.LoadOptions{})
 		return err
 	}); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = mlx.Do(func() error { m.Free(); return nil }) })
+	t.Cleanup(func() { _ = mlx.Do(context.Background(), func() error { m.Free(); return nil }) })
 	return m
 }
 
@@ -179,7 +179,7 @@ func TestNaNLogitsGiveAClearError(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = mlx.Do(func() error {
+	err = mlx.Do(context.Background(), func() error {
 		x, err := mlx.FromFloat32s([]float32{0, float32(math.NaN()), 1}, 1, 3)
 		if err != nil {
 			return err
@@ -188,6 +188,7 @@ func TestNaNLogitsGiveAClearError(t *testing.T) {
 		_, err = s.Choose(x, 0, [][]int{{1}})
 		return err
 	})
+
 	if err == nil || !strings.Contains(err.Error(), "NaN") {
 		t.Fatalf("NaN logits: %v", err)
 	}

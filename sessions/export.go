@@ -17,6 +17,10 @@ type ExportOptions struct {
 	ModelID string
 	// HiddenLayers is the model's number of blocks.
 	HiddenLayers int
+	// Layer and Alpha are the session's steering resolved against the model
+	// (steering.Resolve): the block steered and the strength in force.
+	Layer int
+	Alpha float64
 }
 
 // steeringJSON is steering.json of an exported folder.
@@ -47,8 +51,8 @@ func Export(s *Session, dir string, opts ExportOptions) error {
 	if err := WriteFileAtomic(filepath.Join(dir, "generation_config.json"), append(gen, '\n')); err != nil {
 		return err
 	}
-	st := steeringJSON{Model: opts.ModelID, Layer: s.Steering.Layer, Alpha: s.Steering.Alpha, Schedule: s.Steering.Schedule,
-		Mode: s.Steering.Mode, Scope: s.Steering.Scope, Preset: s.Steering.Preset, Vector: "steering.gguf",
+	st := steeringJSON{Model: opts.ModelID, Layer: opts.Layer, Alpha: opts.Alpha, Schedule: s.Steering.Schedule.String(),
+		Mode: string(s.Steering.Mode), Scope: string(s.Steering.Scope), Preset: s.Steering.Preset, Vector: "steering.gguf",
 		Note: "layer L is the output of Hugging Face model.model.layers[L] and llama.cpp's direction.L"}
 	sj, _ := json.MarshalIndent(st, "", "  ")
 	if err := WriteFileAtomic(filepath.Join(dir, "steering.json"), append(sj, '\n')); err != nil {

@@ -16,22 +16,40 @@ import (
 
 	"github.com/mlx-genkit/genkit/engine"
 	"github.com/mlx-genkit/genkit/sampling"
+	"github.com/mlx-genkit/genkit/steering"
 )
 
-// Version is the session file format version this build writes.
-const Version = 1
+// Version is the session file format version this build writes. Version 1
+// files (steering as loose strings, layer -1 for auto) are migrated on load.
+const Version = 2
 
-// Steering holds the steering settings of a session.
-type Steering struct {
+// steeringV1 is the steering object of a version-1 session.
+type steeringV1 struct {
 	Preset    string  `json:"preset,omitempty"`
-	Vector    string  `json:"vector,omitempty"` // a vector file, when not a preset
-	Method    string  `json:"method,omitempty"` // mean or pca (presets)
+	Vector    string  `json:"vector,omitempty"`
+	Method    string  `json:"method,omitempty"`
 	Layer     int     `json:"layer"`
 	Alpha     float64 `json:"alpha"`
 	Schedule  string  `json:"schedule"`
-	Mode      string  `json:"mode"`  // residual or logit-bias
-	Scope     string  `json:"scope"` // all, prompt or generated
+	Mode      string  `json:"mode"`
+	Scope     string  `json:"scope"`
 	Normalize bool    `json:"normalize,omitempty"`
+}
+
+// plan migrates a version-1 steering object: layer -1 (the TUI's auto)
+// becomes nil; the schedule string is parsed.
+func (v steeringV1) plan() (steering.Plan, error) {
+	p := steering.Plan{Preset: v.Preset, Vector: v.Vector, Method: steering.Method(v.Method), Alpha: &v.Alpha,
+		Scope: steering.Scope(v.Scope), Mode: steering.Mode(v.Mode), Normalize: v.Normalize}
+	if v.Layer != -1 {
+		p.Layer = &v.Layer
+	}
+	sched, err := steering.ParseSchedule(v.Schedule)
+	if err != nil {
+		return p, fmt.Errorf("steering.schedule: %w", err)
+	}
+	p.Schedule = sched
+	return p, nil
 }
 
 // Session is everything needed to reopen a tuning session.
@@ -42,7 +60,7 @@ type Session struct {
 	Prompt      string                    `json:"prompt"`
 	System      string                    `json:"system,omitempty"`
 	Chat        bool                      `json:"chat"`
-	Steering    Steering                  `json:"steering"`
+	Steering    steering.Plan             `json:"steering"`
 	Generation  sampling.GenerationConfig `json:"generation"`
 	SharedDraws bool                      `json:"shared_draws,omitempty"`
 	Base        string                    `json:"base,omitempty"`    // last base output
@@ -145,18 +163,41 @@ func LoadFile(path string) (*Session, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load session: %w", err)
 	}
-	var s Session
-	if err := json.Unmarshal(data, &s); err != nil {
+	var head struct {
+		Version int `json:"version"`
+	}
+	if err := json.Unmarshal(data, &head); err != nil {
 		return nil, fmt.Errorf("session %s is malformed: %w", path, err)
 	}
 	switch {
-	case s.Version == 0:
+	case head.Version == 0:
 		return nil, fmt.Errorf("session %s has no version field: not a genkit session", path)
-	case s.Version > Version:
-		return nil, fmt.Errorf("session %s is version %d; this genkit reads up to %d", path, s.Version, Version)
+	case head.Version > Version:
+		return nil, fmt.Errorf("session %s is version %d; this genkit reads up to %d", path, head.Version, Version)
+	}
+	var s Session
+	if head.Version == 1 {
+		var v1 struct {
+			Session
+			Steering steeringV1 `json:"steering"`
+		}
+		if err := json.Unmarshal(data, &v1); err != nil {
+			return nil, fmt.Errorf("session %s is malformed: %w", path, err)
+		}
+		s = v1.Session
+		p, err := v1.Steering.plan()
+		if err != nil {
+			return nil, fmt.Errorf("session %s: %w", path, err)
+		}
+		s.Steering, s.Version = p, Version
+	} else if err := json.Unmarshal(data, &s); err != nil {
+		return nil, fmt.Errorf("session %s is malformed: %w", path, err)
+	}
+	if err := s.Steering.Validate(); err != nil {
+		return nil, fmt.Errorf("session %s: %w", path, err)
 	}
 	if err := s.Generation.Validate(); err != nil {
-		return nil, fmt.Errorf("session %s: %w", path, err)
+		return nil, fmt.Errorf("session %s: generation: %w", path, err)
 	}
 	return &s, nil
 }

@@ -1,8 +1,10 @@
 package sessions_test
 
 import (
+	"context"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -15,7 +17,8 @@ import (
 func sample() *sessions.Session {
 	return &sessions.Session{Name: "pirate-tuning", Model: "HuggingFaceTB/SmolLM2-135M-Instruct", Prompt: "Tell me about the sea.\nBriefly.",
 		System: "Be kind.", Chat: true,
-		Steering:   sessions.Steering{Preset: "pirate", Method: "mean", Layer: 15, Alpha: 1.3, Schedule: "warmup:8", Mode: "residual", Scope: "generated"},
+		Steering: steering.Plan{Preset: "pirate", Method: "mean", Layer: sampling.Ptr(15), Alpha: sampling.Ptr(1.3),
+			Schedule: steering.Schedule{Kind: "warmup", Steps: 8}, Mode: "residual", Scope: "generated"},
 		Generation: sampling.GenerationConfig{DoSample: sampling.Ptr(true), Temperature: sampling.Ptr(0.8), TopP: sampling.Ptr(0.9), Seed: sampling.Ptr(uint64(7)), MaxNewTokens: sampling.Ptr(48)},
 		Base:       "The sea is big.", Steered: "Arr, the sea be big."}
 }
@@ -30,7 +33,7 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if back.Version != sessions.Version || back.Prompt != s.Prompt || back.Steering != s.Steering || back.Generation.Temp() != 0.8 ||
+	if back.Version != sessions.Version || back.Prompt != s.Prompt || !reflect.DeepEqual(back.Steering, s.Steering) || back.Generation.Temp() != 0.8 ||
 		*back.Generation.Seed != 7 || back.Steered != s.Steered || back.Saved.IsZero() {
 		t.Fatalf("round trip: %+v", back)
 	}
@@ -53,7 +56,11 @@ func TestBadSessionsAreRefusedClearly(t *testing.T) {
 		"truncated": `{"version": 1, "name": "truncated", "prompt": "hi`,
 		"noversion": `{"name": "noversion"}`,
 		"future":    `{"version": 99, "name": "future"}`,
-		"badtemp":   `{"version": 1, "name": "badtemp", "generation": {"do_sample": true, "temperature": 0}}`,
+		"badtemp":   `{"version": 2, "name": "badtemp", "steering": {"preset": "pirate"}, "generation": {"do_sample": true, "temperature": 0}}`,
+		"badmode":   `{"version": 2, "name": "badmode", "steering": {"preset": "pirate", "mode": "sideways"}}`,
+		"badmodev1": `{"version": 1, "name": "badmodev1", "steering": {"preset": "pirate", "layer": -1, "alpha": 1, "schedule": "constant", "mode": "sideways", "scope": "all"}}`,
+		"badsched":  `{"version": 1, "name": "badsched", "steering": {"preset": "pirate", "layer": -1, "alpha": 1, "schedule": "ramp:1", "mode": "residual", "scope": "all"}}`,
+		"nosource":  `{"version": 2, "name": "nosource", "steering": {"mode": "residual"}}`,
 	} {
 		os.WriteFile(filepath.Join(dir, name+".json"), []byte(body), 0o644)
 		_, err := sessions.Load(name)
@@ -65,7 +72,7 @@ func TestBadSessionsAreRefusedClearly(t *testing.T) {
 		t.Error("a path-like session name was accepted")
 	}
 	list, err := sessions.List()
-	if err != nil || len(list) != 4 {
+	if err != nil || len(list) != 8 {
 		t.Fatalf("list with broken sessions: %d, %v", len(list), err)
 	}
 	for _, s := range list {
@@ -108,10 +115,11 @@ func TestExport(t *testing.T) {
 	for i := range v {
 		v[i] = float32(i) - 3.5
 	}
-	err := sessions.Export(s, dir, sessions.ExportOptions{ModelID: s.Model, HiddenLayers: 30, SaveVector: func(path string) error {
-		return mlx.Do(func() error {
+	err := sessions.Export(s, dir, sessions.ExportOptions{ModelID: s.Model, HiddenLayers: 30, Layer: 15, Alpha: 1.3, SaveVector: func(path string) error {
+		return mlx.Do(context.Background(), func() error {
 			return (&steering.VectorSet{Vectors: map[int][]float32{15: v}, ModelHint: "llama"}).Save(path)
 		})
+
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -121,7 +129,7 @@ func TestExport(t *testing.T) {
 		t.Fatalf("generation_config.json: %+v %v", gc, err)
 	}
 	var vs *steering.VectorSet
-	if err := mlx.Do(func() error {
+	if err := mlx.Do(context.Background(), func() error {
 		var err error
 		vs, err = steering.LoadVectors(filepath.Join(dir, "steering.gguf"), 0)
 		return err
@@ -142,5 +150,63 @@ func TestExport(t *testing.T) {
 		if !strings.Contains(string(readme), want) {
 			t.Errorf("README lacks %q", want)
 		}
+	}
+}
+
+// TestBadFieldIsNamed: a session with a bad steering field is refused with
+// the field's name, so the user knows what to fix.
+func TestBadFieldIsNamed(t *testing.T) {
+	t.Setenv("GENKIT_DATA_DIR", t.TempDir())
+	dir, _ := sessions.Dir()
+	os.MkdirAll(dir, 0o755)
+	for name, want := range map[string]string{
+		`{"version": 2, "name": "x", "steering": {"preset": "pirate", "mode": "sideways"}}`:           "steering.mode",
+		`{"version": 2, "name": "x", "steering": {"preset": "pirate", "scope": "everywhere"}}`:        "steering.scope",
+		`{"version": 2, "name": "x", "steering": {"preset": "pirate", "method": "median"}}`:           "steering.method",
+		`{"version": 2, "name": "x", "steering": {"preset": "nobody"}}`:                               "steering.preset",
+		`{"version": 2, "name": "x", "steering": {"preset": "pirate", "vector": "v.gguf"}}`:           "not both",
+		`{"version": 2, "name": "x", "steering": {"preset": "pirate", "schedule": "warmup:0"}}`:       "schedule",
+		`{"version": 2, "name": "x", "steering": {"preset": "pirate", "schedule": {"kind": "spin"}}}`: "steering.schedule",
+	} {
+		os.WriteFile(filepath.Join(dir, "x.json"), []byte(name), 0o644)
+		_, err := sessions.Load("x")
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: got %v, want an error naming %s", name, err, want)
+		}
+	}
+}
+
+// TestVersion1IsMigrated: a version-1 session (the TUI wrote layer -1 for
+// auto, the schedule as a string) opens as a plan with the same meaning, and
+// saves as the current version.
+func TestVersion1IsMigrated(t *testing.T) {
+	t.Setenv("GENKIT_DATA_DIR", t.TempDir())
+	dir, _ := sessions.Dir()
+	os.MkdirAll(dir, 0o755)
+	v1 := `{"version": 1, "name": "old", "model": "m", "prompt": "Hi", "chat": true,
+  "steering": {"preset": "pirate", "method": "pca", "layer": -1, "alpha": 2.5, "schedule": "ramp:0:2:16", "mode": "logit-bias", "scope": "generated"},
+  "generation": {"do_sample": false, "max_new_tokens": 32}, "saved": "2026-11-20T10:00:00Z"}`
+	fixed := `{"version": 1, "name": "fixed", "steering": {"preset": "pirate", "layer": 12, "alpha": 1, "schedule": "constant", "mode": "residual", "scope": "all"}}`
+	os.WriteFile(filepath.Join(dir, "old.json"), []byte(v1), 0o644)
+	os.WriteFile(filepath.Join(dir, "fixed.json"), []byte(fixed), 0o644)
+	s, err := sessions.Load("old")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := steering.Plan{Preset: "pirate", Method: "pca", Alpha: sampling.Ptr(2.5), Schedule: steering.Schedule{Kind: "ramp", From: 0, To: 2, Steps: 16},
+		Mode: "logit-bias", Scope: "generated"}
+	if !reflect.DeepEqual(s.Steering, want) || s.Prompt != "Hi" || *s.Generation.MaxNewTokens != 32 {
+		t.Fatalf("migrated: %+v", s.Steering)
+	}
+	f, err := sessions.Load("fixed")
+	if err != nil || f.Steering.Layer == nil || *f.Steering.Layer != 12 {
+		t.Fatalf("a fixed layer was not kept: %+v %v", f, err)
+	}
+	if err := sessions.Save(s); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(filepath.Join(dir, "old.json"))
+	if !strings.Contains(string(data), `"version": 2`) || !strings.Contains(string(data), `"schedule": "ramp:0:2:16"`) || strings.Contains(string(data), `"layer"`) {
+		t.Fatalf("saved form:\n%s", data)
 	}
 }

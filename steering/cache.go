@@ -99,11 +99,12 @@ func loadCached(base string) (*Extraction, error) {
 		return nil, err
 	}
 	var vs *VectorSet
-	err = mlx.Do(func() error {
+	err = mlx.Do(context.Background(), func() error {
 		var err error
 		vs, err = LoadVectors(base+".gguf", 0)
 		return err
 	})
+
 	if err != nil {
 		return nil, err
 	}
@@ -111,9 +112,10 @@ func loadCached(base string) (*Extraction, error) {
 }
 
 func saveCached(base string, ex *Extraction, hint string) error {
-	err := mlx.Do(func() error {
+	err := mlx.Do(context.Background(), func() error {
 		return (&VectorSet{Vectors: ex.Vectors, ModelHint: hint}).Save(base + ".gguf")
 	})
+
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/mlx-genkit/genkit/engine"
+	"github.com/mlx-genkit/genkit/mlx"
 	"github.com/mlx-genkit/genkit/quality"
 	"github.com/mlx-genkit/genkit/sampling"
 )
@@ -14,6 +15,35 @@ import (
 type Steer struct {
 	Injection *Injection
 	Bias      *LogitBias
+	// laneScales multiply the bias's alpha per lane (nil: lane 0 is the
+	// base, every other lane is steered with alpha).
+	laneScales []float64
+}
+
+// laneExtra gives each steered lane the logit bias, its alpha scaled by the
+// lane's multiplier (sampling.SamplerOptions.LaneExtra).
+func (st Steer) laneExtra(lane int) []sampling.Processor {
+	if st.Bias == nil {
+		return nil
+	}
+	scale := 1.0
+	if st.laneScales != nil {
+		if lane >= len(st.laneScales) {
+			return nil
+		}
+		scale = st.laneScales[lane]
+	} else if lane == 0 {
+		scale = 0
+	}
+	if scale == 0 {
+		return nil
+	}
+	if scale == 1 {
+		return []sampling.Processor{st.Bias}
+	}
+	b := *st.Bias
+	b.Alpha *= scale
+	return []sampling.Processor{&b}
 }
 
 // GuardOptions are the guardrails of bulk base-versus-steered runs.
@@ -55,28 +85,11 @@ func Compare(ctx context.Context, m *engine.Model, prompt []int, cfg *sampling.G
 	if cfg.Seed != nil {
 		seed = *cfg.Seed
 	}
-	run := func(seed uint64) ([]engine.LaneResult, error) {
+	run := func(seed uint64) ([]Lane, error) {
 		c := *cfg
 		c.Seed = &seed
-		opts := sampling.SamplerOptions{EOS: cfg.EOSTokenID}
-		if st.Bias != nil {
-			opts.LaneExtra = func(lane int) []sampling.Processor {
-				if lane == 0 {
-					return nil
-				}
-				return []sampling.Processor{st.Bias}
-			}
-		}
-		s, err := sampling.NewSampler(&c, 2, opts)
-		if err != nil {
-			return nil, err
-		}
-		req := engine.Request{Prompt: prompt, Lanes: 2, MaxNewTokens: c.MaxNew(len(prompt)), Chooser: s, EOS: cfg.EOSTokenID}
-		if st.Injection != nil {
-			req.Hook = st.Injection
-		}
-		res, _, err := m.Generate(ctx, req)
-		return res, err
+		lanes, _, _, err := decodeLanes(ctx, m, prompt, &c, st, 2, laneOptions{}, Observers{})
+		return lanes, err
 	}
 	res, err := run(seed)
 	if err != nil {
@@ -125,23 +138,39 @@ func Compare(ctx context.Context, m *engine.Model, prompt []int, cfg *sampling.G
 	return out, nil
 }
 
-// NewSteer builds the steered lane's steering for a mode: "residual" adds
-// alpha * v (normalised) after block layer; "logit-bias" adds alpha * W_U v
-// to the lane's scores. Runs on the MLX thread; Free releases it.
-func NewSteer(m *engine.Model, mode string, layer int, v []float32, alpha float64) (Steer, error) {
-	switch mode {
-	case "residual":
-		inj, err := NewInjection(m, map[int][]float32{layer: v}, InjectionOptions{Alpha: alpha})
-		return Steer{Injection: inj}, err
-	case "logit-bias":
-		dir, err := UnembedVector(m, v, false)
-		if err != nil {
-			return Steer{}, err
-		}
-		return Steer{Bias: &LogitBias{Direction: dir, Alpha: alpha}}, nil
+// Fixed is steering with a given vector: "residual" adds alpha * v after
+// block layer (negative counts from the end); "logit-bias" adds alpha * W_U v
+// to the steered lanes' scores. Decode it through Run.Steering, or Build it.
+func Fixed(m *engine.Model, mode string, layer int, v []float32, alpha float64) (*Resolved, error) {
+	md, err := ParseMode(mode)
+	if err != nil {
+		return nil, err
 	}
-	return Steer{}, fmt.Errorf("steering mode %q: want residual or logit-bias", mode)
+	l, err := ResolveLayer(m, layer)
+	if err != nil {
+		return nil, err
+	}
+	if err := CheckVector(v, m.HiddenSize()); err != nil {
+		return nil, err
+	}
+	if !finite(alpha) {
+		return nil, fmt.Errorf("steering alpha %v is not a finite number", alpha)
+	}
+	return &Resolved{Plan: Plan{Mode: md}, Mode: md, Layers: []int{l}, Layer: l, Alpha: alpha, Vectors: map[int][]float32{l: v}}, nil
 }
+
+// NewSteer builds Fixed steering for the steered lane (lane 0 is the base).
+// It enters the MLX thread itself; Free releases it.
+func NewSteer(m *engine.Model, mode string, layer int, v []float32, alpha float64) (Steer, error) {
+	r, err := Fixed(m, mode, layer, v, alpha)
+	if err != nil {
+		return Steer{}, err
+	}
+	return r.Build(m, nil)
+}
+
+// Close releases the steering's arrays, entering the MLX thread itself.
+func (st Steer) Close() { _ = mlx.Do(context.Background(), func() error { st.Free(); return nil }) }
 
 // Free releases the steering's arrays (on the MLX thread).
 func (st Steer) Free() {

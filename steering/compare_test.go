@@ -18,14 +18,14 @@ func TestCompareGuardrails(t *testing.T) {
 	m := loadModel(t, filepath.Join("..", "engine", "testdata", "hf", "llama_tied"))
 	v := make([]float32, m.HiddenSize())
 	var inj *steering.Injection
-	if err := mlx.Do(func() error {
+	if err := mlx.Do(context.Background(), func() error {
 		var err error
 		inj, err = steering.NewInjection(m, map[int][]float32{1: v}, steering.InjectionOptions{Alpha: 0})
 		return err
 	}); err != nil {
 		t.Fatal(err)
 	}
-	defer mlx.Do(func() error { inj.Free(); return nil })
+	defer mlx.Do(context.Background(), func() error { inj.Free(); return nil })
 	greedy := &sampling.GenerationConfig{MaxNewTokens: sampling.Ptr(6)}
 	c, err := steering.Compare(context.Background(), m, []int{5, 6, 7}, greedy, steering.Steer{Injection: inj}, steering.GuardOptions{AvoidIdentical: true}, nil)
 	if err != nil {

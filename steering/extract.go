@@ -181,7 +181,7 @@ func readHidden(ctx context.Context, m *engine.Model, texts [][]int, opts Extrac
 				ids = append(ids, int32(id))
 			}
 		}
-		err := mlx.Do(func() error {
+		err := mlx.Do(context.Background(), func() error {
 			x, err := mlx.FromInt32s(ids, len(group), L)
 			if err != nil {
 				return err
@@ -215,6 +215,7 @@ func readHidden(ctx context.Context, m *engine.Model, texts [][]int, opts Extrac
 			}
 			return nil
 		})
+
 		if err != nil {
 			return nil, fmt.Errorf("vector: %w", err)
 		}

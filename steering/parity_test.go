@@ -37,14 +37,14 @@ type hfSteering struct {
 func loadModel(t testing.TB, path string) *engine.Model {
 	t.Helper()
 	var m *engine.Model
-	if err := mlx.Do(func() error {
+	if err := mlx.Do(context.Background(), func() error {
 		var err error
 		m, err = engine.LoadModel(path, engine.LoadOptions{})
 		return err
 	}); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = mlx.Do(func() error { m.Free(); return nil }) })
+	t.Cleanup(func() { _ = mlx.Do(context.Background(), func() error { m.Free(); return nil }) })
 	return m
 }
 
@@ -96,7 +96,7 @@ func TestSteeringMatchesHFHook(t *testing.T) {
 					t.Fatal(err)
 				}
 				var inj *steering.Injection
-				if err := mlx.Do(func() error {
+				if err := mlx.Do(context.Background(), func() error {
 					inj, err = steering.NewInjection(m, map[int][]float32{run.Layer: mr.Vector}, steering.InjectionOptions{Alpha: ref.Alpha, Scope: scope})
 					return err
 				}); err != nil {
@@ -121,14 +121,14 @@ func TestSteeringMatchesHFHook(t *testing.T) {
 				if fmt.Sprint(res[0].Tokens) != fmt.Sprint(plain[0].Tokens) {
 					t.Errorf("layer %d scope %s: base lane %v, unsteered run %v", run.Layer, run.Scope, res[0].Tokens, plain[0].Tokens)
 				}
-				_ = mlx.Do(func() error { inj.Free(); return nil })
+				_ = mlx.Do(context.Background(), func() error { inj.Free(); return nil })
 			}
 			if len(layersSeen) < 3 {
 				t.Fatalf("only layers %v compared", layersSeen)
 			}
 			// Logit bias: W_U v, with and without the final norm.
 			var wuv, wunv []float32
-			if err := mlx.Do(func() error {
+			if err := mlx.Do(context.Background(), func() error {
 				var err error
 				if wuv, err = steering.UnembedVector(m, mr.Vector, false); err != nil {
 					return err

@@ -108,14 +108,7 @@ func (p *Preset) Pairs(m *engine.Model) ([]Pair, error) {
 }
 
 func chatIDs(m *engine.Model, system, user string) ([]int, error) {
-	text, err := m.ApplyChatTemplate([]engine.Message{{Role: "system", Content: system}, {Role: "user", Content: user}}, true)
-	if err == engine.ErrNoChatTemplate {
-		return m.Tokenizer.Encode(system+"\n\n"+user+"\n", true)
-	}
-	if err != nil {
-		return nil, err
-	}
-	return m.Tokenizer.Encode(text, false)
+	return m.EncodePrompt(engine.Prompt{Text: user, System: system, Chat: true})
 }
 
 // TextPairs tokenizes paired positive and negative texts (one pair per

@@ -50,7 +50,7 @@ func TestSchedules(t *testing.T) {
 func TestVectorFiles(t *testing.T) {
 	dir := t.TempDir()
 	vs := &steering.VectorSet{Vectors: map[int][]float32{3: {1, -2, 0.5, 4}, 15: {0.25, 0, -1, 8}}, ModelHint: "llama"}
-	err := mlx.Do(func() error {
+	err := mlx.Do(context.Background(), func() error {
 		for _, name := range []string{"v.gguf", "v.safetensors"} {
 			p := filepath.Join(dir, name)
 			if err := vs.Save(p); err != nil {
@@ -64,7 +64,7 @@ func TestVectorFiles(t *testing.T) {
 				return fmt.Errorf("%s: read back %v, wrote %v", name, back.Vectors, vs.Vectors)
 			}
 		}
-		// The GGUF is a llama.cpp control vector: direction.L for layer L.
+
 		arrays, meta, err := mlx.LoadGGUF(filepath.Join(dir, "v.gguf"))
 		if err != nil {
 			return err
@@ -80,7 +80,7 @@ func TestVectorFiles(t *testing.T) {
 		if n, ok := meta["controlvector.layer_count"].Int(); !ok || n != 2 {
 			return fmt.Errorf("layer_count %v", meta["controlvector.layer_count"])
 		}
-		// A file made outside genkit with direction.5 steers layer 5.
+
 		v5, _ := mlx.FromFloat32s([]float32{9, 8, 7, 6})
 		defer v5.Free()
 		if err := mlx.SaveGGUF(filepath.Join(dir, "cpp.gguf"), map[string]*mlx.Array{"direction.5": v5},
@@ -94,7 +94,7 @@ func TestVectorFiles(t *testing.T) {
 		if len(got.Vectors) != 1 || fmt.Sprint(got.Vectors[5]) != "[9 8 7 6]" {
 			return fmt.Errorf("direction.5 read as %v", got.Vectors)
 		}
-		// One layer as .npy.
+
 		one := &steering.VectorSet{Vectors: map[int][]float32{7: {1, 2, 3, 4}}}
 		if err := one.Save(filepath.Join(dir, "v.npy")); err != nil {
 			return err
@@ -105,6 +105,7 @@ func TestVectorFiles(t *testing.T) {
 		}
 		return nil
 	})
+
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +123,7 @@ func TestVectorFiles(t *testing.T) {
 			t.Errorf("%v: %v", tc.v, err)
 		}
 	}
-	if err := mlx.Do(func() error {
+	if err := mlx.Do(context.Background(), func() error {
 		os.WriteFile(filepath.Join(dir, "junk.gguf"), []byte("nonsense"), 0o644)
 		_, err := steering.LoadVectors(filepath.Join(dir, "junk.gguf"), 0)
 		if err == nil || !strings.Contains(err.Error(), "junk.gguf") {
@@ -148,7 +149,7 @@ func TestNormPreservingAndBadLayer(t *testing.T) {
 	for i := range v {
 		v[i] = float32(i%7) - 3
 	}
-	err := mlx.Do(func() error {
+	err := mlx.Do(context.Background(), func() error {
 		if _, err := steering.NewInjection(m, map[int][]float32{7: v}, steering.InjectionOptions{Alpha: 1}); err == nil || !strings.Contains(err.Error(), "layer 7") {
 			return fmt.Errorf("out-of-range layer: %v", err)
 		}
@@ -189,6 +190,7 @@ func TestNormPreservingAndBadLayer(t *testing.T) {
 		}
 		return nil
 	})
+
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,13 +244,13 @@ func TestPresetSteersTheDefaultModel(t *testing.T) {
 		"What do you like about mornings?", "How far away is the sun?", "What is your favourite colour?",
 		"How do I write a cover letter?", "What makes a good friend?"}
 	var inj *steering.Injection
-	if err := mlx.Do(func() error {
+	if err := mlx.Do(context.Background(), func() error {
 		inj, err = steering.NewInjection(m, map[int][]float32{L: ex.Vectors[L]}, steering.InjectionOptions{Alpha: p.Alpha})
 		return err
 	}); err != nil {
 		t.Fatal(err)
 	}
-	defer mlx.Do(func() error { inj.Free(); return nil })
+	defer mlx.Do(context.Background(), func() error { inj.Free(); return nil })
 	differ := 0
 	for i, q := range questions {
 		text, err := m.ApplyChatTemplate([]engine.Message{{Role: "user", Content: q}}, true)

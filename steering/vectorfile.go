@@ -1,6 +1,7 @@
 package steering
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 	"sort"
@@ -42,11 +43,11 @@ func (vs *VectorSet) Check(hidden int) error {
 	return nil
 }
 
-// LoadVectors reads a control-vector file: llama.cpp GGUF (direction.N
+// loadVectors reads a control-vector file: llama.cpp GGUF (direction.N
 // tensors), .safetensors (direction.N, or a single tensor) or .npy (1-D for
 // one layer, 2-D [layers, hidden] for each). A file holding one vector
 // without a layer gets layer `layer`. Runs on the MLX thread.
-func LoadVectors(path string, layer int) (*VectorSet, error) {
+func loadVectors(path string, layer int) (*VectorSet, error) {
 	vs := &VectorSet{Vectors: map[int][]float32{}}
 	var arrays map[string]*mlx.Array
 	var err error
@@ -122,10 +123,10 @@ func freeAll(m map[string]*mlx.Array) {
 	}
 }
 
-// Save writes the set: .gguf as a llama.cpp control vector, .safetensors
+// save writes the set: .gguf as a llama.cpp control vector, .safetensors
 // with direction.N tensors, .npy as one vector (one layer only). Writes are
 // atomic. Runs on the MLX thread.
-func (vs *VectorSet) Save(path string) error {
+func (vs *VectorSet) save(path string) error {
 	if len(vs.Vectors) == 0 {
 		return fmt.Errorf("save %s: no vectors", path)
 	}
@@ -165,4 +166,16 @@ func (vs *VectorSet) Save(path string) error {
 		}
 	}
 	return fmt.Errorf("save %s: unknown vector file type (want .gguf, .safetensors or .npy)", path)
+}
+
+// LoadVectors reads a vector file as loadVectors says, entering the MLX
+// thread itself.
+func LoadVectors(path string, layer int) (*VectorSet, error) {
+	return mlx.Call(context.Background(), func() (*VectorSet, error) { return loadVectors(path, layer) })
+}
+
+// Save writes the set as save says (the format follows the extension),
+// entering the MLX thread itself.
+func (vs *VectorSet) Save(path string) error {
+	return mlx.Do(context.Background(), func() error { return vs.save(path) })
 }

@@ -18,14 +18,14 @@ func loadDefault(b *testing.B) *engine.Model {
 		b.Fatal(err)
 	}
 	var m *engine.Model
-	if err := mlx.Do(func() error {
+	if err := mlx.Do(context.Background(), func() error {
 		var err error
 		m, err = engine.LoadModel(path, engine.LoadOptions{})
 		return err
 	}); err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { _ = mlx.Do(func() error { m.Free(); return nil }) })
+	b.Cleanup(func() { _ = mlx.Do(context.Background(), func() error { m.Free(); return nil }) })
 	return m
 }
 
@@ -101,13 +101,13 @@ func BenchmarkDecodeHeadless(b *testing.B) {
 	}
 	L := p.Layer(m.NumLayers())
 	var inj *steering.Injection
-	if err := mlx.Do(func() error {
+	if err := mlx.Do(context.Background(), func() error {
 		inj, err = steering.NewInjection(m, map[int][]float32{L: ex.Vectors[L]}, steering.InjectionOptions{Alpha: 1, LaneScale: []float64{0, 1}})
 		return err
 	}); err != nil {
 		b.Fatal(err)
 	}
-	ids, _ := promptIDs(m, s)
+	ids, _ := m.EncodePrompt(engine.Prompt{Text: s.Prompt, System: s.System, Chat: s.Chat})
 	var steps int
 	var elapsed time.Duration
 	b.ResetTimer()

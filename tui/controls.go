@@ -8,12 +8,20 @@ import (
 	"github.com/mlx-genkit/genkit/steering"
 )
 
-// control is one live setting: it shows its value and steps it.
+// control is one live setting: it shows its value and steps it; active
+// says whether it has an effect under the other settings (the sidebar greys
+// it out otherwise).
 type control struct {
-	name  string
-	value func(s *Settings) string
-	step  func(s *Settings, dir int) // dir is +1 or -1
+	name   string
+	value  func(s *Settings) string
+	step   func(s *Settings, dir int) // dir is +1 or -1
+	active func(s *Settings) bool     // nil: always
 }
+
+// sampled is true when tokens are drawn: the sampling-only controls matter.
+func sampled(s *Settings) bool { return s.Gen.Sampling() }
+
+func residual(s *Settings) bool { return s.Steering.Mode != steering.ModeLogitBias }
 
 func fnum(v float64) string { return strconv.FormatFloat(v, 'g', 4, 64) }
 
@@ -66,23 +74,34 @@ var schedules = []string{"constant", "warmup:8", "warmup:16", "ramp:0:2:16", "wi
 // presets the preset names.
 func newControls(layers int, presets []string) []control {
 	return []control{
-		{"alpha", func(s *Settings) string { return fnum(s.Steering.Alpha) },
-			func(s *Settings, d int) {
-				a := math.Round((s.Steering.Alpha+0.1*float64(d))*100) / 100
-				s.Steering.Alpha = a
-			}},
+		{"alpha", func(s *Settings) string {
+			v := fnum(s.Steering.EffectiveAlpha())
+			if s.Steering.Alpha == nil {
+				v += " auto"
+			}
+			return v
+		}, func(s *Settings, d int) {
+			a := math.Round((s.Steering.EffectiveAlpha()+0.1*float64(d))*100) / 100
+			s.Steering.Alpha = &a
+		}, func(s *Settings) bool { return s.Steering.AlphaMatters() }},
 		{"layer", func(s *Settings) string {
-			if s.Steering.Layer < 0 {
+			if s.Steering.Layer == nil {
+				if l, ok := s.Steering.AutoLayer(layers); ok {
+					return "auto (" + strconv.Itoa(l) + ")"
+				}
 				return "auto"
 			}
-			return strconv.Itoa(s.Steering.Layer)
+			return strconv.Itoa(*s.Steering.Layer)
 		}, func(s *Settings, d int) {
-			l := s.Steering.Layer
-			if l < 0 {
-				l = layers / 2
+			l := layers / 2
+			if s.Steering.Layer != nil {
+				l = *s.Steering.Layer
+			} else if al, ok := s.Steering.AutoLayer(layers); ok {
+				l = al
 			}
-			s.Steering.Layer = max(0, min(layers-1, l+d))
-		}},
+			l = max(0, min(layers-1, l+d))
+			s.Steering.Layer = &l
+		}, nil},
 		{"preset", func(s *Settings) string {
 			if s.Steering.Preset == "" {
 				return "(vector file)"
@@ -90,39 +109,46 @@ func newControls(layers int, presets []string) []control {
 			return s.Steering.Preset
 		}, func(s *Settings, d int) {
 			if len(presets) > 0 {
-				s.Steering.Preset = cycle(presets, s.Steering.Preset, d)
+				s.Steering.Preset, s.Steering.Vector = cycle(presets, s.Steering.Preset, d), ""
 			}
-		}},
-		{"mode", func(s *Settings) string { return s.Steering.Mode },
+		}, nil},
+		{"mode", func(s *Settings) string { return string(s.Steering.Mode) },
 			func(s *Settings, d int) {
-				s.Steering.Mode = cycle([]string{"residual", "logit-bias"}, s.Steering.Mode, d)
-			}},
-		{"scope", func(s *Settings) string { return s.Steering.Scope },
+				s.Steering.Mode = steering.Mode(cycle([]string{string(steering.ModeResidual), string(steering.ModeLogitBias)}, string(s.Steering.Mode), d))
+			}, nil},
+		{"scope", func(s *Settings) string { return string(s.Steering.Scope) },
 			func(s *Settings, d int) {
-				s.Steering.Scope = cycle([]string{string(steering.ScopeAll), string(steering.ScopePrompt), string(steering.ScopeGenerated)}, s.Steering.Scope, d)
-			}},
-		{"schedule", func(s *Settings) string { return s.Steering.Schedule },
-			func(s *Settings, d int) { s.Steering.Schedule = cycle(schedules, s.Steering.Schedule, d) }},
-		{"method", func(s *Settings) string { return s.Steering.Method },
-			func(s *Settings, d int) { s.Steering.Method = cycle([]string{"mean", "pca"}, s.Steering.Method, d) }},
+				s.Steering.Scope = steering.Scope(cycle([]string{string(steering.ScopeAll), string(steering.ScopePrompt), string(steering.ScopeGenerated)}, string(s.Steering.Scope), d))
+			}, residual},
+		{"schedule", func(s *Settings) string { return s.Steering.Schedule.String() },
+			func(s *Settings, d int) {
+				sc, err := steering.ParseSchedule(cycle(schedules, s.Steering.Schedule.String(), d))
+				if err == nil {
+					s.Steering.Schedule = sc
+				}
+			}, nil},
+		{"method", func(s *Settings) string { return string(s.Steering.Method) },
+			func(s *Settings, d int) {
+				s.Steering.Method = steering.Method(cycle([]string{string(steering.MethodMean), string(steering.MethodPCA)}, string(s.Steering.Method), d))
+			}, func(s *Settings) bool { return s.Steering.Preset != "" }},
 		{"do_sample", func(s *Settings) string { return strconv.FormatBool(s.Gen.Sampling()) },
-			func(s *Settings, d int) { s.Gen.DoSample = sampling.Ptr(!s.Gen.Sampling()) }},
+			func(s *Settings, d int) { s.Gen.DoSample = sampling.Ptr(!s.Gen.Sampling()) }, nil},
 		{"temperature", func(s *Settings) string { return fnum(s.Gen.Temp()) },
-			func(s *Settings, d int) { stepFloat(&s.Gen.Temperature, 1, 0.05, 0.05, 5, d) }},
+			func(s *Settings, d int) { stepFloat(&s.Gen.Temperature, 1, 0.05, 0.05, 5, d) }, sampled},
 		{"top_k", func(s *Settings) string { return strconv.Itoa(s.Gen.K()) },
-			func(s *Settings, d int) { stepInt(&s.Gen.TopK, 50, 5, 0, 1000, d) }},
+			func(s *Settings, d int) { stepInt(&s.Gen.TopK, 50, 5, 0, 1000, d) }, sampled},
 		{"top_p", func(s *Settings) string { return fnum(getF(s.Gen.TopP, 1)) },
-			func(s *Settings, d int) { stepFloat(&s.Gen.TopP, 1, 0.05, 0.05, 1, d) }},
+			func(s *Settings, d int) { stepFloat(&s.Gen.TopP, 1, 0.05, 0.05, 1, d) }, sampled},
 		{"min_p", func(s *Settings) string { return fnum(getF(s.Gen.MinP, 0)) },
-			func(s *Settings, d int) { stepFloat(&s.Gen.MinP, 0, 0.01, 0, 1, d) }},
+			func(s *Settings, d int) { stepFloat(&s.Gen.MinP, 0, 0.01, 0, 1, d) }, sampled},
 		{"repetition_penalty", func(s *Settings) string { return fnum(getF(s.Gen.RepetitionPenalty, 1)) },
-			func(s *Settings, d int) { stepFloat(&s.Gen.RepetitionPenalty, 1, 0.05, 0.5, 3, d) }},
+			func(s *Settings, d int) { stepFloat(&s.Gen.RepetitionPenalty, 1, 0.05, 0.5, 3, d) }, nil},
 		{"no_repeat_ngram", func(s *Settings) string { return strconv.Itoa(getI(s.Gen.NoRepeatNgramSize, 0)) },
-			func(s *Settings, d int) { stepInt(&s.Gen.NoRepeatNgramSize, 0, 1, 0, 10, d) }},
+			func(s *Settings, d int) { stepInt(&s.Gen.NoRepeatNgramSize, 0, 1, 0, 10, d) }, nil},
 		{"frequency_penalty", func(s *Settings) string { return fnum(getF(s.Gen.FrequencyPenalty, 0)) },
-			func(s *Settings, d int) { stepFloat(&s.Gen.FrequencyPenalty, 0, 0.1, -2, 2, d) }},
+			func(s *Settings, d int) { stepFloat(&s.Gen.FrequencyPenalty, 0, 0.1, -2, 2, d) }, nil},
 		{"presence_penalty", func(s *Settings) string { return fnum(getF(s.Gen.PresencePenalty, 0)) },
-			func(s *Settings, d int) { stepFloat(&s.Gen.PresencePenalty, 0, 0.1, -2, 2, d) }},
+			func(s *Settings, d int) { stepFloat(&s.Gen.PresencePenalty, 0, 0.1, -2, 2, d) }, nil},
 		{"seed", func(s *Settings) string {
 			if s.Gen.Seed == nil {
 				return "clock"
@@ -137,12 +163,12 @@ func newControls(layers int, presets []string) []control {
 				return
 			}
 			s.Gen.Seed = sampling.Ptr(uint64(int64(v) + int64(d)))
-		}},
+		}, sampled},
 		{"shared_draws", func(s *Settings) string { return strconv.FormatBool(s.SharedDraws) },
-			func(s *Settings, d int) { s.SharedDraws = !s.SharedDraws }},
-		{"max_new_tokens", func(s *Settings) string { return strconv.Itoa(getI(s.Gen.MaxNewTokens, 64)) },
-			func(s *Settings, d int) { stepInt(&s.Gen.MaxNewTokens, 64, 16, 16, 1024, d) }},
+			func(s *Settings, d int) { s.SharedDraws = !s.SharedDraws }, sampled},
+		{"max_new_tokens", func(s *Settings) string { return strconv.Itoa(getI(s.Gen.MaxNewTokens, steering.DefaultMaxNewTokens)) },
+			func(s *Settings, d int) { stepInt(&s.Gen.MaxNewTokens, steering.DefaultMaxNewTokens, 16, 16, 1024, d) }, nil},
 		{"normalize", func(s *Settings) string { return strconv.FormatBool(s.Steering.Normalize) },
-			func(s *Settings, d int) { s.Steering.Normalize = !s.Steering.Normalize }},
+			func(s *Settings, d int) { s.Steering.Normalize = !s.Steering.Normalize }, residual},
 	}
 }

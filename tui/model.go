@@ -13,7 +13,6 @@ import (
 	"charm.land/bubbles/v2/textarea"
 	tea "charm.land/bubbletea/v2"
 	"github.com/mlx-genkit/genkit/engine"
-	"github.com/mlx-genkit/genkit/mlx"
 	"github.com/mlx-genkit/genkit/sessions"
 	"github.com/mlx-genkit/genkit/steering"
 	"github.com/mlx-genkit/genkit/themes"
@@ -56,7 +55,7 @@ type (
 	}
 	debounceMsg struct{ gen int }
 	autosaveMsg struct{}
-	memoryMsg   struct{ stats mlx.MemoryStats }
+	memoryMsg   struct{ stats engine.MemoryStats }
 	savedMsg    struct {
 		err  error
 		what string
@@ -95,7 +94,7 @@ type Model struct {
 	showHelp   bool
 	inspect    bool
 	inspectAt  int
-	memory     mlx.MemoryStats
+	memory     engine.MemoryStats
 	device     string
 	dirty      bool
 	quitting   bool
@@ -224,18 +223,21 @@ func (md *Model) session() *sessions.Session {
 func (md *Model) save() error { return sessions.Save(md.session()) }
 
 // exportCmd writes the export folder in the background from a copy of the
-// current settings (the command never touches the model).
+// current settings, the plan resolved against the model (so an export
+// before any run names the layer a run would steer).
 func (md *Model) exportCmd() tea.Cmd {
 	s := md.settings
 	s.Prompt, s.System = md.prompt.Value(), md.system.Value()
 	ss := s.ToSession(md.sessionName(), md.opts.ModelSpec)
-	layer := md.snap.Layer
-	ss.Steering.Layer = layer
 	m, id := md.m, modelID(md.opts.ModelSpec, md.m)
 	dir := filepath.Join(".", "genkit-export-"+md.sessionName())
 	return func() tea.Msg {
-		err := sessions.Export(ss, dir, sessions.ExportOptions{ModelID: id, HiddenLayers: m.NumLayers(),
-			SaveVector: func(path string) error { return saveLayerVector(m, ss.Steering, layer, path) }})
+		r, err := steering.Resolve(context.Background(), m, ss.Steering, nil)
+		if err != nil {
+			return savedMsg{err: fmt.Errorf("export: %w", err)}
+		}
+		err = sessions.Export(ss, dir, sessions.ExportOptions{ModelID: id, HiddenLayers: m.NumLayers(), Layer: r.Layer, Alpha: r.Alpha,
+			SaveVector: func(path string) error { return r.SaveVector(m, path) }})
 		return savedMsg{err: err, what: "exported to " + dir}
 	}
 }
@@ -247,40 +249,6 @@ type calibrationMsg struct {
 	ok           bool
 	err          error
 	preset, mode string
-}
-
-// saveLayerVector writes the steering vector of one layer (from the preset
-// or the vector file) as a control vector.
-func saveLayerVector(m *engine.Model, st sessions.Steering, layer int, path string) error {
-	var v []float32
-	if st.Preset != "" {
-		p, err := steering.PresetByName(st.Preset)
-		if err != nil {
-			return err
-		}
-		method, err := steering.ParseMethod(st.Method)
-		if err != nil {
-			return err
-		}
-		ex, err := steering.PresetVectors(context.Background(), m, p, method, nil)
-		if err != nil {
-			return err
-		}
-		v = ex.Vectors[layer]
-	}
-	return mlx.Do(func() error {
-		if v == nil {
-			src, err := steering.LoadVectors(st.Vector, layer)
-			if err != nil {
-				return err
-			}
-			v = src.Vectors[layer]
-		}
-		if v == nil {
-			return fmt.Errorf("no vector for layer %d", layer)
-		}
-		return (&steering.VectorSet{Vectors: map[int][]float32{layer: v}, ModelHint: m.Config.Architecture}).Save(path)
-	})
 }
 
 func modelID(spec string, m *engine.Model) string {
@@ -376,14 +344,14 @@ func (md *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		switch {
 		case msg.err != nil:
 			md.status = "calibration: " + msg.err.Error()
-		case msg.preset != md.settings.Steering.Preset || msg.mode != md.settings.Steering.Mode:
+		case msg.preset != md.settings.Steering.Preset || msg.mode != string(md.settings.Steering.Mode):
 			// The preset or mode changed while looking: stale.
 		case !msg.ok:
 			md.status = fmt.Sprintf("no calibration for %s (%s) on this model: genkit vector calibrate --preset %s --mode %s", msg.preset, msg.mode, msg.preset, msg.mode)
 		case !msg.c.Found:
 			md.status = fmt.Sprintf("%s (%s) has no sound setting on this model: %s", msg.preset, msg.mode, msg.c.Why)
 		default:
-			md.settings.Steering.Alpha, md.settings.Steering.Layer = msg.c.Alpha, msg.c.Layer
+			md.settings.Steering.Alpha, md.settings.Steering.Layer = &msg.c.Alpha, &msg.c.Layer
 			md.status = fmt.Sprintf("calibrated %s (%s): alpha %g, layer %d", msg.preset, msg.mode, msg.c.Alpha, msg.c.Layer)
 			return md, md.changed()
 		}
@@ -394,7 +362,7 @@ func (md *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			md.err = msg.err
 			return md, nil
 		}
-		md.settings.Steering.Preset, md.settings.Steering.Vector, md.settings.Steering.Layer = "", msg.path, msg.best
+		md.settings.Steering.Preset, md.settings.Steering.Vector, md.settings.Steering.Layer = "", msg.path, &msg.best
 		md.snap.Separated = msg.sep
 		md.status = fmt.Sprintf("made %s: best separation at layer %d (%.2f); steering with it", filepath.Base(msg.path), msg.best, msg.sep[msg.best])
 		md.setFocus(focusControls)
@@ -610,7 +578,7 @@ func (md *Model) handleKey(msg tea.KeyPressMsg) (tea.Model, tea.Cmd) {
 			md.status = "calibration applies to presets: choose one first"
 			return md, nil
 		}
-		m, preset, mode := md.m, md.settings.Steering.Preset, md.settings.Steering.Mode
+		m, preset, mode := md.m, md.settings.Steering.Preset, string(md.settings.Steering.Mode)
 		return md, func() tea.Msg {
 			fp, err := steering.Fingerprint(m)
 			if err != nil {
@@ -676,23 +644,13 @@ func saveCmd(md *Model, what string) tea.Cmd {
 }
 
 func readMemory() tea.Msg {
-	var st mlx.MemoryStats
-	_ = mlx.Do(func() error {
-		var err error
-		st, err = mlx.Memory()
-		return err
-	})
+	st, _ := engine.Memory(context.Background())
 	return memoryMsg{st}
 }
 
 func deviceName() (string, error) {
-	var d mlx.Device
-	err := mlx.Do(func() error {
-		var err error
-		d, err = mlx.DefaultDevice()
-		return err
-	})
-	return d.String(), err
+	d, err := engine.Device(context.Background())
+	return d.Device.String(), err
 }
 
 // sessionsMsg carries the saved sessions for the picker.
@@ -751,9 +709,8 @@ func (md *Model) makeVector() tea.Cmd {
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			return vectorMadeMsg{err: err}
 		}
-		err = mlx.Do(func() error {
-			return (&steering.VectorSet{Vectors: ex.Vectors, ModelHint: m.Config.Architecture}).Save(path)
-		})
+		err = (&steering.VectorSet{Vectors: ex.Vectors, ModelHint: m.Config.Architecture}).Save(path)
+
 		return vectorMadeMsg{path: path, best: ex.BestLayer(), sep: ex.Separation, err: err}
 	}
 }

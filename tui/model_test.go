@@ -1,7 +1,9 @@
 package tui
 
 import (
+	"context"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +15,7 @@ import (
 	"github.com/charmbracelet/x/exp/golden"
 	"github.com/mlx-genkit/genkit/engine"
 	"github.com/mlx-genkit/genkit/mlx"
+	"github.com/mlx-genkit/genkit/sampling"
 	"github.com/mlx-genkit/genkit/sessions"
 	"github.com/mlx-genkit/genkit/steering"
 )
@@ -22,14 +25,14 @@ var tinyPath = filepath.Join("..", "engine", "testdata", "hf", "llama_tied")
 func loadTiny(t testing.TB) *engine.Model {
 	t.Helper()
 	var m *engine.Model
-	if err := mlx.Do(func() error {
+	if err := mlx.Do(context.Background(), func() error {
 		var err error
 		m, err = engine.LoadModel(tinyPath, engine.LoadOptions{})
 		return err
 	}); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = mlx.Do(func() error { m.Free(); return nil }) })
+	t.Cleanup(func() { _ = mlx.Do(context.Background(), func() error { m.Free(); return nil }) })
 	return m
 }
 
@@ -92,10 +95,10 @@ func TestGoldenViews(t *testing.T) {
 
 func TestControlsChangeSettingsAndRestartAfterDebounce(t *testing.T) {
 	md := newTestModel(t, 120, 40)
-	before := md.settings.Steering.Alpha
+	before := md.settings.Steering.EffectiveAlpha()
 	_, cmd := md.Update(tea.KeyPressMsg{Code: ']', Text: "]"})
-	if md.settings.Steering.Alpha != before+0.1 {
-		t.Fatalf("alpha %g after ], want %g", md.settings.Steering.Alpha, before+0.1)
+	if got := md.settings.Steering.EffectiveAlpha(); math.Abs(got-(before+0.1)) > 1e-9 || md.settings.Steering.Alpha == nil {
+		t.Fatalf("alpha %g after ], want %g", got, before+0.1)
 	}
 	if cmd == nil {
 		t.Fatal("no debounce scheduled")
@@ -117,8 +120,8 @@ func TestControlsChangeSettingsAndRestartAfterDebounce(t *testing.T) {
 		md.Update(tea.KeyPressMsg{Code: tea.KeyDown})
 	}
 	md.Update(tea.KeyPressMsg{Code: tea.KeyLeft})
-	if got := md.settings.Gen.Temp(); got != 0.65 {
-		t.Fatalf("temperature %g, want 0.65", got)
+	if got := md.settings.Gen.Temp(); got != 0.95 { // Hugging Face's default 1.0, one step down
+		t.Fatalf("temperature %g, want 0.95", got)
 	}
 	md.Update(tea.KeyPressMsg{Code: 'c', Text: "c"})
 	if md.settings.Chat {
@@ -175,7 +178,7 @@ func TestQuitAutosavesAndErrorsShow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Steering.Alpha != 1.1 || !strings.HasPrefix(s.Steered, "Arr") {
+	if s.Steering.Alpha == nil || *s.Steering.Alpha != 1.1 || !strings.HasPrefix(s.Steered, "Arr") {
 		t.Fatalf("autosaved session %+v", s)
 	}
 	// ctrl+c quits with the interrupt status.
@@ -213,7 +216,7 @@ func TestSessionPickerOpensASavedSession(t *testing.T) {
 	md := newTestModel(t, 120, 40)
 	saved := DefaultSettings()
 	saved.Prompt = "A saved prompt."
-	saved.Steering.Alpha = 2.5
+	saved.Steering.Alpha = sampling.Ptr(2.5)
 	if err := sessions.Save(saved.ToSession("older", "tiny-llama")); err != nil {
 		t.Fatal(err)
 	}
@@ -224,8 +227,8 @@ func TestSessionPickerOpensASavedSession(t *testing.T) {
 	}
 	md.runner = nil
 	md.Update(tea.KeyPressMsg{Code: tea.KeyEnter})
-	if md.picker != nil || md.settings.Steering.Alpha != 2.5 || md.prompt.Value() != "A saved prompt." || md.sessionName() != "older" {
-		t.Fatalf("opened: alpha %g prompt %q session %s", md.settings.Steering.Alpha, md.prompt.Value(), md.sessionName())
+	if md.picker != nil || md.settings.Steering.EffectiveAlpha() != 2.5 || md.prompt.Value() != "A saved prompt." || md.sessionName() != "older" {
+		t.Fatalf("opened: alpha %g prompt %q session %s", md.settings.Steering.EffectiveAlpha(), md.prompt.Value(), md.sessionName())
 	}
 }
 
@@ -239,13 +242,13 @@ func TestMakeVectorFromOwnTexts(t *testing.T) {
 		t.Fatal(err)
 	}
 	var m *engine.Model
-	if err := mlx.Do(func() error {
+	if err := mlx.Do(context.Background(), func() error {
 		m, err = engine.LoadModel(path, engine.LoadOptions{})
 		return err
 	}); err != nil {
 		t.Fatal(err)
 	}
-	defer mlx.Do(func() error { m.Free(); return nil })
+	defer mlx.Do(context.Background(), func() error { m.Free(); return nil })
 	md := New(Options{Settings: DefaultSettings(), Theme: "dark"})
 	md.Update(modelLoadedMsg{m: m})
 	md.Update(tea.WindowSizeMsg{Width: 120, Height: 40})
@@ -266,7 +269,7 @@ func TestMakeVectorFromOwnTexts(t *testing.T) {
 	}
 	md.runner = nil
 	md.Update(made)
-	if md.settings.Steering.Vector != made.path || md.settings.Steering.Preset != "" || md.settings.Steering.Layer != made.best || len(made.sep) != m.NumLayers() {
+	if md.settings.Steering.Vector != made.path || md.settings.Steering.Preset != "" || md.settings.Steering.Layer == nil || *md.settings.Steering.Layer != made.best || len(made.sep) != m.NumLayers() {
 		t.Fatalf("settings after making a vector: %+v", md.settings.Steering)
 	}
 	if _, err := os.Stat(made.path); err != nil {
@@ -283,7 +286,7 @@ func TestExportFromTheUI(t *testing.T) {
 	for i := range v {
 		v[i] = float32(i%5) - 2
 	}
-	if err := mlx.Do(func() error {
+	if err := mlx.Do(context.Background(), func() error {
 		return (&steering.VectorSet{Vectors: map[int][]float32{1: v}}).Save(vec)
 	}); err != nil {
 		t.Fatal(err)
@@ -328,7 +331,7 @@ func TestCalibratedKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	press()
-	if md.settings.Steering.Alpha != 2.5 || md.settings.Steering.Layer != 1 || !md.dirty {
-		t.Fatalf("after K: alpha %g layer %d dirty %v (status %q)", md.settings.Steering.Alpha, md.settings.Steering.Layer, md.dirty, md.status)
+	if md.settings.Steering.EffectiveAlpha() != 2.5 || md.settings.Steering.Layer == nil || *md.settings.Steering.Layer != 1 || !md.dirty {
+		t.Fatalf("after K: alpha %g layer %v dirty %v (status %q)", md.settings.Steering.EffectiveAlpha(), md.settings.Steering.Layer, md.dirty, md.status)
 	}
 }

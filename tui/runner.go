@@ -2,15 +2,12 @@ package tui
 
 import (
 	"context"
-	"fmt"
 	"math"
 	"sync"
 	"time"
 
 	tea "charm.land/bubbletea/v2"
 	"github.com/mlx-genkit/genkit/engine"
-	"github.com/mlx-genkit/genkit/engine/tokenizer"
-	"github.com/mlx-genkit/genkit/mlx"
 	"github.com/mlx-genkit/genkit/sampling"
 	"github.com/mlx-genkit/genkit/steering"
 )
@@ -56,7 +53,9 @@ type SnapshotMsg struct {
 	Done      bool
 	Finished  string
 	Err       error
-	Layer     int // resolved steering layer
+	Layer     int     // resolved steering layer
+	Alpha     float64 // resolved alpha
+	Seed      uint64  // the seed the lanes' streams derive from
 	Separated map[int]float64
 }
 
@@ -158,11 +157,10 @@ func (r *Runner) Stop() {
 
 // runState is shared between the MLX thread and the snapshot ticker.
 type runState struct {
-	mu      sync.Mutex
-	snap    SnapshotMsg
-	streams []*tokenizer.Stream
-	dirty   bool
-	start   time.Time
+	mu    sync.Mutex
+	snap  SnapshotMsg
+	dirty bool
+	start time.Time
 }
 
 func (st *runState) copy() SnapshotMsg {
@@ -176,6 +174,8 @@ func (st *runState) copy() SnapshotMsg {
 	return s
 }
 
+// run decodes s through steering.Decode (the one steered run the CLI uses
+// too) and turns its observations into snapshots.
 func (r *Runner) run(ctx context.Context, id int, s Settings) {
 	st := &runState{snap: SnapshotMsg{RunID: id}}
 	finish := func(err error, why string) {
@@ -186,87 +186,52 @@ func (r *Runner) run(ctx context.Context, id int, s Settings) {
 		r.send(snap)
 	}
 	m := r.m
-	if m.Tokenizer == nil {
-		finish(fmt.Errorf("the model has no tokenizer"), "error")
-		return
-	}
-	ids, err := promptIDs(m, s)
+	gen, err := steering.Generation(m, &s.Gen)
 	if err != nil {
 		finish(err, "error")
 		return
 	}
-	scales := s.laneScales()
-	steer, layer, sep, err := r.buildSteering(ctx, id, s, scales)
-	if err != nil {
-		finish(err, "error")
-		return
-	}
-	defer steer.free()
-	cfg := s.Gen
-	cfg.EOSTokenID = m.Tokenizer.EOS
-	opts := sampling.SamplerOptions{SharedDraws: s.SharedDraws}
-	if steer.bias != nil {
-		opts.LaneExtra = func(lane int) []sampling.Processor {
-			if scales[lane] == 0 {
-				return nil
-			}
-			b := *steer.bias
-			b.Alpha *= scales[lane]
-			return []sampling.Processor{&b}
-		}
-	}
-	sampler, err := sampling.NewSampler(&cfg, len(scales), opts)
-	if err != nil {
-		finish(err, "error")
-		return
-	}
-	st.snap.Lanes = make([]Lane, len(scales))
-	st.snap.Layer = layer
-	st.snap.Separated = sep
-	for range scales {
-		st.streams = append(st.streams, m.Tokenizer.NewStream(true))
-	}
+	run := s.Run(gen)
+	st.snap.Lanes = make([]Lane, len(run.LaneScales))
 	var baseScores []float32
-	sampler.Observe = func(lane, step int, scores []float32) {
-		top := topAlts(m, scores, 5)
-		st.mu.Lock()
-		l := &st.snap.Lanes[lane]
-		l.Top = append(l.Top, top)
-		st.mu.Unlock()
-		if lane == 0 {
-			baseScores = append(baseScores[:0], scores...)
-		} else if lane == 1 && baseScores != nil {
-			kl := klDiv(baseScores, scores)
+	obs := steering.Observers{
+		Progress: func(what string, done, total int) {
+			r.send(ProgressMsg{RunID: id, What: what, Done: done, Total: total})
+		},
+		Resolved: func(res *steering.Resolved) {
 			st.mu.Lock()
-			st.snap.KL = append(st.snap.KL, kl)
+			st.snap.Layer, st.snap.Separated, st.snap.Alpha = res.Layer, res.Separation, res.Alpha
+			st.start = time.Now()
 			st.mu.Unlock()
-		}
-	}
-	req := engine.Request{Prompt: ids, Lanes: len(scales), MaxNewTokens: cfg.MaxNew(len(ids)), Chooser: sampler, EOS: cfg.EOSTokenID}
-	if steer.inj != nil {
-		req.Hook = steer.inj
-	}
-	st.start = time.Now()
-	var projs []float32 // this step's projections, read once (lane 0 comes first)
-	req.OnToken = func(lane, tok int) {
-		if lane == 0 && steer.inj != nil {
-			projs, _ = steer.inj.Projections()
-		}
-		var proj float32
-		if lane < len(projs) {
-			proj = projs[lane]
-		}
-		st.mu.Lock()
-		l := &st.snap.Lanes[lane]
-		l.Tokens = append(l.Tokens, tok)
-		l.Pieces = append(l.Pieces, st.streams[lane].Add(tok))
-		l.Proj = append(l.Proj, proj)
-		if lane == 0 {
-			st.snap.Steps++
-			st.snap.Elapsed = time.Since(st.start)
-		}
-		st.dirty = true
-		st.mu.Unlock()
+		},
+		Scores: func(lane, step int, scores []float32) {
+			top := topAlts(m, scores, 5)
+			st.mu.Lock()
+			l := &st.snap.Lanes[lane]
+			l.Top = append(l.Top, top)
+			st.mu.Unlock()
+			if lane == 0 {
+				baseScores = append(baseScores[:0], scores...)
+			} else if lane == 1 && baseScores != nil {
+				kl := klDiv(baseScores, scores)
+				st.mu.Lock()
+				st.snap.KL = append(st.snap.KL, kl)
+				st.mu.Unlock()
+			}
+		},
+		Token: func(t steering.Token) {
+			st.mu.Lock()
+			l := &st.snap.Lanes[t.Lane]
+			l.Tokens = append(l.Tokens, t.ID)
+			l.Pieces = append(l.Pieces, t.Piece)
+			l.Proj = append(l.Proj, t.Proj)
+			if t.Lane == 0 {
+				st.snap.Steps++
+				st.snap.Elapsed = time.Since(st.start)
+			}
+			st.dirty = true
+			st.mu.Unlock()
+		},
 	}
 	// Snapshots at most 30 times a second.
 	tick := time.NewTicker(snapshotInterval)
@@ -291,144 +256,29 @@ func (r *Runner) run(ctx context.Context, id int, s Settings) {
 			}
 		}
 	}()
-	res, _, err := m.Generate(ctx, req)
+	out, err := steering.Decode(ctx, m, run, obs)
 	tick.Stop()
 	close(stopTick)
 	<-tickDone
 	why := "done"
-	if err == nil && len(res) > 0 {
-		why = res[0].Finished
-		if len(res) > 1 && res[1].Finished != why {
-			why += "/" + res[1].Finished
+	if err == nil && len(out.Lanes) > 0 {
+		why = out.Lanes[0].Finished
+		if len(out.Lanes) > 1 && out.Lanes[1].Finished != why {
+			why += "/" + out.Lanes[1].Finished
 		}
+		st.mu.Lock()
+		st.snap.Seed = out.Seed
+		st.mu.Unlock()
 	}
 	if ctx.Err() != nil {
 		why = "cancelled"
 	}
 	st.mu.Lock()
-	st.snap.Elapsed = time.Since(st.start)
+	if !st.start.IsZero() {
+		st.snap.Elapsed = time.Since(st.start)
+	}
 	st.mu.Unlock()
 	finish(err, why)
-}
-
-func promptIDs(m *engine.Model, s Settings) ([]int, error) {
-	if s.Prompt == "" {
-		return nil, fmt.Errorf("the prompt is empty")
-	}
-	if !s.Chat {
-		return m.Tokenizer.Encode(s.Prompt, true)
-	}
-	var msgs []engine.Message
-	if s.System != "" {
-		msgs = append(msgs, engine.Message{Role: "system", Content: s.System})
-	}
-	msgs = append(msgs, engine.Message{Role: "user", Content: s.Prompt})
-	text, err := m.ApplyChatTemplate(msgs, true)
-	if err == engine.ErrNoChatTemplate {
-		return m.Tokenizer.Encode(s.Prompt, true)
-	}
-	if err != nil {
-		return nil, err
-	}
-	return m.Tokenizer.Encode(text, false)
-}
-
-type steerBuild struct {
-	inj  *steering.Injection
-	bias *steering.LogitBias
-}
-
-func (b *steerBuild) free() {
-	if b.inj != nil {
-		_ = mlx.Do(func() error { b.inj.Free(); return nil })
-	}
-}
-
-// buildSteering resolves the vector (a preset, computed on first use and
-// cached, or a file) and builds the injection or logit bias; it also returns
-// the preset's per-layer separation.
-func (r *Runner) buildSteering(ctx context.Context, id int, s Settings, scales []float64) (*steerBuild, int, map[int]float64, error) {
-	m := r.m
-	sc := s.Steering
-	var vectors map[int][]float32
-	var sep map[int]float64
-	layer := sc.Layer
-	switch {
-	case sc.Preset != "":
-		p, err := steering.PresetByName(sc.Preset)
-		if err != nil {
-			return nil, 0, nil, err
-		}
-		method, err := steering.ParseMethod(sc.Method)
-		if err != nil {
-			return nil, 0, nil, err
-		}
-		ex, err := steering.PresetVectors(ctx, m, p, method, func(done, total int) {
-			r.send(ProgressMsg{RunID: id, What: "computing the " + p.Name + " vector", Done: done, Total: total})
-		})
-		if err != nil {
-			return nil, 0, nil, err
-		}
-		vectors, sep = ex.Vectors, ex.Separation
-		if layer == -1 && sc.Layer == -1 {
-			layer = p.Layer(m.NumLayers())
-		}
-	case sc.Vector != "":
-		var vs *steering.VectorSet
-		if err := mlx.Do(func() error {
-			var err error
-			vs, err = steering.LoadVectors(sc.Vector, max(layer, 0))
-			return err
-		}); err != nil {
-			return nil, 0, nil, err
-		}
-		if err := vs.Check(m.HiddenSize()); err != nil {
-			return nil, 0, nil, fmt.Errorf("%s: %w", sc.Vector, err)
-		}
-		vectors = vs.Vectors
-		if len(vectors) == 1 {
-			for l, v := range vectors {
-				if layer < 0 {
-					layer = l
-				}
-				vectors = map[int][]float32{layer: v}
-			}
-		}
-	default:
-		return nil, 0, nil, fmt.Errorf("choose a preset or a vector file to steer with")
-	}
-	l, err := steering.ResolveLayer(m, layer)
-	if err != nil {
-		return nil, 0, nil, err
-	}
-	v, ok := vectors[l]
-	if !ok {
-		return nil, 0, nil, fmt.Errorf("no vector for layer %d", l)
-	}
-	sched, err := steering.ParseSchedule(sc.Schedule)
-	if err != nil {
-		return nil, 0, nil, err
-	}
-	scope, err := steering.ParseScope(sc.Scope)
-	if err != nil {
-		return nil, 0, nil, err
-	}
-	b := &steerBuild{}
-	err = mlx.Do(func() error {
-		var err error
-		if sc.Mode == "logit-bias" {
-			dir, err := steering.UnembedVector(m, v, false)
-			if err != nil {
-				return err
-			}
-			b.bias = &steering.LogitBias{Direction: dir, Alpha: sc.Alpha, Schedule: sched}
-			return nil
-		}
-		b.inj, err = steering.NewInjection(m, map[int][]float32{l: v}, steering.InjectionOptions{Alpha: sc.Alpha, Schedule: sched,
-			Scope: scope, LaneScale: scales, Normalize: sc.Normalize})
-		return err
-	})
-	return b, l, sep, err
 }
 
 // topAlts returns the k most probable tokens of processed scores, in one
@@ -466,7 +316,7 @@ func topAlts(m *engine.Model, scores []float32, k int) []Alt {
 	}
 	out := make([]Alt, 0, len(top))
 	for _, i := range top {
-		out = append(out, Alt{Token: m.Tokenizer.Decode([]int{i}, false), Prob: math.Exp(float64(scores[i]-mx)) / z})
+		out = append(out, Alt{Token: m.TokenText(i), Prob: math.Exp(float64(scores[i]-mx)) / z})
 	}
 	return out
 }

@@ -5,7 +5,9 @@
 package tui
 
 import (
+	"github.com/mlx-genkit/genkit/engine"
 	"github.com/mlx-genkit/genkit/sampling"
+	"github.com/mlx-genkit/genkit/steering"
 	"github.com/mlx-genkit/genkit/sessions"
 )
 
@@ -13,33 +15,41 @@ import (
 type Settings struct {
 	Prompt, System string
 	Chat           bool
-	Steering       sessions.Steering
-	Gen            sampling.GenerationConfig
-	SharedDraws    bool
+	Steering       steering.Plan
+	// Gen are the session's generation settings, layered over the model's
+	// generation_config.json (steering.Generation).
+	Gen         sampling.GenerationConfig
+	SharedDraws bool
 	// Sweep runs four steered lanes at 0.5, 1, 1.5 and 2 times alpha.
 	Sweep bool
 }
 
-// DefaultSettings are the settings of a new session.
+// DefaultSettings are the settings of a new session: the default plan, and
+// of the generation settings only the seed (so runs repeat) and the length;
+// everything else is the model's or Hugging Face's default.
 func DefaultSettings() Settings {
 	return Settings{
-		Prompt: "Tell me about the ocean.",
-		Chat:   true,
-		Steering: sessions.Steering{Preset: "pirate", Method: "mean", Layer: -1, Alpha: 1, Schedule: "constant",
-			Mode: "residual", Scope: "all"},
-		Gen: sampling.GenerationConfig{MaxNewTokens: sampling.Ptr(64), DoSample: sampling.Ptr(false), Temperature: sampling.Ptr(0.7),
-			TopK: sampling.Ptr(50), TopP: sampling.Ptr(0.9), MinP: sampling.Ptr(0.0), RepetitionPenalty: sampling.Ptr(1.0),
-			NoRepeatNgramSize: sampling.Ptr(0), FrequencyPenalty: sampling.Ptr(0.0), PresencePenalty: sampling.Ptr(0.0),
-			Seed: sampling.Ptr(uint64(42))},
+		Prompt:   "Tell me about the ocean.",
+		Chat:     true,
+		Steering: steering.DefaultPlan(),
+		Gen:      sampling.GenerationConfig{Seed: sampling.Ptr(uint64(42))},
 	}
 }
 
 // laneScales are the alpha multipliers of the lanes (lane 0 is the base).
 func (s Settings) laneScales() []float64 {
 	if s.Sweep {
-		return []float64{0, 0.5, 1, 1.5, 2}
+		return steering.SweepLanes
 	}
-	return []float64{0, 1}
+	return steering.PairLanes
+}
+
+// Run is the steered run these settings describe, with generation settings
+// gen (already layered).
+func (s Settings) Run(gen *sampling.GenerationConfig) steering.Run {
+	plan := s.Steering
+	return steering.Run{Prompt: engine.Prompt{Text: s.Prompt, System: s.System, Chat: s.Chat}, Plan: &plan, Gen: gen,
+		LaneScales: s.laneScales(), SharedDraws: s.SharedDraws}
 }
 
 // ToSession stores the settings in a session.

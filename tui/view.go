@@ -132,7 +132,7 @@ func (md *Model) laneTitle(i int) string {
 	if name == "" {
 		name = "vector"
 	}
-	alpha := s.Alpha * md.settings.laneScales()[min(i, len(md.settings.laneScales())-1)]
+	alpha := s.EffectiveAlpha() * md.settings.laneScales()[min(i, len(md.settings.laneScales())-1)]
 	return md.styles.SteeredTitle.Render(fmt.Sprintf("steered · %s · α %s", name, fnum(alpha)))
 }
 
@@ -221,7 +221,7 @@ func (md *Model) insight(w int) string {
 	if len(md.snap.KL) > 0 {
 		parts = append(parts, "KL "+sparkline(md.snap.KL, max(8, w/4)))
 	}
-	if md.snap.Layer > 0 || md.settings.Steering.Layer >= 0 {
+	if md.snap.Layer > 0 || md.settings.Steering.Layer != nil {
 		parts = append(parts, fmt.Sprintf("layer %d", md.snap.Layer))
 	}
 	if sep := md.separation(); sep != "" {

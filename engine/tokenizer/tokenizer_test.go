@@ -1,6 +1,7 @@
 package tokenizer_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -20,7 +21,7 @@ func smolTokenizer(t *testing.T) *tokenizer.Tokenizer {
 		t.Fatal(err)
 	}
 	var tk *tokenizer.Tokenizer
-	err = mlx.Do(func() error {
+	err = mlx.Do(context.Background(), func() error {
 		arrays, meta, err := mlx.LoadGGUF(path)
 		if err != nil {
 			return err
@@ -31,6 +32,7 @@ func smolTokenizer(t *testing.T) *tokenizer.Tokenizer {
 		tk, err = tokenizer.FromGGUF(meta)
 		return err
 	})
+
 	if err != nil {
 		t.Fatal(err)
 	}

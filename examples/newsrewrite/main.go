@@ -15,7 +15,6 @@ import (
 	"strings"
 
 	"github.com/mlx-genkit/genkit/engine"
-	"github.com/mlx-genkit/genkit/mlx"
 	"github.com/mlx-genkit/genkit/sampling"
 	"github.com/mlx-genkit/genkit/steering"
 )
@@ -34,66 +33,32 @@ func main() {
 
 func run(modelSpec, presetName string, alpha float64, maxNew int) error {
 	ctx := context.Background()
-	path, err := engine.ResolveModel(modelSpec, nil)
+	m, err := engine.Open(ctx, modelSpec, engine.LoadOptions{}, nil)
 	if err != nil {
 		return err
 	}
-	var m *engine.Model
-	if err := mlx.Do(func() error {
-		m, err = engine.LoadModel(path, engine.LoadOptions{})
-		return err
-	}); err != nil {
-		return err
-	}
-	defer mlx.Do(func() error { m.Free(); return nil })
+	defer m.Close()
 
-	// A persona direction per layer, from the preset's contrastive prompts.
-	p, err := steering.PresetByName(presetName)
+	// The plan: the preset's persona direction at its suggested layer, with
+	// the preset's alpha unless one is given. Decode resolves it once (the
+	// vector is computed on first use and cached) and steers lane 1.
+	plan := steering.DefaultPlan()
+	plan.Preset = presetName
+	if alpha != 0 {
+		plan.Alpha = &alpha
+	}
+	gen, err := steering.Generation(m, &sampling.GenerationConfig{DoSample: sampling.Ptr(true), Temperature: sampling.Ptr(0.7),
+		TopP: sampling.Ptr(0.9), MaxNewTokens: sampling.Ptr(maxNew), Seed: sampling.Ptr(uint64(1))})
 	if err != nil {
 		return err
 	}
-	vectors, err := steering.PresetVectors(ctx, m, p, steering.MethodMean, nil)
-	if err != nil {
-		return err
-	}
-	layer := p.Layer(m.NumLayers())
-	if alpha == 0 {
-		alpha = p.Alpha
-	}
-	// The residual hook: alpha * v after block `layer`, on lane 1 only.
-	var hook *steering.Injection
-	if err := mlx.Do(func() error {
-		hook, err = steering.NewInjection(m, map[int][]float32{layer: vectors.Vectors[layer]}, steering.InjectionOptions{Alpha: alpha})
-		return err
-	}); err != nil {
-		return err
-	}
-	defer mlx.Do(func() error { hook.Free(); return nil })
-
-	cfg := &sampling.GenerationConfig{DoSample: sampling.Ptr(true), Temperature: sampling.Ptr(0.7), TopP: sampling.Ptr(0.9),
-		MaxNewTokens: sampling.Ptr(maxNew), Seed: sampling.Ptr(uint64(1)), EOSTokenID: m.Tokenizer.EOS}
-
-	lines := readLines()
-	for _, line := range lines {
-		text, err := m.ApplyChatTemplate([]engine.Message{{Role: "user", Content: "Rewrite this news line in one sentence:\n" + line}}, true)
+	for _, line := range readLines() {
+		out, err := steering.Decode(ctx, m, steering.Run{Prompt: engine.Prompt{Text: "Rewrite this news line in one sentence:\n" + line, Chat: true},
+			Plan: &plan, Gen: gen}, steering.Observers{})
 		if err != nil {
 			return err
 		}
-		prompt, err := m.Tokenizer.Encode(text, false)
-		if err != nil {
-			return err
-		}
-		sampler, err := sampling.NewSampler(cfg, 2, sampling.SamplerOptions{})
-		if err != nil {
-			return err
-		}
-		res, _, err := m.Generate(ctx, engine.Request{Prompt: prompt, Lanes: 2, MaxNewTokens: cfg.MaxNew(len(prompt)),
-			Chooser: sampler, Hook: hook, EOS: cfg.EOSTokenID})
-		if err != nil {
-			return err
-		}
-		fmt.Printf("news:    %s\nplain:   %s\n%-8s %s\n\n", line, m.Tokenizer.Decode(res[0].Tokens, true),
-			p.Name+":", m.Tokenizer.Decode(res[1].Tokens, true))
+		fmt.Printf("news:    %s\nplain:   %s\n%-8s %s\n\n", line, out.Lanes[0].Text, presetName+":", out.Lanes[1].Text)
 	}
 	return nil
 }

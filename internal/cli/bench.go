@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/mlx-genkit/genkit/engine"
-	"github.com/mlx-genkit/genkit/mlx"
+	"github.com/mlx-genkit/genkit/sampling"
 	"github.com/mlx-genkit/genkit/steering"
 	"github.com/spf13/cobra"
 )
@@ -81,7 +81,7 @@ func newBenchCmd() *cobra.Command {
 			// (MLX's CPU quantized kernels are far slower); on Metal and CUDA
 			// pass --q-bits to compare quantized kernels.
 			name := "-mlx-f32"
-			copts := engine.ConvertOptions{DType: mlx.Float32}
+			copts := engine.ConvertOptions{DType: engine.Float32}
 			if qBits > 0 {
 				name = fmt.Sprintf("-mlx-q%dg64", qBits)
 				copts = engine.ConvertOptions{QBits: qBits, QGroup: 64}
@@ -89,7 +89,7 @@ func newBenchCmd() *cobra.Command {
 			dir := filepath.Join(cache, "bench", strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))+name)
 			if _, err := os.Stat(filepath.Join(dir, "model.safetensors")); err != nil {
 				fmt.Fprintf(os.Stderr, "genkit bench: converting %s to %s\n", path, dir)
-				if err := mlx.Do(func() error { return engine.Convert(path, dir, copts) }); err != nil {
+				if err := engine.Convert(cmd.Context(), path, dir, copts); err != nil {
 					return err
 				}
 			}
@@ -131,7 +131,7 @@ func newBenchCmd() *cobra.Command {
 				report["transformers"] = hf
 			}
 			if isGGUF {
-				if lc, err := benchLlamaCpp(llamaBench, path, promptTokens, 128, dev.Device == mlx.GPU); err != nil {
+				if lc, err := benchLlamaCpp(llamaBench, path, promptTokens, 128, engine.OnGPU(dev)); err != nil {
 					warn("llama.cpp not measured: %v", err)
 				} else {
 					report["llama_cpp"] = lc
@@ -212,12 +212,8 @@ func printBench(w io.Writer, report map[string]any, promptLen int, cols []string
 // prompts that prompts gives for it, and frees it.
 func benchLoaded(ctx context.Context, path string, opts engine.LoadOptions, n int, sync bool,
 	prompts func(*engine.Model) ([]int, []int)) (*benchSide, error) {
-	var m *engine.Model
-	if err := mlx.Do(func() error {
-		var err error
-		m, err = engine.LoadModel(path, opts)
-		return err
-	}); err != nil {
+	m, err := engine.Load(ctx, path, opts)
+	if err != nil {
 		return nil, err
 	}
 	defer freeModel(m)
@@ -231,15 +227,8 @@ func benchLoaded(ctx context.Context, path string, opts engine.LoadOptions, n in
 }
 
 // benchDevice describes the device MLX computes on.
-func benchDevice() mlx.DeviceInfo {
-	var dev mlx.DeviceInfo
-	_ = mlx.Do(func() error {
-		d, err := mlx.DefaultDevice()
-		if err == nil {
-			dev, err = mlx.Info(d)
-		}
-		return err
-	})
+func benchDevice() engine.DeviceInfo {
+	dev, _ := engine.Device(context.Background())
 	return dev
 }
 
@@ -258,19 +247,29 @@ func benchPrompts(m *engine.Model, n int) ([]int, []int) {
 }
 
 // benchGenkit measures prefill, decode at 1, 2 and 8 lanes (lanes after the
-// first steered, as the pair and the sweep are) and the peak memory.
+// first steered, as the pair and the sweep are) and the peak memory, through
+// steering.Decode (the run the UI and genkit generate make), greedy.
 func benchGenkit(ctx context.Context, m *engine.Model, long, short []int, n int, sync bool) (*benchSide, error) {
-	_ = mlx.Do(func() error { return mlx.ResetPeakMemory() })
+	_ = engine.ResetPeakMemory(ctx)
+	decode := func(prompt []int, tokens int, steer *steering.Resolved, scales []float64) (engine.Stats, error) {
+		gen := &sampling.GenerationConfig{DoSample: sampling.Ptr(false), MaxNewTokens: sampling.Ptr(tokens)}
+		out, err := steering.Decode(ctx, m, steering.Run{Prompt: engine.Prompt{IDs: prompt}, Steering: steer, LaneScales: scales,
+			Gen: gen, IgnoreEOS: true, Sync: sync}, steering.Observers{})
+		if err != nil {
+			return engine.Stats{}, err
+		}
+		return out.Stats, nil
+	}
 	// Warm up, the long prompt included: GPU backends compile kernels for
 	// each new shape on first use, which is no part of prefill speed.
-	if _, _, err := m.Generate(ctx, engine.Request{Prompt: short, MaxNewTokens: 4, IgnoreEOS: true, Sync: sync}); err != nil {
+	if _, err := decode(short, 4, nil, nil); err != nil {
 		return nil, err
 	}
-	if _, _, err := m.Generate(ctx, engine.Request{Prompt: long, MaxNewTokens: 1, IgnoreEOS: true, Sync: sync}); err != nil {
+	if _, err := decode(long, 1, nil, nil); err != nil {
 		return nil, err
 	}
 	t0 := time.Now()
-	if _, _, err := m.Generate(ctx, engine.Request{Prompt: long, MaxNewTokens: 1, IgnoreEOS: true, Sync: sync}); err != nil {
+	if _, err := decode(long, 1, nil, nil); err != nil {
 		return nil, err
 	}
 	side := &benchSide{PrefillTPS: float64(len(long)) / time.Since(t0).Seconds(), DecodeSteps: map[string]float64{}, DecodeTokens: n}
@@ -278,34 +277,30 @@ func benchGenkit(ctx context.Context, m *engine.Model, long, short []int, n int,
 	for i := range v {
 		v[i] = float32(i%7-3) * 0.01
 	}
+	steer, err := steering.Fixed(m, string(steering.ModeResidual), m.NumLayers()/2, v, 1)
+	if err != nil {
+		return nil, err
+	}
 	for _, lanes := range []int{1, 2, 5, 8} {
-		var hook engine.Hook
+		var st *steering.Resolved
+		var scales []float64
 		if lanes > 1 {
-			scales := make([]float64, lanes)
+			st = steer
+			scales = make([]float64, lanes)
 			for i := 1; i < lanes; i++ {
 				scales[i] = 1
 			}
-			var inj *steering.Injection
-			if err := mlx.Do(func() error {
-				var err error
-				inj, err = steering.NewInjection(m, map[int][]float32{m.NumLayers() / 2: v}, steering.InjectionOptions{Alpha: 1, LaneScale: scales})
-				return err
-			}); err != nil {
-				return nil, err
-			}
-			defer mlx.Do(func() error { inj.Free(); return nil })
-			hook = inj
 		}
 		// Warm up at this lane count first: GPU backends compile kernels for
 		// new shapes on first use.
-		if _, _, err := m.Generate(ctx, engine.Request{Prompt: short, Lanes: lanes, MaxNewTokens: 4, IgnoreEOS: true, Hook: hook, Sync: sync}); err != nil {
+		if _, err := decode(short, 4, st, scales); err != nil {
 			return nil, err
 		}
-		_, st, err := m.Generate(ctx, engine.Request{Prompt: short, Lanes: lanes, MaxNewTokens: n, IgnoreEOS: true, Hook: hook, Sync: sync})
+		stats, err := decode(short, n, st, scales)
 		if err != nil {
 			return nil, err
 		}
-		steps := float64(st.Steps-1) / st.Decode.Seconds()
+		steps := float64(stats.Steps-1) / stats.Decode.Seconds()
 		tps := steps * float64(lanes)
 		switch lanes {
 		case 1:
@@ -321,11 +316,9 @@ func benchGenkit(ctx context.Context, m *engine.Model, long, short []int, n int,
 			side.DecodeSteps[strconv.Itoa(lanes)] = steps
 		}
 	}
-	_ = mlx.Do(func() error {
-		st, err := mlx.Memory()
+	if st, err := engine.Memory(ctx); err == nil {
 		side.PeakMemoryMB = float64(st.Peak) / 1e6
-		return err
-	})
+	}
 	return side, nil
 }
 

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 
 	"github.com/mlx-genkit/genkit/engine"
-	"github.com/mlx-genkit/genkit/mlx"
 )
 
 // benchSynthetic measures random weights of a published shape, written once
@@ -29,15 +28,13 @@ func benchSynthetic(ctx context.Context, name string, seed uint64, python, llama
 	dir, q4 := base+"-bf16", base+"-mlx-q4g64"
 	if err := onceInto(dir, "model.safetensors", func(tmp string) error {
 		fmt.Fprintf(os.Stderr, "genkit bench: writing %.2fB random weights of %s (%s) to %s\n", float64(spec.Params())/1e9, spec.Name, spec.Source, dir)
-		return mlx.Do(func() error { return engine.WriteSynthetic(tmp, spec, seed) })
+		return engine.WriteSynthetic(ctx, tmp, spec, seed)
 	}); err != nil {
 		return nil, err
 	}
 	if err := onceInto(q4, "model.safetensors", func(tmp string) error {
 		fmt.Fprintf(os.Stderr, "genkit bench: quantizing to %s\n", q4)
-		return mlx.Do(func() error {
-			return engine.Convert(dir, tmp, engine.ConvertOptions{QBits: 4, QGroup: 64, DType: mlx.Bfloat16})
-		})
+		return engine.Convert(ctx, dir, tmp, engine.ConvertOptions{QBits: 4, QGroup: 64, DType: engine.BFloat16})
 	}); err != nil {
 		return nil, err
 	}
@@ -69,7 +66,7 @@ func benchSynthetic(ctx context.Context, name string, seed uint64, python, llama
 			report[run.key] = lm
 		}
 	}
-	if err := benchSyntheticLlamaCpp(report, python, llamaBench, llamaSrc, dir, base, promptTokens, dev.Device == mlx.GPU); err != nil {
+	if err := benchSyntheticLlamaCpp(report, python, llamaBench, llamaSrc, dir, base, promptTokens, engine.OnGPU(dev)); err != nil {
 		warn("llama.cpp not measured: %v", err)
 	}
 	return report, nil

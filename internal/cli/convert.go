@@ -4,7 +4,6 @@ import (
 	"fmt"
 
 	"github.com/mlx-genkit/genkit/engine"
-	"github.com/mlx-genkit/genkit/mlx"
 	"github.com/spf13/cobra"
 )
 
@@ -22,7 +21,7 @@ func newConvertCmd() *cobra.Command {
 			if dtype == "" {
 				dtype = "float16"
 			}
-			dt, err := mlx.ParseFloatDtype(dtype)
+			dt, err := engine.ParseDType(dtype)
 			if err != nil {
 				return fmt.Errorf("--%w", err)
 			}
@@ -31,7 +30,7 @@ func newConvertCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := mlx.Do(func() error { return engine.Convert(src, out, opts) }); err != nil {
+			if err := engine.Convert(cmd.Context(), src, out, opts); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s\n", out)

@@ -3,10 +3,10 @@ package cli
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"github.com/mlx-genkit/genkit/engine"
 	"github.com/mlx-genkit/genkit/sampling"
+	"github.com/mlx-genkit/genkit/steering"
 	"github.com/spf13/pflag"
 )
 
@@ -47,7 +47,7 @@ func (g *genFlags) register(fs *pflag.FlagSet) {
 	fs.Float64Var(&g.lengthPenalty, "length-penalty", 1, "beam score = sum logprobs / length^penalty")
 	fs.StringVar(&g.earlyStopping, "early-stopping", "false", "beam search stopping: true, false or never")
 	fs.IntVar(&g.minNew, "min-new-tokens", 0, "no end-of-sequence before this many new tokens")
-	fs.IntVar(&g.maxN, "max-new-tokens", 64, "tokens to generate")
+	fs.IntVar(&g.maxN, "max-new-tokens", steering.DefaultMaxNewTokens, "tokens to generate")
 	fs.Float64Var(&g.maxTime, "max-time", 0, "stop after this many seconds (0: no limit)")
 	fs.Uint64Var(&g.seed, "seed", 0, "random seed (unset: drawn from the clock)")
 	fs.BoolVar(&g.sharedDraws, "shared-draws", false, "base and steered lanes share each step's random number")
@@ -58,17 +58,27 @@ func (g *genFlags) register(fs *pflag.FlagSet) {
 
 func (g *genFlags) changed(name string) bool { return g.fs != nil && g.fs.Changed(name) }
 
-// build layers the model's generation_config.json, --config and the flags.
-func (g *genFlags) build(m *engine.Model) (*sampling.GenerationConfig, error) {
-	cfg := &sampling.GenerationConfig{}
-	if st, err := os.Stat(m.Source); err == nil && st.IsDir() {
-		p := filepath.Join(m.Source, "generation_config.json")
-		if data, err := os.ReadFile(p); err == nil {
-			if err := cfg.Merge(data); err != nil {
-				return nil, fmt.Errorf("%s: %w", p, err)
-			}
-		}
+// build layers the model's generation_config.json, base (a saved session's
+// settings, or nil), --config and the flags, through steering.Generation
+// (the one home of that rule).
+func (g *genFlags) build(m *engine.Model, base *sampling.GenerationConfig) (*sampling.GenerationConfig, error) {
+	layer, err := g.layer()
+	if err != nil {
+		return nil, err
 	}
+	cfg, err := steering.Generation(m, base, layer)
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range append(cfg.Warnings(), layer.Warnings()...) {
+		warn("%s", w)
+	}
+	return cfg, nil
+}
+
+// layer is what --config and the flags the user gave set.
+func (g *genFlags) layer() (*sampling.GenerationConfig, error) {
+	cfg := &sampling.GenerationConfig{}
 	if g.config != "" {
 		data, err := os.ReadFile(g.config)
 		if err != nil {
@@ -110,9 +120,7 @@ func (g *genFlags) build(m *engine.Model) (*sampling.GenerationConfig, error) {
 	setF("length-penalty", &cfg.LengthPenalty, g.lengthPenalty)
 	setI("min-new-tokens", &cfg.MinNewTokens, g.minNew)
 	setF("max-time", &cfg.MaxTime, g.maxTime)
-	if g.changed("max-new-tokens") || cfg.MaxNewTokens == nil && cfg.MaxLength == nil {
-		cfg.MaxNewTokens = sampling.Ptr(g.maxN)
-	}
+	setI("max-new-tokens", &cfg.MaxNewTokens, g.maxN)
 	if g.changed("seed") {
 		cfg.Seed = sampling.Ptr(g.seed)
 	}
@@ -136,15 +144,6 @@ func (g *genFlags) build(m *engine.Model) (*sampling.GenerationConfig, error) {
 		default:
 			return nil, fmt.Errorf("--early-stopping %q: want true, false or never", g.earlyStopping)
 		}
-	}
-	if len(cfg.EOSTokenID) == 0 && m.Tokenizer != nil {
-		cfg.EOSTokenID = m.Tokenizer.EOS
-	}
-	for _, w := range cfg.Warnings() {
-		warn("%s", w)
-	}
-	if err := cfg.Validate(); err != nil {
-		return nil, err
 	}
 	return cfg, nil
 }

@@ -3,10 +3,11 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
-	"time"
 
 	"github.com/mlx-genkit/genkit/engine"
 	"github.com/mlx-genkit/genkit/sampling"
+	"github.com/mlx-genkit/genkit/sessions"
+	"github.com/mlx-genkit/genkit/steering"
 	"github.com/spf13/cobra"
 )
 
@@ -21,86 +22,124 @@ func newGenerateCmd() *cobra.Command {
 	var mf modelFlags
 	var gf genFlags
 	var sf steerFlags
-	var tokens, prompt, system string
-	var chat, ignoreEOS, asJSON bool
+	var tokens, prompt, system, session string
+	var chat, ignoreEOS, asJSON, sweep bool
 	cmd := &cobra.Command{
-		Use:   "generate (--tokens 1,2,3 | --prompt TEXT [--chat] [--system TEXT]) [sampling flags] [--json]",
+		Use:   "generate (--tokens 1,2,3 | --prompt TEXT [--chat] [--system TEXT] | --session NAME) [sampling flags] [--json]",
 		Short: "Generate a continuation (streamed to the terminal, or as JSON)",
+		Long: `Generate a continuation of a prompt. With --preset or --steer-vector the prompt is decoded twice
+at once, base and steered, exactly as the terminal UI does; --session NAME decodes a saved session
+(its prompt, steering and generation settings; flags given override them) and gives the tokens
+the UI gives for it.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			fl := cmd.Flags()
+			var saved *sessions.Session
+			if session != "" {
+				var err error
+				if saved, err = sessions.Load(session); err != nil {
+					return err
+				}
+				if !fl.Changed("model") && saved.Model != "" {
+					mf.model = saved.Model
+				}
+			}
 			m, err := mf.load()
 			if err != nil {
 				return err
 			}
 			defer freeModel(m)
-			ids, err := promptTokens(m, tokens, prompt, chat, system)
-			if err != nil {
+			run := steering.Run{IgnoreEOS: ignoreEOS, SharedDraws: gf.sharedDraws}
+			var basePlan *steering.Plan
+			var baseGen *sampling.GenerationConfig
+			if saved != nil {
+				run.Prompt = engine.Prompt{Text: saved.Prompt, System: saved.System, Chat: saved.Chat}
+				basePlan, baseGen = &saved.Steering, &saved.Generation
+				if !fl.Changed("shared-draws") {
+					run.SharedDraws = saved.SharedDraws
+				}
+			}
+			if fl.Changed("prompt") || saved == nil {
+				run.Prompt.Text = prompt
+			}
+			if fl.Changed("chat") || saved == nil {
+				run.Prompt.Chat = chat
+			}
+			if fl.Changed("system") || saved == nil {
+				run.Prompt.System = system
+			}
+			if run.Prompt.System != "" {
+				run.Prompt.Chat = true
+			}
+			if tokens != "" {
+				if run.Prompt.IDs, err = parseTokens(tokens, m.Config.VocabSize); err != nil {
+					return err
+				}
+			} else if run.Prompt.Text == "" {
+				return fmt.Errorf("give --prompt TEXT, --tokens IDS or --session NAME")
+			}
+			if run.Plan, err = sf.apply(basePlan); err != nil {
 				return err
 			}
-			cfg, err := gf.build(m)
-			if err != nil {
+			if run.Plan, err = sf.forModel(run.Plan, m); err != nil {
+				return err
+			}
+			if sweep {
+				if run.Plan == nil {
+					return fmt.Errorf("--sweep needs a vector to steer with: give --preset or --steer-vector")
+				}
+				run.LaneScales = steering.SweepLanes
+			}
+			if run.Gen, err = gf.build(m, baseGen); err != nil {
 				return err
 			}
 			out := cmd.OutOrStdout()
-			decode := func(t []int) string {
-				if m.Tokenizer == nil {
-					return ""
-				}
-				return m.Tokenizer.Decode(t, true)
+			obs := steering.Observers{Progress: progress}
+			streaming := !asJSON && run.Plan == nil && run.Gen.Beams() == 1 && m.Tokenizer != nil
+			if streaming {
+				obs.Token = func(t steering.Token) { fmt.Fprint(out, t.Piece) }
 			}
-			if cfg.Beams() > 1 {
-				beams, err := sampling.BeamSearch(cmd.Context(), m, ids, cfg, cfg.EOSTokenID, nil)
-				if err != nil {
-					return err
+			res, err := steering.Decode(cmd.Context(), m, run, obs)
+			if err != nil {
+				return flagError(err)
+			}
+			lanes := make([]laneJSON, len(res.Lanes))
+			for i, l := range res.Lanes {
+				lanes[i] = laneJSON{Tokens: l.Tokens, Text: l.Text, Finished: l.Finished}
+				if i < len(res.Scores) {
+					lanes[i].Score = sampling.Ptr(res.Scores[i])
+					lanes[i].Finished = ""
 				}
-				var list []laneJSON
-				for _, b := range beams {
-					list = append(list, laneJSON{Tokens: b.Tokens, Text: decode(b.Tokens), Score: sampling.Ptr(b.Score)})
+			}
+			if err := cmd.Context().Err(); err != nil {
+				if streaming {
+					fmt.Fprintln(out)
 				}
+				return err
+			}
+			switch {
+			case res.Scores != nil:
 				if asJSON {
-					return json.NewEncoder(out).Encode(map[string]any{"base": list[0], "beams": list})
+					return json.NewEncoder(out).Encode(map[string]any{"base": lanes[0], "beams": lanes})
 				}
-				for i, b := range list {
+				for i, b := range lanes {
 					fmt.Fprintf(out, "[beam %d, score %.4f] %s\n", i, *b.Score, b.Text)
 				}
 				return nil
-			}
-			if sf.enabled() {
-				return generateSteered(cmd, m, ids, cfg, &sf, gf.sharedDraws, ignoreEOS, asJSON, decode)
-			}
-			sampler, err := sampling.NewSampler(cfg, 1, sampling.SamplerOptions{})
-			if err != nil {
-				return err
-			}
-			req := engine.Request{Prompt: ids, Lanes: 1, MaxNewTokens: cfg.MaxNew(len(ids)), IgnoreEOS: ignoreEOS,
-				Chooser: sampler, EOS: cfg.EOSTokenID, Deadline: cfg.Deadline(time.Now())}
-			if m.Tokenizer != nil {
-				req.Stop = sampling.StopStrings(m.Tokenizer, cfg.StopStrings)
-			}
-			var stream interface{ Add(int) string }
-			if !asJSON && m.Tokenizer != nil {
-				s := m.Tokenizer.NewStream(true)
-				stream = s
-				req.OnToken = func(_, id int) { fmt.Fprint(out, s.Add(id)) }
-			}
-			res, stats, err := m.Generate(cmd.Context(), req)
-			if err != nil {
-				return err
-			}
-			base := laneJSON{Tokens: res[0].Tokens, Text: decode(res[0].Tokens), Finished: res[0].Finished}
-			if base.Tokens == nil {
-				base.Tokens = []int{}
+			case res.Steering != nil:
+				return printSteered(out, res, lanes, asJSON)
 			}
 			if asJSON {
-				return json.NewEncoder(out).Encode(map[string]any{"base": base, "seed": sampler.Seed()})
+				return json.NewEncoder(out).Encode(map[string]any{"base": lanes[0], "seed": res.Seed})
 			}
-			if stream == nil {
-				fmt.Fprintln(out, base.Tokens)
+			if !streaming {
+				fmt.Fprintln(out, lanes[0].Tokens)
 				return nil
 			}
 			fmt.Fprintln(out)
-			if stats.Steps > 0 && stats.Decode > 0 {
-				warn("%d prompt tokens in %.2fs, %d tokens at %.1f tokens/s (%s, seed %d)", stats.PromptTokens, stats.Prefill.Seconds(),
-					stats.Steps, float64(stats.Steps)/stats.Decode.Seconds(), res[0].Finished, sampler.Seed())
+			st := res.Stats
+			if st.Steps > 0 && st.Decode > 0 {
+				warn("%d prompt tokens in %.2fs, %d tokens at %.1f tokens/s (%s, seed %d)", st.PromptTokens, st.Prefill.Seconds(),
+					st.Steps, float64(st.Steps)/st.Decode.Seconds(), lanes[0].Finished, res.Seed)
 			}
 			return nil
 		},
@@ -113,52 +152,36 @@ func newGenerateCmd() *cobra.Command {
 	f.StringVar(&prompt, "prompt", "", "prompt text")
 	f.BoolVar(&chat, "chat", false, "wrap the prompt in the model's chat template")
 	f.StringVar(&system, "system", "", "system prompt (implies --chat)")
+	f.StringVar(&session, "session", "", "decode a saved session (flags given override its settings)")
+	f.BoolVar(&sweep, "sweep", false, "four steered lanes at 0.5, 1, 1.5 and 2 times alpha (as the UI's sweep)")
 	f.BoolVar(&ignoreEOS, "ignore-eos", false, "keep going past end-of-sequence tokens")
 	f.BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
 }
 
-// generateSteered decodes the prompt in two batched lanes, base (0) and
-// steered (1), and prints both.
-func generateSteered(cmd *cobra.Command, m *engine.Model, ids []int, cfg *sampling.GenerationConfig, sf *steerFlags,
-	shared, ignoreEOS, asJSON bool, decode func([]int) string) error {
-	if cfg.Beams() > 1 {
-		return fmt.Errorf("beam search with steering is not supported: use --num-beams 1")
-	}
-	st, err := sf.build(cmd.Context(), m)
-	if err != nil {
-		return err
-	}
-	defer st.free()
-	sampler, err := sampling.NewSampler(cfg, 2, sampling.SamplerOptions{SharedDraws: shared, LaneExtra: st.laneExtra})
-	if err != nil {
-		return err
-	}
-	req := engine.Request{Prompt: ids, Lanes: 2, MaxNewTokens: cfg.MaxNew(len(ids)), IgnoreEOS: ignoreEOS,
-		Chooser: sampler, EOS: cfg.EOSTokenID, Deadline: cfg.Deadline(time.Now())}
-	if st.hook != nil {
-		req.Hook = st.hook
-	}
-	if m.Tokenizer != nil {
-		req.Stop = sampling.StopStrings(m.Tokenizer, cfg.StopStrings)
-	}
-	res, _, err := m.Generate(cmd.Context(), req)
-	if err != nil {
-		return err
-	}
-	lanes := make([]laneJSON, 2)
-	for b := range lanes {
-		lanes[b] = laneJSON{Tokens: res[b].Tokens, Text: decode(res[b].Tokens), Finished: res[b].Finished}
-		if lanes[b].Tokens == nil {
-			lanes[b].Tokens = []int{}
-		}
-	}
-	out := cmd.OutOrStdout()
+// printSteered prints a steered run: the base lane and each steered lane.
+func printSteered(out interface{ Write([]byte) (int, error) }, res *steering.Outcome, lanes []laneJSON, asJSON bool) error {
+	r := res.Steering
 	if asJSON {
-		return json.NewEncoder(out).Encode(map[string]any{"base": lanes[0], "steered": lanes[1], "seed": sampler.Seed(),
-			"steering": map[string]any{"source": st.describe, "layer": st.layer, "alpha": st.alpha, "mode": st.modeName,
-				"scope": st.scope, "schedule": st.schedule.String()}})
+		doc := map[string]any{"base": lanes[0], "steered": lanes[1], "seed": res.Seed,
+			"steering": map[string]any{"source": r.Plan.Source(), "layer": r.Layer, "alpha": r.Alpha, "mode": r.Mode,
+				"scope": r.Plan.Scope, "schedule": r.Plan.Schedule.String()}}
+		if len(lanes) > 2 {
+			doc["lanes"] = lanes
+		}
+		return json.NewEncoder(out).Encode(doc)
 	}
-	fmt.Fprintf(out, "── base ──\n%s\n── steered (%s, layer %d, alpha %g, %s) ──\n%s\n", lanes[0].Text, st.describe, st.layer, st.alpha, st.modeName, lanes[1].Text)
+	fmt.Fprintf(out, "── base ──\n%s\n", lanes[0].Text)
+	scales := steering.PairLanes
+	if len(lanes) > 2 {
+		scales = steering.SweepLanes
+	}
+	for i := 1; i < len(lanes); i++ {
+		alpha := r.Alpha
+		if i < len(scales) {
+			alpha *= scales[i]
+		}
+		fmt.Fprintf(out, "── steered (%s, layer %d, alpha %g, %s) ──\n%s\n", r.Plan.Source(), r.Layer, alpha, r.Mode, lanes[i].Text)
+	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/mlx-genkit/genkit/engine"
 	"github.com/mlx-genkit/genkit/sampling"
+	"github.com/mlx-genkit/genkit/steering"
 	"github.com/spf13/cobra"
 )
 
@@ -33,21 +34,32 @@ func newLogitsCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if sf.enabled() {
-				st, err := sf.build(cmd.Context(), m)
+			plan, err := sf.apply(nil)
+			if err == nil {
+				plan, err = sf.forModel(plan, m)
+			}
+			if err != nil {
+				return err
+			}
+			if plan != nil {
+				r, err := steering.Resolve(cmd.Context(), m, *plan, func(done, total int) { progress("computing the "+plan.Source()+" vector", done, total) })
+				if err != nil {
+					return flagError(err)
+				}
+				st, err := r.Build(m, nil)
 				if err != nil {
 					return err
 				}
-				defer st.free()
+				defer st.Close()
 				var steered [][]float32
-				if st.hook != nil {
-					if steered, err = logitsRows(m, ids, all, st.hook); err != nil {
+				if st.Injection != nil {
+					if steered, err = logitsRows(m, ids, all, st.Injection); err != nil {
 						return err
 					}
 				} else {
 					for _, r := range rows {
 						row := append([]float32(nil), r...)
-						st.bias.Process(&sampling.Lane{IDs: ids, PromptLen: len(ids)}, row)
+						st.Bias.Process(&sampling.Lane{IDs: ids, PromptLen: len(ids)}, row)
 						steered = append(steered, row)
 					}
 				}
@@ -57,7 +69,7 @@ func newLogitsCmd() *cobra.Command {
 				rows = steered
 			}
 			if processed {
-				cfg, err := gf.build(m)
+				cfg, err := gf.build(m, nil)
 				if err != nil {
 					return err
 				}

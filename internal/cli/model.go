@@ -1,13 +1,13 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"strconv"
 	"strings"
 
 	"github.com/mlx-genkit/genkit/engine"
-	"github.com/mlx-genkit/genkit/mlx"
 )
 
 // modelFlags are the flags every model-loading command shares.
@@ -35,7 +35,7 @@ func (f *modelFlags) options() (engine.LoadOptions, error) {
 	}
 	opts := engine.LoadOptions{Tokenizer: f.tokenizer, Weights: mode, NativeOnGPU: true}
 	if f.dtype != "" && f.dtype != "auto" {
-		if opts.DType, err = mlx.ParseFloatDtype(f.dtype); err != nil {
+		if opts.DType, err = engine.ParseDType(f.dtype); err != nil {
 			return opts, fmt.Errorf("--%w", err)
 		}
 	}
@@ -54,7 +54,7 @@ func (f *modelFlags) mode() (engine.WeightMode, error) {
 	return 0, fmt.Errorf("--weights %q: want auto, quantized or dense", f.weights)
 }
 
-// load resolves and loads the model on the MLX thread.
+// load resolves and loads the model.
 func (f *modelFlags) load() (*engine.Model, error) {
 	opts, err := f.options()
 	if err != nil {
@@ -64,30 +64,13 @@ func (f *modelFlags) load() (*engine.Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	if n := compileNotice(); n != "" {
+	if n := engine.CompileNotice(); n != "" {
 		warn("%s", n)
 	}
-	var m *engine.Model
-	err = mlx.Do(func() error {
-		var err error
-		m, err = engine.LoadModel(path, opts)
-		return err
-	})
-	return m, err
+	return engine.Load(context.Background(), path, opts)
 }
 
-// compileNotice is the line to show before the first GPU work of a process
-// whose kernel cache is cold (empty otherwise).
-func compileNotice() string {
-	var n string
-	_ = mlx.Do(func() error {
-		n = mlx.CompileNotice(mlx.Selected(), mlx.GPUBackend())
-		return nil
-	})
-	return n
-}
-
-func freeModel(m *engine.Model) { _ = mlx.Do(func() error { m.Free(); return nil }) }
+func freeModel(m *engine.Model) { m.Close() }
 
 // parseInts reads a comma-separated list of integers given to flag.
 func parseInts(flag, s, what string) ([]int, error) {
@@ -121,33 +104,6 @@ func parseTokens(s string, vocab int) ([]int, error) {
 		return nil, fmt.Errorf("--tokens: no token ids given")
 	}
 	return out, nil
-}
-
-// promptTokens builds the prompt ids from --tokens or --prompt/--chat/--system.
-func promptTokens(m *engine.Model, tokens, prompt string, chat bool, system string) ([]int, error) {
-	if tokens != "" {
-		return parseTokens(tokens, m.Config.VocabSize)
-	}
-	if m.Tokenizer == nil {
-		return nil, fmt.Errorf("%s has no tokenizer files: pass --tokens or --tokenizer", m.Source)
-	}
-	if prompt == "" {
-		return nil, fmt.Errorf("give --prompt TEXT or --tokens IDS")
-	}
-	text := prompt
-	if chat || system != "" {
-		var msgs []engine.Message
-		if system != "" {
-			msgs = append(msgs, engine.Message{Role: "system", Content: system})
-		}
-		msgs = append(msgs, engine.Message{Role: "user", Content: prompt})
-		var err error
-		if text, err = m.ApplyChatTemplate(msgs, true); err != nil {
-			return nil, err
-		}
-		return m.Tokenizer.Encode(text, false)
-	}
-	return m.Tokenizer.Encode(text, true)
 }
 
 func warn(format string, args ...any) { fmt.Fprintf(os.Stderr, "genkit: "+format+"\n", args...) }

@@ -8,12 +8,10 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"sync/atomic"
 	"syscall"
 
 	"github.com/mlx-genkit/genkit/engine"
-	"github.com/mlx-genkit/genkit/mlx"
 	"github.com/spf13/cobra"
 )
 
@@ -66,7 +64,7 @@ func newRoot() *cobra.Command {
 		SilenceErrors: true,
 	}
 	var device string
-	root.PersistentFlags().StringVar(&device, "device", "", "where MLX runs: auto (the GPU when the linked backend has a usable one), gpu or cpu (default $"+mlx.DeviceEnv+", else auto)")
+	root.PersistentFlags().StringVar(&device, "device", "", "where MLX runs: auto (the GPU when the linked backend has a usable one), gpu or cpu (default $"+engine.DeviceEnv+", else auto)")
 	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error {
 		return chooseDevice(cmd, device)
 	}
@@ -79,30 +77,14 @@ func newRoot() *cobra.Command {
 }
 
 // chooseDevice applies --device (else $GENKIT_DEVICE, else auto) before any
-// MLX work, prints auto's fallback notice and keeps MLX's compiled GPU kernels
-// in genkit's cache unless MLX_PTX_CACHE_DIR says otherwise.
+// MLX work and prints auto's fallback notice.
 func chooseDevice(cmd *cobra.Command, flag string) error {
-	choice, err := mlx.DeviceFromEnv()
-	if cmd.Flags().Changed("device") {
-		choice, err = mlx.ParseDeviceChoice(flag)
-		if err != nil {
-			err = fmt.Errorf("--%w", err)
-		}
-	}
+	notice, err := engine.SelectDevice(flag, cmd.Flags().Changed("device"))
 	if err != nil {
 		return err
 	}
-	if os.Getenv(mlx.KernelCacheEnv) == "" {
-		if dir, err := engine.CacheDir(); err == nil {
-			_ = os.Setenv(mlx.KernelCacheEnv, filepath.Join(dir, "kernels", "mlx-"+mlx.Version()))
-		}
-	}
-	sel, err := mlx.SelectDevice(choice)
-	if err != nil {
-		return err
-	}
-	if sel.Notice != "" {
-		fmt.Fprintln(cmd.ErrOrStderr(), "genkit:", sel.Notice)
+	if notice != "" {
+		fmt.Fprintln(cmd.ErrOrStderr(), "genkit:", notice)
 	}
 	return nil
 }

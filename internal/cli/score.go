@@ -11,7 +11,6 @@ import (
 
 	"github.com/mlx-genkit/genkit/engine"
 	"github.com/mlx-genkit/genkit/internal/smoke"
-	"github.com/mlx-genkit/genkit/mlx"
 	"github.com/mlx-genkit/genkit/quality"
 	"github.com/mlx-genkit/genkit/steering"
 	"github.com/spf13/cobra"
@@ -82,8 +81,8 @@ prompt for their source line (without --source, to a prompt asking for one sente
 			if err != nil {
 				return err
 			}
-			var reader *quality.Reader
-			if err := mlx.Do(func() error { var err error; reader, err = quality.NewReader(m, l, ex.Vectors[l]); return err }); err != nil {
+			reader, err := quality.NewReader(m, l, ex.Vectors[l])
+			if err != nil {
 				return err
 			}
 			var out []scoredLine
@@ -112,7 +111,7 @@ prompt for their source line (without --source, to a prompt asking for one sente
 				sl := scoredLine{Text: text, Reasons: quality.Suspect(text, check), Markers: quality.MarkerRate(text, p.Markers)}
 				sl.Suspect = len(sl.Reasons) > 0
 				var rd, ref quality.Reading
-				if err := mlx.Do(func() error {
+				if err := func() error {
 					var err error
 					if rd, err = reader.Read(prompt, ids); err != nil || src == "" {
 						return err
@@ -123,7 +122,7 @@ prompt for their source line (without --source, to a prompt asking for one sente
 					}
 					ref, err = reader.Read(prompt, srcIDs)
 					return err
-				}); err != nil {
+				}(); err != nil {
 					return fmt.Errorf("line %d: %w", i+1, err)
 				}
 				sl.Persona, sl.PPL = rd.Projection, rd.Perplexity

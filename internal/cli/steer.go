@@ -1,19 +1,19 @@
 package cli
 
 import (
-	"context"
 	"fmt"
+	"math"
 	"os"
+	"strings"
 
 	"github.com/mlx-genkit/genkit/engine"
-	"github.com/mlx-genkit/genkit/mlx"
-	"github.com/mlx-genkit/genkit/sampling"
 	"github.com/mlx-genkit/genkit/steering"
 	"github.com/spf13/pflag"
 )
 
 // steerFlags select a steering vector (a file or a preset) and how to apply
-// it.
+// it; plan turns them into a steering.Plan (the type every front end
+// shares).
 type steerFlags struct {
 	vector, preset, method, schedule, scope, mode, fallback string
 	layer                                                   int
@@ -28,7 +28,7 @@ func (f *steerFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.preset, "preset", "", "steer with a persona preset (see `genkit vector presets`)")
 	fs.StringVar(&f.method, "steer-method", "mean", "how a preset's vector is made: mean or pca")
 	fs.IntVar(&f.layer, "steer-layer", 0, "block whose output is steered (negative counts from the end; default: the preset's suggestion or every layer in the file)")
-	fs.Float64Var(&f.alpha, "alpha", 1, "steering strength (default: the preset's suggestion)")
+	fs.Float64Var(&f.alpha, "alpha", steering.DefaultAlpha, "steering strength (default: the preset's suggestion)")
 	fs.StringVar(&f.schedule, "schedule", "constant", "alpha schedule: constant, warmup:N, ramp:A0:A1:N, window:START:END")
 	fs.StringVar(&f.scope, "steer-scope", "all", "steered positions: all, prompt or generated")
 	fs.StringVar(&f.mode, "steer-mode", "residual", "residual (add to a block's output) or logit-bias (alpha * W_U v)")
@@ -39,142 +39,108 @@ func (f *steerFlags) register(fs *pflag.FlagSet) {
 
 func (f *steerFlags) enabled() bool { return f.vector != "" || f.preset != "" }
 
-// steerSetup is a resolved steering configuration.
-type steerSetup struct {
-	hook      *steering.Injection
-	bias      *steering.LogitBias
-	layer     int
-	alpha     float64
-	vector    []float32
-	describe  string
-	schedule  steering.Schedule
-	scope     steering.Scope
-	modeName  string
-	presetRef *steering.Preset
-}
+func (f *steerFlags) changed(name string) bool { return f.fs != nil && f.fs.Changed(name) }
 
-func (s *steerSetup) free() {
-	if s != nil && s.hook != nil {
-		_ = mlx.Do(func() error { s.hook.Free(); return nil })
-	}
-}
+// planFlags name the flag behind each plan field, for error messages.
+var planFlags = map[string]string{"steering.preset": "--preset", "steering.vector": "--steer-vector",
+	"steering.method": "--steer-method", "steering.layer": "--steer-layer", "steering.alpha": "--alpha",
+	"steering.schedule": "--schedule", "steering.scope": "--steer-scope", "steering.mode": "--steer-mode"}
 
-// laneExtra gives the steered lanes (all but lane 0) the logit bias.
-func (s *steerSetup) laneExtra(lane int) []sampling.Processor {
-	if s.bias == nil || lane == 0 {
+// flagError renames a plan field in err to the flag that set it.
+func flagError(err error) error {
+	if err == nil {
 		return nil
 	}
-	return []sampling.Processor{s.bias}
+	msg := err.Error()
+	for field, flag := range planFlags {
+		if strings.HasPrefix(msg, field+":") || strings.HasPrefix(msg, field+" ") {
+			return fmt.Errorf("%s%s", flag, strings.TrimPrefix(msg, field))
+		}
+	}
+	return err
 }
 
-func (f *steerFlags) build(ctx context.Context, m *engine.Model) (*steerSetup, error) {
-	if f.vector != "" && f.preset != "" {
+// apply overlays the flags the user gave on base (a saved session's plan, or
+// nil) and returns the plan, or nil when nothing steers.
+func (f *steerFlags) apply(base *steering.Plan) (*steering.Plan, error) {
+	if !f.enabled() && base == nil {
+		for _, name := range []string{"steer-layer", "alpha", "schedule", "steer-scope", "steer-mode", "steer-method"} {
+			if f.changed(name) {
+				return nil, fmt.Errorf("--%s needs a vector to steer with: give --preset or --steer-vector", name)
+			}
+		}
+		return nil, nil
+	}
+	p := steering.Plan{Method: steering.MethodMean, Schedule: steering.Constant, Scope: steering.ScopeAll, Mode: steering.ModeResidual}
+	if base != nil {
+		p = *base
+	}
+	switch {
+	case f.vector != "" && f.preset != "":
 		return nil, fmt.Errorf("give --steer-vector or --preset, not both")
+	case f.preset != "":
+		p.Preset, p.Vector = f.preset, ""
+	case f.vector != "":
+		p.Vector, p.Preset = f.vector, ""
 	}
-	sched, err := steering.ParseSchedule(f.schedule)
-	if err != nil {
-		return nil, err
+	if base == nil || f.changed("steer-method") {
+		p.Method = steering.Method(f.method)
 	}
-	scope, err := steering.ParseScope(f.scope)
-	if err != nil {
-		return nil, err
+	if base == nil || f.changed("steer-scope") {
+		p.Scope = steering.Scope(f.scope)
 	}
-	st := &steerSetup{alpha: f.alpha, schedule: sched, scope: scope, modeName: f.mode}
-	var vs *steering.VectorSet
-	layerSet := f.fs != nil && f.fs.Changed("steer-layer")
-	if f.preset != "" {
-		p, err := steering.PresetByName(f.preset)
+	if base == nil || f.changed("steer-mode") {
+		p.Mode = steering.Mode(f.mode)
+	}
+	if base == nil || f.changed("schedule") {
+		sched, err := steering.ParseSchedule(f.schedule)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("--schedule: %w", err)
 		}
-		method, err := steering.ParseMethod(f.method)
-		if err != nil {
-			return nil, err
-		}
-		ex, err := steering.PresetVectors(ctx, m, p, method, func(done, total int) {
-			fmt.Fprintf(os.Stderr, "\rgenkit: computing the %s vector: %d/%d prompts", p.Name, done, total)
-			if done == total {
-				fmt.Fprintln(os.Stderr)
-			}
-		})
-		if err != nil {
-			return nil, err
-		}
-		vs = &steering.VectorSet{Vectors: ex.Vectors}
-		if !layerSet {
-			f.layer = p.Layer(m.NumLayers())
-			layerSet = true
-		}
-		if f.fs == nil || !f.fs.Changed("alpha") {
-			st.alpha = p.Alpha
-		}
-		st.presetRef = p
-		st.describe = p.Name
-	} else {
-		err := mlx.Do(func() error {
-			var err error
-			vs, err = steering.LoadVectors(f.vector, f.layer)
-			return err
-		})
-		if err != nil {
-			return nil, err
-		}
-		st.describe = f.vector
+		p.Schedule = sched
 	}
-	if err := vs.Check(m.HiddenSize()); err != nil {
-		return nil, fmt.Errorf("%s: %w", st.describe, err)
+	if f.changed("steer-layer") {
+		l := f.layer
+		p.Layer = &l
 	}
-	vectors := vs.Vectors
-	if layerSet {
-		l, err := steering.ResolveLayer(m, f.layer)
-		if err != nil {
-			return nil, err
+	if f.changed("alpha") {
+		if math.IsNaN(f.alpha) || math.IsInf(f.alpha, 0) {
+			return nil, fmt.Errorf("--alpha %v: not a finite number", f.alpha)
 		}
-		v, ok := vs.Vectors[l]
-		if !ok && len(vs.Vectors) == 1 {
-			for _, only := range vs.Vectors {
-				v = only
-			}
-		} else if !ok {
-			return nil, fmt.Errorf("%s has no vector for layer %d (it has %v)", st.describe, l, vs.Layers())
-		}
-		vectors = map[int][]float32{l: v}
+		a := f.alpha
+		p.Alpha = &a
 	}
-	for l, v := range vectors {
-		st.layer, st.vector = l, v
+	if f.changed("steer-normalize") || base == nil {
+		p.Normalize = f.normalize
 	}
-	mode := f.mode
-	if mode == "residual" && m.NumLayers() == 0 {
-		if f.fallback == "error" {
-			return nil, fmt.Errorf("the model has no decoder block to steer (use --steer-mode logit-bias)")
-		}
-		warn("the model has no usable injection point: steering through the logit bias instead")
-		mode = "logit-bias"
+	if f.changed("steer-final-norm") || base == nil {
+		p.FinalNorm = f.finalNorm
 	}
-	switch mode {
-	case "residual":
-		err = mlx.Do(func() error {
-			var err error
-			st.hook, err = steering.NewInjection(m, vectors, steering.InjectionOptions{Alpha: st.alpha, Schedule: sched, Scope: scope, Normalize: f.normalize})
-			return err
-		})
-	case "logit-bias":
-		if len(vectors) > 1 {
-			return nil, fmt.Errorf("logit-bias steering takes one vector: pick one with --steer-layer (file has %v)", vs.Layers())
-		}
-		var dir []float32
-		err = mlx.Do(func() error {
-			var err error
-			dir, err = steering.UnembedVector(m, st.vector, f.finalNorm)
-			return err
-		})
-		st.bias = &steering.LogitBias{Direction: dir, Alpha: st.alpha, Schedule: sched}
-	default:
-		return nil, fmt.Errorf("--steer-mode %q: want residual or logit-bias", f.mode)
+	if err := p.Validate(); err != nil {
+		return nil, flagError(err)
 	}
-	if err != nil {
-		return nil, err
+	return &p, nil
+}
+
+// forModel applies --steer-fallback: a residual plan on a model without a
+// decoder block steers through the logit bias (with a warning) or fails.
+func (f *steerFlags) forModel(p *steering.Plan, m *engine.Model) (*steering.Plan, error) {
+	if p == nil || p.Mode == steering.ModeLogitBias || m.NumLayers() > 0 {
+		return p, nil
 	}
-	st.modeName = mode
-	return st, nil
+	if f.fallback == "error" {
+		return nil, fmt.Errorf("the model has no decoder block to steer (use --steer-mode logit-bias)")
+	}
+	warn("the model has no usable injection point: steering through the logit bias instead")
+	q := *p
+	q.Mode = steering.ModeLogitBias
+	return &q, nil
+}
+
+// progress prints a preset's vector computation on stderr.
+func progress(what string, done, total int) {
+	fmt.Fprintf(os.Stderr, "\rgenkit: %s: %d/%d prompts", what, done, total)
+	if done == total {
+		fmt.Fprintln(os.Stderr)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"github.com/mlx-genkit/genkit/engine"
 	"github.com/spf13/cobra"
 )
 
@@ -20,7 +21,10 @@ func newTokenizeCmd() *cobra.Command {
 				return err
 			}
 			defer freeModel(m)
-			ids, err := promptTokens(m, "", prompt, chat, system)
+			if prompt == "" {
+				return fmt.Errorf("give --prompt TEXT")
+			}
+			ids, err := m.EncodePrompt(engine.Prompt{Text: prompt, System: system, Chat: chat || system != ""})
 			if err != nil {
 				return err
 			}
@@ -28,7 +32,7 @@ func newTokenizeCmd() *cobra.Command {
 				return json.NewEncoder(cmd.OutOrStdout()).Encode(map[string]any{"tokens": ids})
 			}
 			for i, id := range ids {
-				fmt.Fprintf(cmd.OutOrStdout(), "%5d %6d %q\n", i, id, m.Tokenizer.Decode([]int{id}, false))
+				fmt.Fprintf(cmd.OutOrStdout(), "%5d %6d %q\n", i, id, m.TokenText(id))
 			}
 			return nil
 		},

@@ -1,16 +1,18 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"time"
 
 	tea "charm.land/bubbletea/v2"
 	"github.com/mlx-genkit/genkit/engine"
-	"github.com/mlx-genkit/genkit/mlx"
 	"github.com/mlx-genkit/genkit/sampling"
 	"github.com/mlx-genkit/genkit/sessions"
+	"github.com/mlx-genkit/genkit/steering"
 	"github.com/mlx-genkit/genkit/tui"
 	"github.com/spf13/cobra"
 )
@@ -31,10 +33,10 @@ func (f *uiFlags) register(cmd *cobra.Command) {
 	fs.StringVar(&f.prompt, "prompt", "", "start decoding this prompt at once")
 	fs.StringVar(&f.session, "session", "", "open (or create) the named session; it autosaves under this name")
 	fs.StringVar(&f.theme, "theme", "", "dark, light or high-contrast (default: from the terminal background)")
-	fs.StringVar(&f.preset, "preset", "", "persona preset to steer with (default pirate)")
+	fs.StringVar(&f.preset, "preset", "", "persona preset to steer with (default "+steering.DefaultPreset+")")
 	fs.StringVar(&f.vec, "steer-vector", "", "steering vector file instead of a preset")
-	fs.Float64Var(&f.alpha, "alpha", 1, "steering strength")
-	fs.IntVar(&f.maxNew, "max-new-tokens", 64, "tokens per lane")
+	fs.Float64Var(&f.alpha, "alpha", steering.DefaultAlpha, "steering strength (default: the preset's suggestion)")
+	fs.IntVar(&f.maxNew, "max-new-tokens", steering.DefaultMaxNewTokens, "tokens per lane")
 	fs.BoolVar(&f.noChat, "no-chat", false, "feed the prompt without the chat template")
 	fs.BoolVar(&f.listSessions, "list-sessions", false, "list saved sessions and exit")
 }
@@ -85,7 +87,14 @@ func (f *uiFlags) run(cmd *cobra.Command) error {
 		settings.Steering.Vector, settings.Steering.Preset = f.vec, ""
 	}
 	if fl.Changed("alpha") {
-		settings.Steering.Alpha = f.alpha
+		if math.IsNaN(f.alpha) || math.IsInf(f.alpha, 0) {
+			return fmt.Errorf("--alpha %v: not a finite number", f.alpha)
+		}
+		a := f.alpha
+		settings.Steering.Alpha = &a
+	}
+	if err := settings.Steering.Validate(); err != nil {
+		return flagError(err)
 	}
 	if fl.Changed("max-new-tokens") {
 		settings.Gen.MaxNewTokens = sampling.Ptr(f.maxNew)
@@ -98,20 +107,8 @@ func (f *uiFlags) run(cmd *cobra.Command) error {
 		return err
 	}
 	spec := f.mf.model
-	load := func() (*engine.Model, error) {
-		path, err := engine.ResolveModel(spec, nil)
-		if err != nil {
-			return nil, err
-		}
-		var m *engine.Model
-		err = mlx.Do(func() error {
-			var err error
-			m, err = engine.LoadModel(path, loadOpts)
-			return err
-		})
-		return m, err
-	}
-	md := tui.New(tui.Options{ModelSpec: spec, SessionName: f.session, Settings: settings, StartNow: start, Theme: f.theme, Load: load, Notice: compileNotice()})
+	load := func() (*engine.Model, error) { return engine.Open(context.Background(), spec, loadOpts, nil) }
+	md := tui.New(tui.Options{ModelSpec: spec, SessionName: f.session, Settings: settings, StartNow: start, Theme: f.theme, Load: load, Notice: engine.CompileNotice()})
 	p := tea.NewProgram(md)
 	md.SetSend(p.Send)
 	// A signal (SIGINT, SIGTERM, SIGHUP; Main cancels the context) quits the

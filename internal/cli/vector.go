@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/mlx-genkit/genkit/engine"
-	"github.com/mlx-genkit/genkit/mlx"
 	"github.com/mlx-genkit/genkit/steering"
 	"github.com/spf13/cobra"
 )
@@ -140,7 +139,7 @@ func newVectorMakeCmd() *cobra.Command {
 					vs.Vectors[l] = ex.Vectors[l]
 				}
 			}
-			if err := mlx.Do(func() error { return vs.Save(out) }); err != nil {
+			if err := vs.Save(out); err != nil {
 				return err
 			}
 			if _, ok := vs.Vectors[0]; ok && strings.HasSuffix(out, ".gguf") {

@@ -3,7 +3,7 @@ package cli
 import (
 	"fmt"
 
-	"github.com/mlx-genkit/genkit/mlx"
+	"github.com/mlx-genkit/genkit/engine"
 	"github.com/spf13/cobra"
 )
 
@@ -12,27 +12,25 @@ func newVersionCmd() *cobra.Command {
 		Use:   "version",
 		Short: "Print the genkit and MLX versions, the backend and the device in use",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return mlx.Do(func() error {
-				dev, err := mlx.DefaultDevice()
-				if err != nil {
-					return err
-				}
-				info, err := mlx.Info(dev)
-				if err != nil {
-					return err
-				}
-				backend := mlx.GPUBackend()
-				if backend == "" {
-					backend = "cpu"
-				}
-				out := cmd.OutOrStdout()
-				fmt.Fprintf(out, "genkit (MLX %s, backend %s, device %s)\n", mlx.Version(), backend, dev)
-				fmt.Fprintf(out, "device: %s\n", info)
-				if backend == "cuda" {
-					fmt.Fprintf(out, "kernel cache: %s\n", mlx.KernelCacheDir())
-				}
-				return nil
-			})
+			rt, err := engine.RuntimeInfo(cmd.Context())
+			if err != nil {
+				return err
+			}
+			info, err := engine.Device(cmd.Context())
+			if err != nil {
+				return err
+			}
+			backend := rt.Backend
+			if backend == "" {
+				backend = "cpu"
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "genkit (MLX %s, backend %s, device %s)\n", rt.Version, backend, info.Device)
+			fmt.Fprintf(out, "device: %s\n", info)
+			if rt.KernelCache != "" {
+				fmt.Fprintf(out, "kernel cache: %s\n", rt.KernelCache)
+			}
+			return nil
 		},
 	}
 }

@@ -1,6 +1,7 @@
 package smoke
 
 import (
+	"context"
 	"math"
 	"strings"
 	"testing"
@@ -16,10 +17,10 @@ func loadDefault(t *testing.T) *engine.Model {
 		t.Fatal(err)
 	}
 	var m *engine.Model
-	if err := mlx.Do(func() error { var err error; m, err = engine.LoadModel(path, engine.LoadOptions{}); return err }); err != nil {
+	if err := mlx.Do(context.Background(), func() error { var err error; m, err = engine.LoadModel(path, engine.LoadOptions{}); return err }); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = mlx.Do(func() error { m.Free(); return nil }) })
+	t.Cleanup(func() { _ = mlx.Do(context.Background(), func() error { m.Free(); return nil }) })
 	return m
 }
 

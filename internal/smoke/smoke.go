@@ -9,7 +9,6 @@ import (
 	"sort"
 
 	"github.com/mlx-genkit/genkit/engine"
-	"github.com/mlx-genkit/genkit/mlx"
 	"github.com/mlx-genkit/genkit/quality"
 	"github.com/mlx-genkit/genkit/sampling"
 	"github.com/mlx-genkit/genkit/steering"
@@ -188,19 +187,15 @@ func Run(ctx context.Context, m *engine.Model, opts Options) (*Report, error) {
 		return nil, err
 	}
 	v := ex.Vectors[layer]
-	var st steering.Steer
-	var reader *quality.Reader
-	if err := mlx.Do(func() error {
-		var err error
-		if st, err = steering.NewSteer(m, mode, layer, v, alpha); err != nil {
-			return err
-		}
-		reader, err = quality.NewReader(m, layer, v)
-		return err
-	}); err != nil {
+	st, err := steering.NewSteer(m, mode, layer, v, alpha)
+	if err != nil {
 		return nil, err
 	}
-	defer mlx.Do(func() error { st.Free(); return nil })
+	defer st.Close()
+	reader, err := quality.NewReader(m, layer, v)
+	if err != nil {
+		return nil, err
+	}
 	// Greedy by default: sampled, the unsteered 135M model's own text is
 	// faulty in 10-30% of lines (at temperature 0.3-0.7), which hides what
 	// steering does. The repetition penalty keeps greedy text out of loops.
@@ -245,14 +240,10 @@ func Run(ctx context.Context, m *engine.Model, opts Options) (*Report, error) {
 		l := Line{Source: line, Base: m.Tokenizer.Decode(c1.Base, true), Steered: m.Tokenizer.Decode(c1.Steered, true)}
 		l.BaseReasons = quality.Suspect(l.Base, check(line, c1.Base))
 		l.SteeredReasons = quality.Suspect(l.Steered, check(line, c1.Steered))
-		if err := mlx.Do(func() error {
-			var err error
-			if l.BaseReading, err = reader.Read(ids, stripEOS(c1.Base, m.Tokenizer.EOS)); err != nil {
-				return err
-			}
-			l.SteeredReading, err = reader.Read(ids, stripEOS(c1.Steered, m.Tokenizer.EOS))
-			return err
-		}); err != nil {
+		if l.BaseReading, err = reader.Read(ids, stripEOS(c1.Base, m.Tokenizer.EOS)); err != nil {
+			return nil, err
+		}
+		if l.SteeredReading, err = reader.Read(ids, stripEOS(c1.Steered, m.Tokenizer.EOS)); err != nil {
 			return nil, err
 		}
 		l.Markers = [2]float64{quality.MarkerRate(l.Base, p.Markers), quality.MarkerRate(l.Steered, p.Markers)}
