@@ -7,8 +7,8 @@ package tui
 import (
 	"github.com/mlx-genkit/genkit/engine"
 	"github.com/mlx-genkit/genkit/sampling"
-	"github.com/mlx-genkit/genkit/steering"
 	"github.com/mlx-genkit/genkit/sessions"
+	"github.com/mlx-genkit/genkit/steering"
 )
 
 // Settings is everything a run depends on.
