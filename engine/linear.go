@@ -13,7 +13,12 @@ type Linear struct {
 	rows bool
 	// rq, when set, holds the weight quantized beside the dense wT: products
 	// of few rows read it with mlx.QRowProduct (the CPU's decode path).
-	rq   *mlx.Quantized
+	rq *mlx.Quantized
+	// gemv, when set, computes products of at most mlx.GEMVMaxRows rows with
+	// genkit's CUDA matrix-vector kernels (see Model.useGEMV); w is the
+	// dense weight's [out, in] view they read.
+	gemv bool
+	w    *mlx.Array
 	wT   *mlx.Array     // dense weight, transposed to [in, out]
 	q    *mlx.Quantized // quantized weight [out, in/...]
 	bias *mlx.Array     // optional [out]
@@ -23,6 +28,28 @@ type Linear struct {
 
 // Apply computes x W^T + b for x of shape [..., in].
 func (l *Linear) Apply(s *mlx.Scope, x *mlx.Array) *mlx.Array {
+	y := l.product(s, x)
+	if l.bias != nil {
+		y = s.Track(mlx.Add(y, l.bias))
+	}
+	return y
+}
+
+// product is x W^T.
+func (l *Linear) product(s *mlx.Scope, x *mlx.Array) *mlx.Array {
+	if l.gemv && x.Size()/l.in <= mlx.GEMVMaxRows {
+		var y *mlx.Array
+		var ok bool
+		var err error
+		if l.q != nil {
+			y, ok, err = mlx.QGEMV(x, l.q)
+		} else if l.w != nil {
+			y, ok, err = mlx.GEMV(x, l.w)
+		}
+		if ok || err != nil {
+			return s.Track(y, err)
+		}
+	}
 	var y *mlx.Array
 	switch {
 	case l.q != nil:
@@ -33,9 +60,6 @@ func (l *Linear) Apply(s *mlx.Scope, x *mlx.Array) *mlx.Array {
 		y = s.Track(mlx.RowProduct(x, l.wT))
 	default:
 		y = s.Track(mlx.Matmul(x, l.wT))
-	}
-	if l.bias != nil {
-		y = s.Track(mlx.Add(y, l.bias))
 	}
 	return y
 }
@@ -57,7 +81,7 @@ func (l *Linear) Dims() (int, int) { return l.out, l.in }
 func (l *Linear) Quantized() bool { return l.q != nil }
 
 func (l *Linear) free() {
-	mlx.Free(l.wT, l.bias)
+	mlx.Free(l.w, l.wT, l.bias)
 	if l.q != nil {
 		l.q.Free()
 	}

@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"math"
+	"os"
 
 	"github.com/mlx-genkit/genkit/engine/tokenizer"
 	"github.com/mlx-genkit/genkit/mlx"
@@ -218,6 +219,9 @@ func build(cfg *Config, src *tensorSource, names tensorNames, dequantize bool) (
 	if err := mlx.Eval(m.weights()...); err != nil {
 		return nil, fmt.Errorf("%s: %w", src.file, err)
 	}
+	if err := m.useGEMV(); err != nil {
+		return nil, fmt.Errorf("%s: %w", src.file, err)
+	}
 	if err := m.useFusedBlocks(); err != nil {
 		return nil, fmt.Errorf("%s: %w", src.file, err)
 	}
@@ -303,6 +307,67 @@ func (m *Model) WeightsDescription() string {
 // FusedDecode reports whether decode steps of up to two lanes run each block
 // as one fused CPU primitive (mlx.DecodeBlock).
 func (m *Model) FusedDecode() bool { return m.invFreq != nil }
+
+// gemvEnv turns genkit's CUDA matrix-vector kernels off when "0".
+const gemvEnv = "GENKIT_GEMV"
+
+// useGEMV turns on genkit's CUDA matrix-vector kernels (mlx.GEMV, QGEMV) for
+// every linear when the model runs on a CUDA GPU: decode steps of up to
+// mlx.GEMVMaxRows lanes then read each weight once (MLX multiplies more than
+// one row with a general GEMM). Quantized weights are made row-contiguous
+// (a no-op for most; GGUF tensors can load as strided views) and dense ones
+// get their [out, in] view. GENKIT_GEMV=0 keeps MLX's products. It runs
+// after the weights are materialised.
+func (m *Model) useGEMV() error {
+	if os.Getenv(gemvEnv) == "0" || mlx.GPUBackend() != "cuda" {
+		return nil
+	}
+	if dev, err := mlx.DefaultDevice(); err != nil || dev != mlx.GPU {
+		return nil
+	}
+	var views []*mlx.Array
+	prepare := func(l *Linear) error {
+		if l == nil {
+			return nil
+		}
+		if l.q != nil {
+			shared := l.q == m.embed.q // a tied head reads the embedding's table
+			q, err := contiguousQ(l.q)
+			if err != nil {
+				return err
+			}
+			l.q = q
+			if shared {
+				m.embed.q = q
+			}
+			views = append(views, q.Weight, q.Scales, q.Biases)
+		} else if l.wT != nil {
+			w, err := mlx.Transpose(l.wT)
+			if err != nil {
+				return err
+			}
+			l.w = w
+			views = append(views, w)
+		}
+		l.gemv = true
+		return nil
+	}
+	for _, b := range m.layers {
+		for _, l := range []*Linear{b.qkv, b.gateUp, b.q, b.k, b.v, b.o, b.gate, b.up, b.down} {
+			if err := prepare(l); err != nil {
+				return err
+			}
+		}
+	}
+	if err := prepare(m.lmHead); err != nil {
+		return err
+	}
+	return mlx.Eval(views...)
+}
+
+// GEMV reports whether decode products run through genkit's CUDA
+// matrix-vector kernels.
+func (m *Model) GEMV() bool { return m.lmHead != nil && m.lmHead.gemv }
 
 // useRowProduct turns on matrix-vector products for the dense float32
 // linears when the model runs on the CPU with a BLAS that has them: a decode

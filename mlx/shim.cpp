@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "mlx/backend/cpu/encoder.h"
+#include "mlx/fast.h"
 #include "mlx/mlx.h"
 #include "mlx/primitives.h"
 
@@ -1494,3 +1495,205 @@ int gk_save_gguf(const char* path, gk_map m) {
 }
 
 }  // extern "C"
+
+// ---------------------------------------------------------------------------
+// CUDA matrix-vector products for decode steps (at most gemv_max_rows rows).
+//
+// MLX's CUDA matmul multiplies one row with a GEMV but two to eight rows (a
+// base + steered pair, a sweep) with a general GEMM, and its quantized
+// product likewise; both spend most of a decode step's time there. These
+// kernels give each output row of W one warp, read W once in 16-byte loads
+// and compute every row of x against it, so a pair costs about what one lane
+// costs. They are written for MLX's fast::cuda_kernel (NVRTC, compiled once
+// per dtype and row count, cached across processes like MLX's own kernels).
+
+namespace {
+
+constexpr int gemv_max_rows = 8;
+
+// Dense: y[m, n] = sum_k x[m, k] * w[n, k]; w is [N, K] row-major.
+const char* kGemvSource = R"(
+  constexpr int VEC = 16 / sizeof(T);
+  const int N = w_shape[0];
+  const int K = w_shape[1];
+  const int n = (blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+  const int lane = threadIdx.x & 31;
+  if (n >= N) return;
+  const T* row = w + (size_t)n * K;
+  float acc[M];
+#pragma unroll
+  for (int m = 0; m < M; ++m) acc[m] = 0.f;
+  for (int k = lane * VEC; k < K; k += 32 * VEC) {
+    const uint4 packed = *reinterpret_cast<const uint4*>(row + k);
+    const T* wv = reinterpret_cast<const T*>(&packed);
+    float wf[VEC];
+#pragma unroll
+    for (int j = 0; j < VEC; ++j) wf[j] = static_cast<float>(wv[j]);
+#pragma unroll
+    for (int m = 0; m < M; ++m) {
+      const T* xr = x + (size_t)m * K + k;
+      float a = 0.f;
+#pragma unroll
+      for (int j = 0; j < VEC; ++j) a += wf[j] * static_cast<float>(xr[j]);
+      acc[m] += a;
+    }
+  }
+#pragma unroll
+  for (int m = 0; m < M; ++m) {
+    float v = acc[m];
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    acc[m] = v;
+  }
+  if (lane == 0) {
+#pragma unroll
+    for (int m = 0; m < M; ++m) y[(size_t)m * N + n] = static_cast<T>(acc[m]);
+  }
+)";
+
+// Affine-quantized: w is [N, K * BITS / 32] uint32 (value j of a word in
+// bits [BITS*j, BITS*j+BITS)), scales and biases [N, K / group]; a weight is
+// scale * q + bias, so a lane's dot product over its values (all in one
+// group) is scale * sum(x q) + bias * sum(x).
+const char* kQGemvSource = R"(
+  constexpr int PER = 32 / BITS;
+  constexpr int VALS = 4 * PER;
+  constexpr uint32_t MASK = (1u << BITS) - 1u;
+  const int N = w_shape[0];
+  const int K = w_shape[1] * PER;
+  const int groups = scales_shape[1];
+  const int G = K / groups;
+  const int n = (blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+  const int lane = threadIdx.x & 31;
+  if (n >= N) return;
+  const uint32_t* row = w + (size_t)n * (K / PER);
+  const T* srow = scales + (size_t)n * groups;
+  const T* brow = biases + (size_t)n * groups;
+  float acc[M];
+#pragma unroll
+  for (int m = 0; m < M; ++m) acc[m] = 0.f;
+  for (int k = lane * VALS; k < K; k += 32 * VALS) {
+    const uint4 packed = *reinterpret_cast<const uint4*>(row + k / PER);
+    const uint32_t words[4] = {packed.x, packed.y, packed.z, packed.w};
+    const float sc = static_cast<float>(srow[k / G]);
+    const float bi = static_cast<float>(brow[k / G]);
+    float q[VALS];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+#pragma unroll
+      for (int j = 0; j < PER; ++j) q[i * PER + j] = static_cast<float>((words[i] >> (BITS * j)) & MASK);
+    }
+#pragma unroll
+    for (int m = 0; m < M; ++m) {
+      const T* xr = x + (size_t)m * K + k;
+      float dot = 0.f, sum = 0.f;
+#pragma unroll
+      for (int v = 0; v < VALS; ++v) {
+        const float xv = static_cast<float>(xr[v]);
+        dot += q[v] * xv;
+        sum += xv;
+      }
+      acc[m] += sc * dot + bi * sum;
+    }
+  }
+#pragma unroll
+  for (int m = 0; m < M; ++m) {
+    float v = acc[m];
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    acc[m] = v;
+  }
+  if (lane == 0) {
+#pragma unroll
+    for (int m = 0; m < M; ++m) y[(size_t)m * N + n] = static_cast<T>(acc[m]);
+  }
+)";
+
+mx::fast::CustomKernelFunction& gemv_kernel() {
+  static mx::fast::CustomKernelFunction k =
+      mx::fast::cuda_kernel("genkit_gemv", {"x", "w"}, {"y"}, kGemvSource, "", true, 0);
+  return k;
+}
+
+mx::fast::CustomKernelFunction& qgemv_kernel() {
+  static mx::fast::CustomKernelFunction k = mx::fast::cuda_kernel(
+      "genkit_qgemv", {"x", "w", "scales", "biases"}, {"y"}, kQGemvSource, "", true, 0);
+  return k;
+}
+
+bool float_type(mx::Dtype t) {
+  return t == mx::float32 || t == mx::float16 || t == mx::bfloat16;
+}
+
+// weight_ok: a materialised, row-contiguous array whose data starts on a
+// 16-byte boundary (the kernels read it in 16-byte loads).
+bool weight_ok(const mx::array& a) {
+  return a.is_available() && a.flags().row_contiguous &&
+         reinterpret_cast<uintptr_t>(a.data<char>()) % 16 == 0;
+}
+
+// gemv_rows is x's row count when x is [..., K] with at most
+// gemv_max_rows rows, else 0.
+int gemv_rows(const mx::array& x, int K) {
+  if (x.ndim() < 1 || x.shape(-1) != K || K <= 0) return 0;
+  int64_t m = x.size() / K;
+  return (m >= 1 && m <= gemv_max_rows) ? static_cast<int>(m) : 0;
+}
+
+mx::array gemv_out(const mx::array& x, const mx::array& y, int N) {
+  mx::Shape shape = x.shape();
+  shape.back() = N;
+  return mx::reshape(y, shape);
+}
+
+}  // namespace
+
+int gk_gemv(gk_array* out, int* used, gk_array xa, gk_array wa) {
+  *used = 0;
+  GK_TRY({
+    const mx::array& x = A(xa);
+    const mx::array& w = A(wa);
+    if (mx::default_device() != mx::Device::gpu || w.ndim() != 2) return 0;
+    const int N = w.shape(0), K = w.shape(1);
+    const int M = gemv_rows(x, K);
+    if (M == 0 || x.dtype() != w.dtype() || !float_type(x.dtype()) ||
+        (static_cast<int64_t>(K) * mx::size_of(x.dtype())) % 16 != 0 || !weight_ok(w)) {
+      return 0;
+    }
+    auto xs = mx::reshape(x, {M, K});
+    auto r = gemv_kernel()({xs, w}, {{M, N}}, {x.dtype()}, {N * 32, 1, 1}, {128, 1, 1},
+                           {{"T", x.dtype()}, {"M", M}}, std::nullopt, false, {});
+    put(out, gemv_out(x, r[0], N));
+    *used = 1;
+  })
+}
+
+int gk_qgemv(gk_array* out, int* used, gk_array xa, gk_array wa, gk_array sa,
+             gk_array ba, int group_size, int bits) {
+  *used = 0;
+  GK_TRY({
+    const mx::array& x = A(xa);
+    const mx::array& w = A(wa);
+    const mx::array& sc = A(sa);
+    const mx::array& bi = A(ba);
+    if (mx::default_device() != mx::Device::gpu || (bits != 4 && bits != 8) ||
+        w.ndim() != 2 || sc.ndim() != 2 || bi.ndim() != 2 || w.dtype() != mx::uint32) {
+      return 0;
+    }
+    const int per = 32 / bits, vals = 4 * per;
+    const int N = w.shape(0), K = w.shape(1) * per;
+    const int M = gemv_rows(x, K);
+    if (M == 0 || !float_type(x.dtype()) || sc.dtype() != x.dtype() || bi.dtype() != x.dtype() ||
+        sc.shape(0) != N || bi.shape(0) != N || sc.shape(1) != bi.shape(1) ||
+        K % vals != 0 || group_size % vals != 0 || sc.shape(1) * group_size != K ||
+        !weight_ok(w) || !sc.is_available() || !sc.flags().row_contiguous ||
+        !bi.is_available() || !bi.flags().row_contiguous) {
+      return 0;
+    }
+    auto xs = mx::reshape(x, {M, K});
+    auto r = qgemv_kernel()({xs, w, sc, bi}, {{M, N}}, {x.dtype()}, {N * 32, 1, 1}, {128, 1, 1},
+                            {{"T", x.dtype()}, {"M", M}, {"BITS", bits}}, std::nullopt, false, {});
+    put(out, gemv_out(x, r[0], N));
+    *used = 1;
+  })
+}

@@ -273,6 +273,15 @@ int gk_map_put_meta_array(gk_map m, const char* key, gk_array a);
 int gk_save_safetensors(const char* path, gk_map m);
 int gk_save_gguf(const char* path, gk_map m);
 
+// Matrix-vector products on the CUDA backend (custom kernels, compiled just
+// in time by MLX): y = x W^T for x of at most 8 rows, W dense [N, K]
+// (gk_gemv) or MLX affine-quantized with 4 or 8 bits (gk_qgemv). *used is
+// set to 0, with no error, when the shapes, dtypes, layout or device do not
+// fit the kernels: the caller then uses MLX's own matmul.
+int gk_gemv(gk_array* out, int* used, gk_array x, gk_array w);
+int gk_qgemv(gk_array* out, int* used, gk_array x, gk_array w, gk_array scales,
+             gk_array biases, int group_size, int bits);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,183 @@
+package mlx_test
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"testing"
+
+	"github.com/mlx-genkit/genkit/mlx"
+)
+
+// onCUDA reports whether ops run on a CUDA GPU (the GPU suite).
+func onCUDA() bool {
+	d, err := mlx.DefaultDevice()
+	return err == nil && d == mlx.GPU && mlx.GPUBackend() == "cuda"
+}
+
+// maxRelDiff is max|a-b| / max(max|b|, 1e-6), both read as float32.
+func maxRelDiff(t *testing.T, a, b *mlx.Array) float64 {
+	t.Helper()
+	af, err := mlx.AsType(a, mlx.Float32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer af.Free()
+	bf, err := mlx.AsType(b, mlx.Float32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bf.Free()
+	av, err := af.Float32s()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bv, err := bf.Float32s()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(av) != len(bv) {
+		t.Fatalf("sizes %d and %d", len(av), len(bv))
+	}
+	var diff, scale float64
+	for i := range av {
+		diff = math.Max(diff, math.Abs(float64(av[i])-float64(bv[i])))
+		scale = math.Max(scale, math.Abs(float64(bv[i])))
+	}
+	return diff / math.Max(scale, 1e-6)
+}
+
+func randomArray(t *testing.T, seed uint64, dt mlx.Dtype, shape ...int) *mlx.Array {
+	t.Helper()
+	key, err := mlx.RandomKey(seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer key.Free()
+	u, err := mlx.RandomUniform(key, mlx.Float32, shape...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Free()
+	half, _ := mlx.Scalar(0.5, mlx.Float32)
+	defer half.Free()
+	c, err := mlx.Subtract(u, half)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dt == mlx.Float32 {
+		return c
+	}
+	defer c.Free()
+	out, err := mlx.AsType(c, dt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestGEMVMatchesMatmul: on a CUDA GPU, genkit's matrix-vector kernels give
+// MLX's products (dense against Matmul, quantized against QuantizedMatmul)
+// for 1 to 8 rows, every float dtype, 4 and 8 bits; shapes they do not take
+// fall back (ok false). Off CUDA they never apply.
+func TestGEMVMatchesMatmul(t *testing.T) {
+	cuda, _ := mlx.Call(context.Background(), func() (bool, error) { return onCUDA(), nil })
+	if !cuda {
+		err := mlx.Do(context.Background(), func() error {
+			x := randomArray(t, 1, mlx.Float32, 2, 64)
+			w := randomArray(t, 2, mlx.Float32, 32, 64)
+			defer mlx.Free(x, w)
+			if y, ok, err := mlx.GEMV(x, w); ok || err != nil || y != nil {
+				return fmt.Errorf("off CUDA the kernel applied: ok %v, err %v", ok, err)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Skip("the kernels run on a CUDA GPU only (the GPU suite runs this test there)")
+	}
+	err := mlx.Do(context.Background(), func() error {
+		tol := map[mlx.Dtype]float64{mlx.Float32: 1e-5, mlx.Float16: 4e-3, mlx.Bfloat16: 2e-2}
+		for _, dt := range []mlx.Dtype{mlx.Float32, mlx.Float16, mlx.Bfloat16} {
+			for _, shape := range [][2]int{{37, 64}, {576, 576}, {1536, 576}, {49, 2560}, {256, 9728}} {
+				N, K := shape[0], shape[1]
+				w := randomArray(t, uint64(N*K), dt, N, K)
+				if err := mlx.Eval(w); err != nil {
+					t.Fatal(err)
+				}
+				wT, _ := mlx.Transpose(w)
+				for _, M := range []int{1, 2, 3, 5, 8} {
+					x := randomArray(t, uint64(M*1000+K), dt, M, 1, K)
+					want, err := mlx.Matmul(x, wT)
+					if err != nil {
+						t.Fatal(err)
+					}
+					got, ok, err := mlx.GEMV(x, w)
+					if err != nil || !ok {
+						t.Fatalf("%v %dx%d, %d rows: ok %v, err %v", dt, N, K, M, ok, err)
+					}
+					if sh := fmt.Sprint(got.Shape()); sh != fmt.Sprint([]int{M, 1, N}) {
+						t.Fatalf("shape %s", sh)
+					}
+					if d := maxRelDiff(t, got, want); d > tol[dt] {
+						t.Errorf("dense %v %dx%d, %d rows: relative difference %.3g > %.3g", dt, N, K, M, d, tol[dt])
+					}
+					mlx.Free(x, want, got)
+				}
+				for _, group := range []int{32, 64} {
+					for _, bits := range []int{4, 8} {
+						q, err := mlx.Quantize(w, group, bits)
+						if err != nil {
+							t.Fatal(err)
+						}
+						if err := mlx.Eval(q.Weight, q.Scales, q.Biases); err != nil {
+							t.Fatal(err)
+						}
+						for _, M := range []int{1, 2, 8} {
+							x := randomArray(t, uint64(M*77+K), dt, M, K)
+							want, err := mlx.QuantizedMatmul(x, q, true)
+							if err != nil {
+								t.Fatal(err)
+							}
+							got, ok, err := mlx.QGEMV(x, q)
+							if err != nil || !ok {
+								t.Fatalf("q%d g%d %v %dx%d, %d rows: ok %v, err %v", bits, group, dt, N, K, M, ok, err)
+							}
+							if d := maxRelDiff(t, got, want); d > tol[dt]*4 {
+								t.Errorf("q%d g%d %v %dx%d, %d rows: relative difference %.3g", bits, group, dt, N, K, M, d)
+							}
+							mlx.Free(x, want, got)
+						}
+						q.Free()
+					}
+				}
+				mlx.Free(w, wT)
+			}
+		}
+		// What the kernels do not take falls back.
+		w := randomArray(t, 9, mlx.Float32, 16, 64)
+		mlx.Eval(w)
+		defer w.Free()
+		for name, x := range map[string]*mlx.Array{
+			"9 rows":      randomArray(t, 3, mlx.Float32, 9, 64),
+			"other dtype": randomArray(t, 4, mlx.Float16, 1, 64),
+		} {
+			if _, ok, err := mlx.GEMV(x, w); ok || err != nil {
+				t.Errorf("%s: ok %v, err %v (want a fallback)", name, ok, err)
+			}
+			x.Free()
+		}
+		odd := randomArray(t, 5, mlx.Float32, 16, 30) // rows of 120 bytes: not 16-byte loads
+		mlx.Eval(odd)
+		x := randomArray(t, 6, mlx.Float32, 1, 30)
+		if _, ok, err := mlx.GEMV(x, odd); ok || err != nil {
+			t.Errorf("K=30: ok %v, err %v (want a fallback)", ok, err)
+		}
+		mlx.Free(odd, x)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
