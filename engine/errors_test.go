@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -225,8 +226,12 @@ func TestGenerateCancelsAtNextToken(t *testing.T) {
 	if len(res[0].Tokens) != 3 || res[0].Finished != "cancelled" {
 		t.Fatalf("%d tokens, finished %q", len(res[0].Tokens), res[0].Finished)
 	}
+	// A cancelled context no longer enters the MLX thread.
+	if _, _, err := m.Generate(ctx, engine.Request{Prompt: []int{1, 2, 3}, MaxNewTokens: 5}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("generate with a cancelled context: %v", err)
+	}
 	// Bad token ids are refused with a clear error.
-	if _, _, err := m.Generate(ctx, engine.Request{Prompt: []int{9999}}); err == nil || !strings.Contains(err.Error(), "9999") {
+	if _, _, err := m.Generate(context.Background(), engine.Request{Prompt: []int{9999}}); err == nil || !strings.Contains(err.Error(), "9999") {
 		t.Fatalf("out-of-vocabulary id: %v", err)
 	}
 }

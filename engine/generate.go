@@ -157,12 +157,11 @@ type Stats struct {
 func (m *Model) Generate(ctx context.Context, req Request) ([]LaneResult, Stats, error) {
 	var results []LaneResult
 	var stats Stats
-	err := mlx.Do(context.Background(), func() error {
+	err := mlx.Do(ctx, func() error {
 		var err error
 		results, stats, err = m.generate(ctx, req)
 		return err
 	})
-
 	return results, stats, err
 }
 

@@ -182,6 +182,9 @@ func Decode(ctx context.Context, m *engine.Model, run Run, obs Observers) (*Outc
 			}
 		}
 		out.Steering = r
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		if obs.Resolved != nil {
 			obs.Resolved(r)
 		}

@@ -181,7 +181,7 @@ func readHidden(ctx context.Context, m *engine.Model, texts [][]int, opts Extrac
 				ids = append(ids, int32(id))
 			}
 		}
-		err := mlx.Do(context.Background(), func() error {
+		err := mlx.Do(ctx, func() error {
 			x, err := mlx.FromInt32s(ids, len(group), L)
 			if err != nil {
 				return err

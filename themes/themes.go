@@ -14,6 +14,7 @@ import (
 type Palette struct {
 	Name                   string
 	Text, Muted, Accent    color.Color
+	Inactive               color.Color // a control with no effect now (nil: faint text)
 	Base, Steered          color.Color // pane accents
 	Border, Focus          color.Color
 	Error, OK, Warn        color.Color
@@ -24,13 +25,13 @@ type Palette struct {
 
 var (
 	// Dark suits dark terminal backgrounds.
-	Dark = Palette{Name: "dark", Text: lipgloss.Color("#E4E4E7"), Muted: lipgloss.Color("#8A8A93"), Accent: lipgloss.Color("#A78BFA"),
+	Dark = Palette{Name: "dark", Text: lipgloss.Color("#E4E4E7"), Muted: lipgloss.Color("#8A8A93"), Accent: lipgloss.Color("#A78BFA"), Inactive: lipgloss.Color("#5E5E68"),
 		Base: lipgloss.Color("#60A5FA"), Steered: lipgloss.Color("#F472B6"), Border: lipgloss.Color("#3F3F46"), Focus: lipgloss.Color("#A78BFA"),
 		Error: lipgloss.Color("#F87171"), OK: lipgloss.Color("#4ADE80"), Warn: lipgloss.Color("#FBBF24"),
 		ProjLow: lipgloss.Color("#93C5FD"), ProjHigh: lipgloss.Color("#F9A8D4"),
 		StatusBg: lipgloss.Color("#27272A"), StatusFg: lipgloss.Color("#D4D4D8"), SelectedBg: lipgloss.Color("#4C1D95"), SelectedFg: lipgloss.Color("#F5F3FF")}
 	// Light suits light backgrounds.
-	Light = Palette{Name: "light", Text: lipgloss.Color("#18181B"), Muted: lipgloss.Color("#6B7280"), Accent: lipgloss.Color("#6D28D9"),
+	Light = Palette{Name: "light", Text: lipgloss.Color("#18181B"), Muted: lipgloss.Color("#6B7280"), Accent: lipgloss.Color("#6D28D9"), Inactive: lipgloss.Color("#A8A8B0"),
 		Base: lipgloss.Color("#1D4ED8"), Steered: lipgloss.Color("#BE185D"), Border: lipgloss.Color("#D4D4D8"), Focus: lipgloss.Color("#6D28D9"),
 		Error: lipgloss.Color("#B91C1C"), OK: lipgloss.Color("#15803D"), Warn: lipgloss.Color("#B45309"),
 		ProjLow: lipgloss.Color("#1E40AF"), ProjHigh: lipgloss.Color("#9D174D"),
@@ -76,6 +77,9 @@ type Styles struct {
 	BaseTitle, SteeredTitle      lipgloss.Style
 	Status, Selected, Label, Key lipgloss.Style
 	Diff                         lipgloss.Style
+	// Inactive greys out a control that has no effect under the other
+	// settings; SelectedInactive is such a control selected.
+	Inactive, SelectedInactive lipgloss.Style
 }
 
 // NewStyles builds the styles; plain drops every colour (NO_COLOR).
@@ -102,10 +106,18 @@ func NewStyles(p Palette, plain bool) Styles {
 	s.Label = lipgloss.NewStyle().Foreground(c(p.Muted))
 	s.Key = lipgloss.NewStyle().Bold(true).Foreground(c(p.Accent))
 	s.Diff = lipgloss.NewStyle().Underline(true)
+	// Greyed: the palette's dim colour, or faint text where it has none
+	// (high contrast) or there is no colour; selected, the selection's
+	// colours made faint (not bold: bold and faint together are either).
+	s.Inactive = lipgloss.NewStyle().Foreground(c(p.Inactive))
+	if p.Inactive == nil || plain {
+		s.Inactive = lipgloss.NewStyle().Faint(true)
+	}
 	if plain {
 		s.Status = lipgloss.NewStyle().Reverse(true)
 		s.Selected = lipgloss.NewStyle().Reverse(true)
 	}
+	s.SelectedInactive = s.Selected.Bold(false).Faint(true)
 	return s
 }
 

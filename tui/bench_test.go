@@ -40,7 +40,7 @@ func newHarness(b *testing.B, m *engine.Model, s Settings) *uiHarness {
 	h := &uiHarness{msgs: make(chan tea.Msg, 1024)}
 	h.md = New(Options{Settings: s, Theme: "dark"})
 	h.md.SetSend(func(msg tea.Msg) { h.msgs <- msg })
-	h.md.Update(modelLoadedMsg{m: m})
+	h.md.Update(loaded(m, nil))
 	h.md.Update(tea.WindowSizeMsg{Width: 120, Height: 40})
 	return h
 }

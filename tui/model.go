@@ -3,14 +3,11 @@ package tui
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"charm.land/bubbles/v2/help"
 	"charm.land/bubbles/v2/key"
-	"charm.land/bubbles/v2/textarea"
 	tea "charm.land/bubbletea/v2"
 	"github.com/mlx-genkit/genkit/engine"
 	"github.com/mlx-genkit/genkit/sessions"
@@ -23,6 +20,7 @@ const (
 	autosaveTick = time.Minute
 )
 
+// focus is the context that receives keys; each has its keymap and help.
 type focus int
 
 const (
@@ -31,7 +29,24 @@ const (
 	focusSystem
 	focusPositive // contrastive texts for a vector of the user's own
 	focusNegative
+	focusPicker    // the session list
+	focusInspector // the token inspector
 )
+
+// editor is the editor a focus types into, if any.
+func (f focus) editor() (editorKind, bool) {
+	switch f {
+	case focusPrompt:
+		return edPrompt, true
+	case focusSystem:
+		return edSystem, true
+	case focusPositive:
+		return edPositive, true
+	case focusNegative:
+		return edNegative, true
+	}
+	return 0, false
+}
 
 // Options start the UI.
 type Options struct {
@@ -49,9 +64,14 @@ type Options struct {
 
 // Messages of the UI's own.
 type (
+	// modelLoadedMsg carries the loaded model and what the UI reads about
+	// it once (in the loading command, off the event loop).
 	modelLoadedMsg struct {
-		m   *engine.Model
-		err error
+		m            *engine.Model
+		err          error
+		presets      []string // the shipped presets' names
+		device       string
+		modelSamples bool // the model's generation_config.json sets do_sample
 	}
 	debounceMsg struct{ gen int }
 	autosaveMsg struct{}
@@ -60,71 +80,81 @@ type (
 		err  error
 		what string
 	}
-	startedMsg struct{ id int }
+	// calibrationMsg carries a stored calibration looked up for a preset
+	// and mode (the K key).
+	calibrationMsg struct {
+		c            steering.Calibration
+		ok           bool
+		err          error
+		preset, mode string
+	}
+	// vectorMadeMsg reports a vector made from the user's contrastive
+	// texts.
+	vectorMadeMsg struct {
+		path string
+		best int
+		sep  map[int]float64
+		err  error
+	}
 )
 
-// Model is the root Bubble Tea model.
+// Model is the root Bubble Tea model. It owns what cuts across the UI (the
+// settings, the model and its runner, the run's state, the status line, the
+// terminal size, the theme and the focus) and routes messages to its
+// children: the editors, the controls panel, the session picker and the
+// lanes (with the token inspector). Update does no I/O and no MLX work:
+// loading, saving, listing, exporting, calibration look-ups and making a
+// vector are commands; starting a run hands the settings to the runner's
+// goroutine.
 type Model struct {
-	opts       Options
-	settings   Settings
-	m          *engine.Model
-	runner     *Runner
-	send       func(tea.Msg)
-	keys       keyMap
-	help       help.Model
-	prompt     textarea.Model
-	system     textarea.Model
-	controls   []control
-	selected   int
-	focus      focus
-	width      int
-	height     int
-	styles     themes.Styles
-	palette    int
-	plain      bool
-	themeFixed bool
-	runID      int
-	snap       SnapshotMsg
-	running    bool
-	progress   string
-	status     string
-	err        error
-	gen        int
-	scroll     int
-	showHelp   bool
-	inspect    bool
-	inspectAt  int
-	memory     engine.MemoryStats
-	device     string
-	dirty      bool
-	quitting   bool
-	exitCode   int
-	picker     []sessions.Info // the session list, while open
-	picked     int
-	positive   textarea.Model
-	negative   textarea.Model
-	making     bool // a vector of the user's own is being made
+	opts     Options
+	settings Settings
+	m        *engine.Model
+	runner   *Runner
+	send     func(tea.Msg)
+	// ctx lives until the UI quits; commands in flight (export, making a
+	// vector) stop with it.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	focus    focus
+	keys     keyMap
+	help     help.Model
+	editors  editors
+	controls controlsPanel
+	picker   sessionPicker
+	lanes    lanes
+
+	width, height int
+	styles        themes.Styles
+	palette       int
+	plain         bool
+	themeFixed    bool
+
+	runID    int
+	running  bool
+	progress string
+	status   string
+	err      error
+	gen      int  // debounce generation
+	dirty    bool // settings changed since the run started
+	making   bool // a vector of the user's own is being made
+	memory   engine.MemoryStats
+	device   string
+	quitting bool
+	exitCode int
 }
 
 // New makes the UI model. send is Program.Send (set with SetSend before the
 // program starts when the runner must reach it).
 func New(opts Options) *Model {
-	md := &Model{opts: opts, settings: opts.Settings, keys: newKeyMap(), help: help.New(), plain: themes.NoColor()}
-	md.prompt = textarea.New()
-	md.prompt.Placeholder = "Type a prompt…"
-	md.prompt.ShowLineNumbers = false
-	md.prompt.SetValue(md.settings.Prompt)
-	md.system = textarea.New()
-	md.system.Placeholder = "System prompt (optional)"
-	md.system.ShowLineNumbers = false
-	md.system.SetValue(md.settings.System)
-	md.positive = textarea.New()
-	md.positive.Placeholder = "Positive texts, one per line (the persona)"
-	md.positive.ShowLineNumbers = false
-	md.negative = textarea.New()
-	md.negative.Placeholder = "Negative texts, one per line (the opposite), paired by line"
-	md.negative.ShowLineNumbers = false
-	md.focus = focusControls
+	keys := newKeyMap()
+	md := &Model{opts: opts, settings: opts.Settings, keys: keys, help: help.New(), plain: themes.NoColor()}
+	md.ctx, md.cancel = context.WithCancel(context.Background())
+	md.editors = newEditors(md.settings.Prompt, md.settings.System, md.plain)
+	md.controls = controlsPanel{keys: keys.controls.panelKeys}
+	md.picker = sessionPicker{keys: keys.picker}
+	md.lanes = lanes{keys: keys.inspector}
 	pal := themes.Dark
 	if opts.Theme != "" {
 		if p, err := themes.ByName(opts.Theme); err == nil {
@@ -136,10 +166,6 @@ func New(opts Options) *Model {
 	if md.plain {
 		// NO_COLOR: the components' own colours go too.
 		md.help.Styles = help.Styles{}
-		md.prompt.SetStyles(textarea.Styles{})
-		md.system.SetStyles(textarea.Styles{})
-		md.positive.SetStyles(textarea.Styles{})
-		md.negative.SetStyles(textarea.Styles{})
 	}
 	md.status = "loading the model…"
 	if opts.Notice != "" {
@@ -165,7 +191,7 @@ func (md *Model) Init() tea.Cmd {
 	load := md.opts.Load
 	cmds := []tea.Cmd{func() tea.Msg {
 		m, err := load()
-		return modelLoadedMsg{m, err}
+		return loaded(m, err)
 	}, tea.Tick(autosaveTick, func(time.Time) tea.Msg { return autosaveMsg{} })}
 	if !md.themeFixed {
 		cmds = append(cmds, tea.RequestBackgroundColor)
@@ -181,19 +207,18 @@ func (md *Model) sessionName() string {
 }
 
 // startRun cancels the run in flight and starts a new one (the runner does
-// both).
+// both, on its own goroutine).
 func (md *Model) startRun() tea.Cmd {
 	if md.m == nil || md.runner == nil {
 		return nil
 	}
-	md.settings.Prompt = md.prompt.Value()
-	md.settings.System = md.system.Value()
+	md.settings.Prompt = md.editors.Value(edPrompt)
+	md.settings.System = md.editors.Value(edSystem)
 	md.runID = md.runner.Start(md.settings)
 	md.running = true
 	md.err = nil
 	md.progress = ""
-	md.snap = SnapshotMsg{RunID: md.runID}
-	md.scroll = 0
+	md.lanes.Reset(md.runID)
 	md.status = fmt.Sprintf("run %d started", md.runID)
 	if md.runID == 1 && md.opts.Notice != "" {
 		md.status += "; " + md.opts.Notice
@@ -212,56 +237,16 @@ func (md *Model) changed() tea.Cmd {
 // session is the current state as a session to save.
 func (md *Model) session() *sessions.Session {
 	s := md.settings
-	s.Prompt, s.System = md.prompt.Value(), md.system.Value()
+	s.Prompt, s.System = md.editors.Value(edPrompt), md.editors.Value(edSystem)
 	ss := s.ToSession(md.sessionName(), md.opts.ModelSpec)
-	if len(md.snap.Lanes) > 1 {
-		ss.Base, ss.Steered = md.snap.Lanes[0].Text(), md.snap.Lanes[1].Text()
+	if snap := md.lanes.snap; len(snap.Lanes) > 1 {
+		ss.Base, ss.Steered = snap.Lanes[0].Text(), snap.Lanes[1].Text()
 	}
 	return ss
 }
 
-func (md *Model) save() error { return sessions.Save(md.session()) }
-
-// exportCmd writes the export folder in the background from a copy of the
-// current settings, the plan resolved against the model (so an export
-// before any run names the layer a run would steer).
-func (md *Model) exportCmd() tea.Cmd {
-	s := md.settings
-	s.Prompt, s.System = md.prompt.Value(), md.system.Value()
-	ss := s.ToSession(md.sessionName(), md.opts.ModelSpec)
-	m, id := md.m, modelID(md.opts.ModelSpec, md.m)
-	dir := filepath.Join(".", "genkit-export-"+md.sessionName())
-	return func() tea.Msg {
-		r, err := steering.Resolve(context.Background(), m, ss.Steering, nil)
-		if err != nil {
-			return savedMsg{err: fmt.Errorf("export: %w", err)}
-		}
-		err = sessions.Export(ss, dir, sessions.ExportOptions{ModelID: id, HiddenLayers: m.NumLayers(), Layer: r.Layer, Alpha: r.Alpha,
-			SaveVector: func(path string) error { return r.SaveVector(m, path) }})
-		return savedMsg{err: err, what: "exported to " + dir}
-	}
-}
-
-// calibrationMsg carries a stored calibration looked up for a preset and
-// mode (the K key).
-type calibrationMsg struct {
-	c            steering.Calibration
-	ok           bool
-	err          error
-	preset, mode string
-}
-
-func modelID(spec string, m *engine.Model) string {
-	if spec != "" {
-		return spec
-	}
-	if m != nil {
-		return m.Source
-	}
-	return ""
-}
-
-// Update implements tea.Model.
+// Update implements tea.Model: the UI's own messages here, keys and mouse
+// by focus to the children.
 func (md *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	switch msg := msg.(type) {
 	case tea.WindowSizeMsg:
@@ -285,17 +270,9 @@ func (md *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			send = func(tea.Msg) {}
 		}
 		md.runner = NewRunner(md.m, send)
-		var names []string
-		if ps, err := steering.Presets(); err == nil {
-			for _, p := range ps {
-				names = append(names, p.Name)
-			}
-		}
-		md.controls = newControls(md.m.NumLayers(), names)
+		md.controls.list = newControls(md.m.NumLayers(), msg.presets, msg.modelSamples)
+		md.device = msg.device
 		md.status = "ready"
-		if dev, err := deviceName(); err == nil {
-			md.device = dev
-		}
 		if md.opts.StartNow {
 			return md, md.startRun()
 		}
@@ -304,12 +281,12 @@ func (md *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		if msg.RunID != md.runID {
 			return md, nil // a cancelled run's tokens never show
 		}
-		md.snap = msg
+		md.lanes.snap = msg
 		if msg.Done {
 			md.running = false
 			md.err = msg.Err
 			md.status = fmt.Sprintf("run %d %s: %d tokens at %.1f tokens/s", msg.RunID, msg.Finished, msg.Steps, msg.TokensPerSecond())
-			return md, readMemory
+			return md, md.readMemory
 		}
 		return md, nil
 	case ProgressMsg:
@@ -326,7 +303,7 @@ func (md *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case autosaveMsg:
 		var cmd tea.Cmd
 		if md.m != nil {
-			cmd = saveCmd(md, "autosaved")
+			cmd = md.saveCmd("autosaved")
 		}
 		return md, tea.Batch(cmd, tea.Tick(autosaveTick, func(time.Time) tea.Msg { return autosaveMsg{} }))
 	case savedMsg:
@@ -341,21 +318,7 @@ func (md *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		md.memory = msg.stats
 		return md, nil
 	case calibrationMsg:
-		switch {
-		case msg.err != nil:
-			md.status = "calibration: " + msg.err.Error()
-		case msg.preset != md.settings.Steering.Preset || msg.mode != string(md.settings.Steering.Mode):
-			// The preset or mode changed while looking: stale.
-		case !msg.ok:
-			md.status = fmt.Sprintf("no calibration for %s (%s) on this model: genkit vector calibrate --preset %s --mode %s", msg.preset, msg.mode, msg.preset, msg.mode)
-		case !msg.c.Found:
-			md.status = fmt.Sprintf("%s (%s) has no sound setting on this model: %s", msg.preset, msg.mode, msg.c.Why)
-		default:
-			md.settings.Steering.Alpha, md.settings.Steering.Layer = &msg.c.Alpha, &msg.c.Layer
-			md.status = fmt.Sprintf("calibrated %s (%s): alpha %g, layer %d", msg.preset, msg.mode, msg.c.Alpha, msg.c.Layer)
-			return md, md.changed()
-		}
-		return md, nil
+		return md, md.calibrated(msg)
 	case vectorMadeMsg:
 		md.making = false
 		if msg.err != nil {
@@ -363,87 +326,114 @@ func (md *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			return md, nil
 		}
 		md.settings.Steering.Preset, md.settings.Steering.Vector, md.settings.Steering.Layer = "", msg.path, &msg.best
-		md.snap.Separated = msg.sep
+		md.lanes.snap.Separated = msg.sep
 		md.status = fmt.Sprintf("made %s: best separation at layer %d (%.2f); steering with it", filepath.Base(msg.path), msg.best, msg.sep[msg.best])
 		md.setFocus(focusControls)
 		return md, md.startRun()
 	case sessionsMsg:
+		switch {
+		case msg.err != nil:
+			md.err = msg.err
+		case len(msg.list) == 0:
+			md.status = "no saved sessions yet"
+		default:
+			md.picker.Open(msg.list)
+			md.setFocus(focusPicker)
+		}
+		return md, nil
+	case sessionOpenedMsg:
 		if msg.err != nil {
 			md.err = msg.err
 			return md, nil
 		}
-		if len(msg.list) == 0 {
-			md.status = "no saved sessions yet"
-			return md, nil
-		}
-		md.picker, md.picked = msg.list, 0
-		return md, nil
+		md.settings = FromSession(msg.s)
+		md.editors.SetValue(edPrompt, md.settings.Prompt)
+		md.editors.SetValue(edSystem, md.settings.System)
+		md.opts.SessionName = msg.name
+		md.dirty = false
+		cmd := md.startRun()
+		md.status = "opened session " + msg.name
+		return md, cmd
 	case tea.MouseWheelMsg:
-		if msg.Button == tea.MouseWheelUp {
-			md.scroll = max(0, md.scroll-3)
-		} else {
-			md.scroll += 3
-		}
+		md.lanes.Update(msg)
 		return md, nil
 	case tea.MouseClickMsg:
-		// Clicking the prompt area focuses the editor; elsewhere the controls.
-		if msg.Y >= 1 && msg.Y <= md.promptHeight() {
-			md.setFocus(focusPrompt)
-		} else {
-			md.setFocus(focusControls)
+		// Clicking the editor focuses the prompt; elsewhere the controls.
+		if msg.Y >= 1 && msg.Y <= md.editors.Height() {
+			if _, ok := md.focus.editor(); !ok {
+				return md, md.setFocus(focusPrompt)
+			}
+			return md, nil
 		}
-		return md, nil
+		return md, md.leave()
 	case SignalMsg:
 		return md.quit(0)
 	case tea.KeyPressMsg:
 		return md.handleKey(msg)
 	}
-	return md, md.updateEditors(msg)
+	// Anything else (the cursor's blink, a paste) goes to the editor.
+	return md, md.editors.Update(msg)
 }
 
-func (md *Model) updateEditors(msg tea.Msg) tea.Cmd {
-	var cmd tea.Cmd
-	switch md.focus {
-	case focusPrompt:
-		md.prompt, cmd = md.prompt.Update(msg)
-	case focusSystem:
-		md.system, cmd = md.system.Update(msg)
-	case focusPositive:
-		md.positive, cmd = md.positive.Update(msg)
-	case focusNegative:
-		md.negative, cmd = md.negative.Update(msg)
+// calibrated applies a calibration found by K (unless the preset or mode
+// changed while looking).
+func (md *Model) calibrated(msg calibrationMsg) tea.Cmd {
+	switch {
+	case msg.err != nil:
+		md.status = "calibration: " + msg.err.Error()
+	case msg.preset != md.settings.Steering.Preset || msg.mode != string(md.settings.Steering.Mode):
+		// Stale.
+	case !msg.ok:
+		md.status = fmt.Sprintf("no calibration for %s (%s) on this model: genkit vector calibrate --preset %s --mode %s", msg.preset, msg.mode, msg.preset, msg.mode)
+	case !msg.c.Found:
+		md.status = fmt.Sprintf("%s (%s) has no sound setting on this model: %s", msg.preset, msg.mode, msg.c.Why)
+	default:
+		md.settings.Steering.Alpha, md.settings.Steering.Layer = &msg.c.Alpha, &msg.c.Layer
+		md.status = fmt.Sprintf("calibrated %s (%s): alpha %g, layer %d", msg.preset, msg.mode, msg.c.Alpha, msg.c.Layer)
+		return md.changed()
 	}
-	return cmd
+	return nil
 }
 
-func (md *Model) setFocus(f focus) {
+// setFocus moves the focus, focusing or blurring the editors and closing
+// the inspector or the picker when they lose it.
+func (md *Model) setFocus(f focus) tea.Cmd {
 	md.focus = f
-	md.prompt.Blur()
-	md.system.Blur()
-	md.positive.Blur()
-	md.negative.Blur()
-	switch f {
-	case focusPrompt:
-		md.prompt.Focus()
-	case focusSystem:
-		md.system.Focus()
-	case focusPositive:
-		md.positive.Focus()
-	case focusNegative:
-		md.negative.Focus()
+	md.lanes.SetInspect(f == focusInspector)
+	if f != focusPicker {
+		md.picker.list = nil
 	}
+	if k, ok := f.editor(); ok {
+		return md.editors.Focus(k)
+	}
+	md.editors.Blur()
+	return nil
+}
+
+// leave goes back to the controls; leaving an edited prompt reruns.
+func (md *Model) leave() tea.Cmd {
+	edited := md.editors.Value(edPrompt) != md.settings.Prompt || md.editors.Value(edSystem) != md.settings.System
+	md.setFocus(focusControls)
+	if edited {
+		return md.changed()
+	}
+	return nil
 }
 
 // SignalMsg asks the UI to quit at once, saving the session, because the
 // process received a signal (SIGINT, SIGTERM or SIGHUP).
 type SignalMsg struct{}
 
-// WaitRunner waits up to d for the background run to end (after quitting)
-// and reports whether it did.
+// WaitRunner cancels the background run (the program has returned: nothing
+// shows it any more; Bubble Tea quits on SIGTERM without passing through
+// Update) and waits up to d for it to end, so MLX is idle; it reports
+// whether the run ended.
 func (md *Model) WaitRunner(d time.Duration) bool {
+	md.cancel()
 	if md.runner == nil {
 		return true
 	}
+	md.runner.Cancel()
 	return md.runner.Wait(d)
 }
 
@@ -460,6 +450,7 @@ func (md *Model) quit(code int) (tea.Model, tea.Cmd) {
 	}
 	md.quitting = true
 	md.exitCode = code
+	md.cancel()
 	if md.runner != nil {
 		md.runner.Cancel()
 	}
@@ -475,242 +466,121 @@ func (md *Model) SaveOnExit() error {
 	return md.save()
 }
 
+// handleKey routes a key: the global keys first, then the focused
+// context's.
 func (md *Model) handleKey(msg tea.KeyPressMsg) (tea.Model, tea.Cmd) {
-	k := md.keys
-	if key.Matches(msg, k.ForceQuit) {
+	g := md.keys.global
+	switch {
+	case key.Matches(msg, g.Quit):
 		return md.quit(130)
-	}
-	if key.Matches(msg, k.Run) {
+	case key.Matches(msg, g.Run):
 		md.dirty = false
 		return md, md.startRun()
+	case key.Matches(msg, g.Save):
+		return md, md.saveCmd("saved session " + md.sessionName())
 	}
-	if key.Matches(msg, k.Save) {
-		return md, saveCmd(md, "saved session "+md.sessionName())
-	}
-	if md.focus == focusPositive || md.focus == focusNegative {
-		switch msg.String() {
-		case "tab":
-			if md.focus == focusPositive {
-				md.setFocus(focusNegative)
-			} else {
-				md.setFocus(focusPositive)
-			}
-			return md, nil
-		case "esc":
-			md.setFocus(focusControls)
-			return md, nil
-		case "ctrl+g":
-			return md, md.makeVector()
+	switch md.focus {
+	case focusPrompt, focusSystem:
+		if key.Matches(msg, md.keys.editor.Back) {
+			return md, md.leave()
 		}
-		return md, md.updateEditors(msg)
-	}
-	if key.Matches(msg, k.Focus) {
-		switch md.focus {
-		case focusControls:
-			md.setFocus(focusPrompt)
-		default:
+		return md, md.editors.Update(msg)
+	case focusPositive, focusNegative:
+		return md.vectorKey(msg)
+	case focusPicker:
+		cmd := md.picker.Update(msg)
+		if !md.picker.IsOpen() {
 			md.setFocus(focusControls)
-			if md.prompt.Value() != md.settings.Prompt || md.system.Value() != md.settings.System {
-				return md, md.changed()
-			}
 		}
+		return md, cmd
+	case focusInspector:
+		return md.inspectorKey(msg)
+	}
+	return md.controlsKey(msg)
+}
+
+func (md *Model) vectorKey(msg tea.KeyPressMsg) (tea.Model, tea.Cmd) {
+	v := md.keys.vector
+	switch {
+	case key.Matches(msg, v.Switch):
+		if md.focus == focusPositive {
+			return md, md.setFocus(focusNegative)
+		}
+		return md, md.setFocus(focusPositive)
+	case key.Matches(msg, v.Back):
+		return md, md.setFocus(focusControls)
+	case key.Matches(msg, v.Make):
+		return md, md.makeVector()
+	}
+	return md, md.editors.Update(msg)
+}
+
+func (md *Model) inspectorKey(msg tea.KeyPressMsg) (tea.Model, tea.Cmd) {
+	in := md.keys.inspector
+	switch {
+	case key.Matches(msg, in.Quit):
+		return md.quit(0)
+	case key.Matches(msg, in.Help):
+		md.toggleHelp()
 		return md, nil
 	}
-	if md.picker != nil {
-		return md.pickerKey(msg)
+	md.lanes.Update(msg)
+	if !md.lanes.inspect {
+		md.setFocus(focusControls)
 	}
-	if md.focus != focusControls {
-		if msg.String() == "esc" {
-			md.setFocus(focusControls)
-			return md, md.changed()
+	return md, nil
+}
+
+func (md *Model) toggleHelp() {
+	md.help.ShowAll = !md.help.ShowAll
+}
+
+// controlsKey handles the default context's keys: the panel's (select and
+// step), the lanes' (scroll) and the commands.
+func (md *Model) controlsKey(msg tea.KeyPressMsg) (tea.Model, tea.Cmd) {
+	if st, ok := md.controls.Update(msg, &md.settings); ok {
+		if st.c == nil {
+			return md, nil
 		}
-		return md, md.updateEditors(msg)
+		if !st.active {
+			// Kept for when it matters; rerunning could not change the text.
+			md.status = fmt.Sprintf("%s %s has no effect while %s: no rerun", st.c.name, st.c.value(&md.settings), st.c.why)
+			return md, nil
+		}
+		return md, md.changed()
 	}
+	if md.lanes.Update(msg) {
+		return md, nil
+	}
+	c := md.keys.controls
 	switch {
-	case key.Matches(msg, k.Quit):
+	case key.Matches(msg, c.Quit):
 		return md.quit(0)
-	case key.Matches(msg, k.Help):
-		md.showHelp = !md.showHelp
-		md.help.ShowAll = md.showHelp
-	case key.Matches(msg, k.Up):
-		md.selected = max(0, md.selected-1)
-	case key.Matches(msg, k.Down):
-		md.selected = min(len(md.controls)-1, md.selected+1)
-	case key.Matches(msg, k.Inc), key.Matches(msg, k.Dec):
-		if md.selected < len(md.controls) {
-			d := 1
-			if key.Matches(msg, k.Dec) {
-				d = -1
-			}
-			md.controls[md.selected].step(&md.settings, d)
-			return md, md.changed()
-		}
-	case key.Matches(msg, k.AlphaUp), key.Matches(msg, k.AlphaDown):
-		d := 1
-		if key.Matches(msg, k.AlphaDown) {
-			d = -1
-		}
-		if len(md.controls) > 0 {
-			md.controls[0].step(&md.settings, d)
-			return md, md.changed()
-		}
-	case key.Matches(msg, k.Sweep):
+	case key.Matches(msg, c.Help):
+		md.toggleHelp()
+	case key.Matches(msg, c.Prompt):
+		return md, md.setFocus(focusPrompt)
+	case key.Matches(msg, c.System):
+		return md, md.setFocus(focusSystem)
+	case key.Matches(msg, c.MakeVector):
+		return md, md.setFocus(focusPositive)
+	case key.Matches(msg, c.Sweep):
 		md.settings.Sweep = !md.settings.Sweep
 		return md, md.changed()
-	case key.Matches(msg, k.Chat):
+	case key.Matches(msg, c.Chat):
 		md.settings.Chat = !md.settings.Chat
 		return md, md.changed()
-	case key.Matches(msg, k.System):
-		md.setFocus(focusSystem)
-	case key.Matches(msg, k.Theme):
+	case key.Matches(msg, c.Theme):
 		md.setPalette(themes.All[(md.palette+1)%len(themes.All)])
 		md.themeFixed = true
-	case key.Matches(msg, k.Inspect):
-		md.inspect = !md.inspect
-	case key.Matches(msg, k.ScrollUp):
-		md.scroll = max(0, md.scroll-5)
-	case key.Matches(msg, k.ScrollDown):
-		md.scroll += 5
-	case key.Matches(msg, k.MakeVector):
-		md.setFocus(focusPositive)
-	case key.Matches(msg, k.Calibrated):
-		if md.m == nil || md.settings.Steering.Preset == "" {
-			md.status = "calibration applies to presets: choose one first"
-			return md, nil
-		}
-		m, preset, mode := md.m, md.settings.Steering.Preset, string(md.settings.Steering.Mode)
-		return md, func() tea.Msg {
-			fp, err := steering.Fingerprint(m)
-			if err != nil {
-				return calibrationMsg{err: err}
-			}
-			c, ok, err := steering.LookupCalibration(preset, mode, fp)
-			return calibrationMsg{c: c, ok: ok, err: err, preset: preset, mode: mode}
-		}
-	case key.Matches(msg, k.Open):
-		return md, func() tea.Msg {
-			list, err := sessions.List()
-			return sessionsMsg{list, err}
-		}
-	case key.Matches(msg, k.Export):
-		if md.m == nil {
-			return md, nil
-		}
+	case key.Matches(msg, c.Inspect):
+		md.setFocus(focusInspector)
+	case key.Matches(msg, c.Calibrated):
+		return md, md.calibrationCmd()
+	case key.Matches(msg, c.Open):
+		return md, listSessions
+	case key.Matches(msg, c.Export):
 		return md, md.exportCmd()
-	case msg.String() == ",":
-		md.inspectAt = max(0, md.inspectAt-1)
-	case msg.String() == ".":
-		md.inspectAt++
 	}
 	return md, nil
-}
-
-// pickerKey moves in the session list; enter opens the session (its
-// settings replace the current ones, and it becomes the autosave target).
-func (md *Model) pickerKey(msg tea.KeyPressMsg) (tea.Model, tea.Cmd) {
-	switch {
-	case key.Matches(msg, md.keys.Up):
-		md.picked = max(0, md.picked-1)
-	case key.Matches(msg, md.keys.Down):
-		md.picked = min(len(md.picker)-1, md.picked+1)
-	case msg.String() == "enter":
-		info := md.picker[md.picked]
-		md.picker = nil
-		if info.Err != nil {
-			md.err = info.Err
-			return md, nil
-		}
-		s, err := sessions.Load(info.Name)
-		if err != nil {
-			md.err = err
-			return md, nil
-		}
-		md.settings = FromSession(s)
-		md.prompt.SetValue(md.settings.Prompt)
-		md.system.SetValue(md.settings.System)
-		md.opts.SessionName = info.Name
-		md.status = "opened session " + info.Name
-		return md, md.startRun()
-	case msg.String() == "esc", key.Matches(msg, md.keys.Quit):
-		md.picker = nil
-	}
-	return md, nil
-}
-
-// saveCmd saves a copy of the current session in the background.
-func saveCmd(md *Model, what string) tea.Cmd {
-	ss := md.session()
-	return func() tea.Msg { return savedMsg{err: sessions.Save(ss), what: what} }
-}
-
-func readMemory() tea.Msg {
-	st, _ := engine.Memory(context.Background())
-	return memoryMsg{st}
-}
-
-func deviceName() (string, error) {
-	d, err := engine.Device(context.Background())
-	return d.Device.String(), err
-}
-
-// sessionsMsg carries the saved sessions for the picker.
-type sessionsMsg struct {
-	list []sessions.Info
-	err  error
-}
-
-// vectorMadeMsg reports a vector made from the user's contrastive texts.
-type vectorMadeMsg struct {
-	path string
-	best int
-	sep  map[int]float64
-	err  error
-}
-
-func lines(s string) []string {
-	var out []string
-	for _, l := range strings.Split(s, "\n") {
-		if l = strings.TrimSpace(l); l != "" {
-			out = append(out, l)
-		}
-	}
-	return out
-}
-
-// makeVector extracts a vector from the positive and negative editors in
-// the background (progress in the status bar), saves it as a control
-// vector under the cache dir and steers with it at its best layer.
-func (md *Model) makeVector() tea.Cmd {
-	if md.m == nil || md.making {
-		return nil
-	}
-	pos, neg := lines(md.positive.Value()), lines(md.negative.Value())
-	m, send, id := md.m, md.send, md.runID
-	md.making = true
-	md.status = "making a vector from your texts…"
-	return func() tea.Msg {
-		pairs, err := steering.TextPairs(m, pos, neg)
-		if err != nil {
-			return vectorMadeMsg{err: err}
-		}
-		ex, err := steering.Extract(context.Background(), m, pairs, steering.ExtractOptions{Progress: func(done, total int) {
-			if send != nil {
-				send(ProgressMsg{RunID: id, What: "reading hidden states", Done: done, Total: total})
-			}
-		}})
-		if err != nil {
-			return vectorMadeMsg{err: err}
-		}
-		dir, err := engine.CacheDir()
-		if err != nil {
-			return vectorMadeMsg{err: err}
-		}
-		path := filepath.Join(dir, "vectors", "custom", time.Now().Format("20060102-150405")+".gguf")
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			return vectorMadeMsg{err: err}
-		}
-		err = (&steering.VectorSet{Vectors: ex.Vectors, ModelHint: m.Config.Architecture}).Save(path)
-
-		return vectorMadeMsg{path: path, best: ex.BestLayer(), sep: ex.Separation, err: err}
-	}
 }

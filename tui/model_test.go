@@ -42,7 +42,7 @@ func newTestModel(t *testing.T, w, h int) *Model {
 	t.Setenv("GENKIT_DATA_DIR", t.TempDir())
 	m := loadTiny(t)
 	md := New(Options{ModelSpec: "tiny-llama", SessionName: "test", Settings: DefaultSettings(), Theme: "dark"})
-	md.Update(modelLoadedMsg{m: m})
+	md.Update(loaded(m, nil))
 	md.device = "cpu"
 	md.Update(tea.WindowSizeMsg{Width: w, Height: h})
 	return md
@@ -116,7 +116,7 @@ func TestControlsChangeSettingsAndRestartAfterDebounce(t *testing.T) {
 		t.Fatal("the latest debounce tick did not fire")
 	}
 	// Select the temperature control and lower it.
-	for md.controls[md.selected].name != "temperature" {
+	for md.controls.Selected().name != "temperature" {
 		md.Update(tea.KeyPressMsg{Code: tea.KeyDown})
 	}
 	md.Update(tea.KeyPressMsg{Code: tea.KeyLeft})
@@ -137,11 +137,11 @@ func TestStaleSnapshotsAreDropped(t *testing.T) {
 	md := newTestModel(t, 120, 40)
 	md.runID = 3
 	md.Update(settled(2))
-	if len(md.snap.Lanes) != 0 {
+	if len(md.lanes.snap.Lanes) != 0 {
 		t.Fatal("a cancelled run's snapshot was shown")
 	}
 	md.Update(settled(3))
-	if len(md.snap.Lanes) != 2 || md.running {
+	if len(md.lanes.snap.Lanes) != 2 || md.running {
 		t.Fatal("the current run's final snapshot was not taken")
 	}
 }
@@ -222,13 +222,20 @@ func TestSessionPickerOpensASavedSession(t *testing.T) {
 	}
 	_, cmd := md.Update(tea.KeyPressMsg{Code: 'o', Text: "o"})
 	md.Update(cmd())
-	if len(md.picker) != 1 || !strings.Contains(ansi.Strip(md.render()), "older") {
-		t.Fatalf("picker: %v\n%s", md.picker, ansi.Strip(md.render()))
+	if len(md.picker.list) != 1 || md.focus != focusPicker || !strings.Contains(ansi.Strip(md.render()), "older") {
+		t.Fatalf("picker: %v\n%s", md.picker.list, ansi.Strip(md.render()))
 	}
 	md.runner = nil
-	md.Update(tea.KeyPressMsg{Code: tea.KeyEnter})
-	if md.picker != nil || md.settings.Steering.EffectiveAlpha() != 2.5 || md.prompt.Value() != "A saved prompt." || md.sessionName() != "older" {
-		t.Fatalf("opened: alpha %g prompt %q session %s", md.settings.Steering.EffectiveAlpha(), md.prompt.Value(), md.sessionName())
+	_, cmd = md.Update(tea.KeyPressMsg{Code: tea.KeyEnter})
+	if md.picker.IsOpen() || md.focus != focusControls || cmd == nil {
+		t.Fatal("enter did not close the picker and read the session")
+	}
+	if md.settings.Steering.EffectiveAlpha() == 2.5 {
+		t.Fatal("the session was read in Update, not by its command")
+	}
+	md.Update(cmd())
+	if md.settings.Steering.EffectiveAlpha() != 2.5 || md.editors.Value(edPrompt) != "A saved prompt." || md.sessionName() != "older" {
+		t.Fatalf("opened: alpha %g prompt %q session %s", md.settings.Steering.EffectiveAlpha(), md.editors.Value(edPrompt), md.sessionName())
 	}
 }
 
@@ -250,14 +257,14 @@ func TestMakeVectorFromOwnTexts(t *testing.T) {
 	}
 	defer mlx.Do(context.Background(), func() error { m.Free(); return nil })
 	md := New(Options{Settings: DefaultSettings(), Theme: "dark"})
-	md.Update(modelLoadedMsg{m: m})
+	md.Update(loaded(m, nil))
 	md.Update(tea.WindowSizeMsg{Width: 120, Height: 40})
 	md.Update(tea.KeyPressMsg{Code: 'v', Text: "v"})
 	if md.focus != focusPositive {
 		t.Fatal("v did not open the vector editor")
 	}
-	md.positive.SetValue("I am overjoyed, what a wonderful day!\nThis is the best news ever, hooray!")
-	md.negative.SetValue("I am miserable, what a terrible day.\nThis is the worst news ever, alas.")
+	md.editors.SetValue(edPositive, "I am overjoyed, what a wonderful day!\nThis is the best news ever, hooray!")
+	md.editors.SetValue(edNegative, "I am miserable, what a terrible day.\nThis is the worst news ever, alas.")
 	_, cmd := md.Update(tea.KeyPressMsg{Code: 'g', Mod: tea.ModCtrl})
 	if cmd == nil {
 		t.Fatal("ctrl+g made nothing")
@@ -287,7 +294,7 @@ func TestExportFromTheUI(t *testing.T) {
 		v[i] = float32(i%5) - 2
 	}
 	if err := mlx.Do(context.Background(), func() error {
-		return (&steering.VectorSet{Vectors: map[int][]float32{1: v}}).Save(vec)
+		return (&steering.VectorSet{Vectors: map[int][]float32{1: v}, ModelHint: md.m.Config.Architecture}).Save(vec)
 	}); err != nil {
 		t.Fatal(err)
 	}
