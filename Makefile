@@ -53,7 +53,7 @@ GO_ENV = $(CGO_ENV) GENKIT_DEFAULT_MODEL="$(DEFAULT_MODEL)" GENKIT_VENV="$(VENV)
 # Debian packages the build needs (command -> package).
 APT_NEEDS := g++:g++ unzip:unzip tmux:tmux curl:curl
 
-.PHONY: deps build run test vet fmt-check bench smoke clean distclean gpu-pack peers
+.PHONY: deps build run test vet fmt-check bench smoke clean distclean gpu-pack peers interop
 
 deps: $(APT_STAMP) $(MLX_STAMP) $(TOK_STAMP) $(DEFAULT_MODEL)
 
@@ -155,3 +155,23 @@ $(PEERS)/bin/llama-bench:
 	    -DCMAKE_CUDA_ARCHITECTURES=$${CUDA_ARCH:-90} -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF >/dev/null && \
 	  cmake --build b -j$$(nproc) --target llama-bench llama-quantize > build.log 2>&1 && \
 	  mkdir -p bin && cp b/bin/llama-bench b/bin/llama-quantize bin/ && echo "built $$(pwd)/bin/llama-bench (CUDA $$cuda)"
+
+# Interop (never in CI): export sessions on the default model and run what
+# the export says with the real tools: llama.cpp's llama-completion (built
+# from the same vendored source as `make peers`) and transformers on the CPU
+# in a throwaway venv (torch's PyPI wheel pulls its CUDA libraries; it runs
+# on the CPU here). scripts/interop/interop.py says what is checked;
+# docs/interop.md has the results.
+INTEROP_VENV := $(BUILD)/interop-venv
+INTEROP_PKGS := torch==2.15.0 transformers==5.24.0 gguf==0.19.0 accelerate==1.15.0 huggingface_hub==2.4.0 numpy==2.4.6
+# The stamp names the pins: change both together.
+INTEROP_STAMP := $(INTEROP_VENV)/.stamp-torch-2.15.0-transformers-5.24.0-gguf-0.19.0-accelerate-1.15.0-hub-2.4.0
+$(INTEROP_STAMP):
+	@echo "setting up $(INTEROP_VENV) with $(INTEROP_PKGS)"
+	@[ -x $(INTEROP_VENV)/bin/python ] || $(PYTHON) -m venv $(INTEROP_VENV)
+	@$(INTEROP_VENV)/bin/python -m pip install -q --disable-pip-version-check $(INTEROP_PKGS)
+	@rm -f $(INTEROP_VENV)/.stamp-* && touch $@
+$(PEERS)/b/bin/llama-completion: $(PEERS)/bin/llama-bench
+	nice -n 19 cmake --build $(PEERS)/b -j2 --target llama-completion llama-quantize > $(PEERS)/build-interop.log 2>&1
+interop: build $(PEERS)/b/bin/llama-completion $(INTEROP_STAMP)
+	$(GO_ENV) $(INTEROP_VENV)/bin/python scripts/interop/interop.py --genkit $(BIN)/genkit --llama-bin $(PEERS)/b/bin --out $(BUILD)/interop

@@ -1,8 +1,11 @@
 package engine
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 
 	"github.com/nikolalohinski/gonja/v2"
@@ -20,10 +23,163 @@ type Message struct {
 // ErrNoChatTemplate is returned by ApplyChatTemplate for a model without one.
 var ErrNoChatTemplate = errors.New("the model has no chat template")
 
+// Roles a conversation may use (OpenAI-style); a system turn comes first.
+const (
+	RoleSystem    = "system"
+	RoleUser      = "user"
+	RoleAssistant = "assistant"
+)
+
+// CheckMessages is the rule for a conversation genkit continues: at least
+// one turn, roles system, user or assistant, a system turn only first, and
+// a user turn last (the model answers it).
+func CheckMessages(msgs []Message) error {
+	if len(msgs) == 0 {
+		return fmt.Errorf("messages: the conversation is empty")
+	}
+	for i, m := range msgs {
+		switch m.Role {
+		case RoleSystem:
+			if i != 0 {
+				return fmt.Errorf("messages[%d]: a system turn may only come first", i)
+			}
+		case RoleUser, RoleAssistant:
+		default:
+			return fmt.Errorf("messages[%d]: role %q: want system, user or assistant", i, m.Role)
+		}
+	}
+	if last := msgs[len(msgs)-1]; last.Role != RoleUser {
+		return fmt.Errorf("messages[%d]: the conversation ends with a %s turn; end it with a user turn for the model to answer", len(msgs)-1, last.Role)
+	}
+	return nil
+}
+
+// ParseMessages reads a conversation from JSON: a list of {"role",
+// "content"} objects, or an object {"messages": [...]} (OpenAI's request
+// shape), and checks it with CheckMessages.
+func ParseMessages(data []byte) ([]Message, error) {
+	var msgs []Message
+	if err := json.Unmarshal(data, &msgs); err != nil {
+		var obj struct {
+			Messages []Message `json:"messages"`
+		}
+		if err2 := json.Unmarshal(data, &obj); err2 != nil || obj.Messages == nil {
+			return nil, fmt.Errorf("messages: want a JSON list of {\"role\", \"content\"} objects or {\"messages\": [...]}: %w", err)
+		}
+		msgs = obj.Messages
+	}
+	if err := CheckMessages(msgs); err != nil {
+		return nil, err
+	}
+	return msgs, nil
+}
+
+// ChatKwargs are extra variables for a chat template, as transformers'
+// apply_chat_template(..., **kwargs) passes them (Qwen3's enable_thinking,
+// say). Values are kept as JSON text so numbers keep their form through
+// sessions: 5 renders as 5 and 5.0 as 5.0, as Python's json.loads reads
+// them.
+type ChatKwargs map[string]json.RawMessage
+
+// reservedChatKwargs are template variables genkit sets itself (or, for
+// tools and documents, does not support).
+var reservedChatKwargs = map[string]string{
+	"messages":              "the conversation is given with --messages/--prompt",
+	"add_generation_prompt": "genkit always opens the assistant's turn",
+	"raise_exception":       "it is the template's error function",
+	"tools":                 "tool definitions are not supported",
+	"documents":             "documents are not supported",
+}
+
+// ParseChatKwargs reads chat-template variables from a JSON object and
+// checks them with Check.
+func ParseChatKwargs(data []byte) (ChatKwargs, error) {
+	var kw ChatKwargs
+	if err := json.Unmarshal(data, &kw); err != nil || kw == nil {
+		if err == nil {
+			err = errors.New("null")
+		}
+		return nil, fmt.Errorf("chat kwargs: want a JSON object such as {\"enable_thinking\": false}: %w", err)
+	}
+	if err := kw.Check(); err != nil {
+		return nil, err
+	}
+	return kw, nil
+}
+
+// Check refuses names genkit sets itself and values that are not JSON.
+func (kw ChatKwargs) Check() error {
+	for _, k := range sortedKeys(kw) {
+		if why, ok := reservedChatKwargs[k]; ok {
+			return fmt.Errorf("chat kwargs: %q cannot be set: %s", k, why)
+		}
+		if _, err := jsonValue(kw[k]); err != nil {
+			return fmt.Errorf("chat kwargs: %q: %w", k, err)
+		}
+	}
+	return nil
+}
+
+func sortedKeys(kw ChatKwargs) []string {
+	keys := make([]string, 0, len(kw))
+	for k := range kw {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// jsonValue decodes JSON as Python's json.loads does: integers as int,
+// other numbers as float64.
+func jsonValue(raw json.RawMessage) (any, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	return pyNumbers(v), nil
+}
+
+func pyNumbers(v any) any {
+	switch x := v.(type) {
+	case json.Number:
+		if !strings.ContainsAny(string(x), ".eE") {
+			if i, err := x.Int64(); err == nil {
+				return int(i)
+			}
+		}
+		f, _ := x.Float64()
+		return f
+	case []any:
+		for i := range x {
+			x[i] = pyNumbers(x[i])
+		}
+	case map[string]any:
+		for k := range x {
+			x[k] = pyNumbers(x[k])
+		}
+	}
+	return v
+}
+
+// ChatOptions are the inputs of a chat template besides the messages.
+type ChatOptions struct {
+	// AddGenerationPrompt ends the text with the assistant's turn opened.
+	AddGenerationPrompt bool
+	// Kwargs are extra template variables.
+	Kwargs ChatKwargs
+}
+
 // ApplyChatTemplate renders messages with the model's Jinja chat template the
 // way transformers does (trim_blocks and lstrip_blocks on), ending with the
 // assistant prompt when addGenerationPrompt is set.
 func (m *Model) ApplyChatTemplate(messages []Message, addGenerationPrompt bool) (string, error) {
+	return m.RenderChat(messages, ChatOptions{AddGenerationPrompt: addGenerationPrompt})
+}
+
+// RenderChat renders messages with the model's chat template and opts.
+func (m *Model) RenderChat(messages []Message, opts ChatOptions) (string, error) {
 	if m.Tokenizer == nil || m.Tokenizer.ChatTemplate == "" {
 		return "", ErrNoChatTemplate
 	}
@@ -38,11 +194,17 @@ func (m *Model) ApplyChatTemplate(messages []Message, addGenerationPrompt bool) 
 	if len(tk.EOS) > 0 {
 		eos = special(tk.EOS[0])
 	}
-	return RenderChatTemplate(tk.ChatTemplate, messages, addGenerationPrompt, special(tk.BOS), eos)
+	return RenderChatTemplate(tk.ChatTemplate, messages, opts, special(tk.BOS), eos)
 }
 
-// RenderChatTemplate renders a Jinja chat template.
-func RenderChatTemplate(tmpl string, messages []Message, addGenerationPrompt bool, bos, eos string) (string, error) {
+// RenderChatTemplate renders a Jinja chat template as transformers'
+// apply_chat_template does: the messages, add_generation_prompt,
+// bos_token and eos_token, then opts.Kwargs (which may override the
+// special tokens).
+func RenderChatTemplate(tmpl string, messages []Message, opts ChatOptions, bos, eos string) (string, error) {
+	if err := opts.Kwargs.Check(); err != nil {
+		return "", err
+	}
 	cfg := config.New()
 	cfg.TrimBlocks = true
 	cfg.LeftStripBlocks = true
@@ -63,17 +225,21 @@ func RenderChatTemplate(tmpl string, messages []Message, addGenerationPrompt boo
 		msgs[i] = map[string]any{"role": m.Role, "content": m.Content}
 	}
 	var raised error
-	ctx := exec.NewContext(map[string]any{
+	vars := map[string]any{
 		"messages":              msgs,
-		"add_generation_prompt": addGenerationPrompt,
+		"add_generation_prompt": opts.AddGenerationPrompt,
 		"bos_token":             bos,
 		"eos_token":             eos,
 		"raise_exception": func(msg string) string {
 			raised = errors.New(msg)
 			return ""
 		},
-	})
-	out, err := t.ExecuteToString(ctx)
+	}
+	for k, raw := range opts.Kwargs {
+		v, _ := jsonValue(raw) // checked above
+		vars[k] = v
+	}
+	out, err := t.ExecuteToString(exec.NewContext(vars))
 	if raised != nil {
 		return "", fmt.Errorf("chat template: %w", raised)
 	}
@@ -84,7 +250,8 @@ func RenderChatTemplate(tmpl string, messages []Message, addGenerationPrompt boo
 }
 
 // Prompt is what a run decodes from: token ids as given, or text wrapped in
-// the model's chat template (with an optional system turn) or fed plain.
+// the model's chat template (with an optional system turn, or a whole
+// conversation) or fed plain.
 type Prompt struct {
 	// IDs, when set, are the prompt's token ids and the other fields are
 	// ignored.
@@ -93,14 +260,46 @@ type Prompt struct {
 	Text string
 	// System is the system turn (chat only).
 	System string
+	// Messages, when set, are a conversation to continue (chat; roles as
+	// CheckMessages says): System, when also set, goes first and Text,
+	// when also set, is appended as the last user turn.
+	Messages []Message
 	// Chat wraps the text in the model's chat template, ending with the
-	// assistant's turn.
+	// assistant's turn. Messages imply it.
 	Chat bool
+	// ChatKwargs are extra chat-template variables (chat only).
+	ChatKwargs ChatKwargs
+}
+
+// IsChat reports whether the prompt goes through the chat template.
+func (p Prompt) IsChat() bool { return p.Chat || len(p.Messages) > 0 }
+
+// Conversation is the list of turns a chat prompt renders: System first,
+// then Messages, then Text as a user turn, checked by CheckMessages.
+func (p Prompt) Conversation() ([]Message, error) {
+	var msgs []Message
+	if p.System != "" {
+		if len(p.Messages) > 0 && p.Messages[0].Role == RoleSystem {
+			return nil, fmt.Errorf("the prompt has a system prompt and a conversation that starts with a system turn: give one")
+		}
+		msgs = append(msgs, Message{Role: RoleSystem, Content: p.System})
+	}
+	msgs = append(msgs, p.Messages...)
+	if p.Text != "" {
+		msgs = append(msgs, Message{Role: RoleUser, Content: p.Text})
+	}
+	if p.Text == "" && len(p.Messages) == 0 {
+		return nil, fmt.Errorf("the prompt is empty")
+	}
+	if err := CheckMessages(msgs); err != nil {
+		return nil, err
+	}
+	return msgs, nil
 }
 
 // EncodePrompt turns p into token ids: the one rule every front end uses.
-// A chat prompt for a model without a chat template is fed as plain text,
-// the system turn (when there is one) first: "SYSTEM\n\nTEXT\n".
+// The text is PromptText's; it is encoded with special tokens read from
+// it, and BOS prepended (when the model wants one) only for plain text.
 func (m *Model) EncodePrompt(p Prompt) ([]int, error) {
 	if len(p.IDs) > 0 {
 		for i, id := range p.IDs {
@@ -110,32 +309,54 @@ func (m *Model) EncodePrompt(p Prompt) ([]int, error) {
 		}
 		return p.IDs, nil
 	}
+	text, addBOS, err := m.PromptText(p)
+	if err != nil {
+		return nil, err
+	}
+	return m.Tokenizer.Encode(text, addBOS)
+}
+
+// PromptText is the text EncodePrompt tokenizes and whether BOS is added
+// to it. A chat prompt is rendered with the chat template (its
+// conversation, the assistant's turn opened, ChatKwargs); for a model
+// without a chat template a single system + user exchange is fed as plain
+// text, "SYSTEM\n\nTEXT\n" (the system turn only when there is one), and
+// a longer conversation or chat kwargs are refused.
+func (m *Model) PromptText(p Prompt) (text string, addBOS bool, err error) {
 	if m.Tokenizer == nil {
-		return nil, fmt.Errorf("%s has no tokenizer: give the prompt as token ids", m.Source)
+		return "", false, fmt.Errorf("%s has no tokenizer: give the prompt as token ids", m.Source)
 	}
-	if p.Text == "" {
-		return nil, fmt.Errorf("the prompt is empty")
+	if !p.IsChat() {
+		if len(p.ChatKwargs) > 0 {
+			return "", false, fmt.Errorf("chat kwargs apply to chat prompts: turn the chat template on")
+		}
+		if p.Text == "" {
+			return "", false, fmt.Errorf("the prompt is empty")
+		}
+		return p.Text, true, nil
 	}
-	if !p.Chat {
-		return m.Tokenizer.Encode(p.Text, true)
+	msgs, err := p.Conversation()
+	if err != nil {
+		return "", false, err
 	}
-	var msgs []Message
-	if p.System != "" {
-		msgs = append(msgs, Message{Role: "system", Content: p.System})
-	}
-	msgs = append(msgs, Message{Role: "user", Content: p.Text})
-	text, err := m.ApplyChatTemplate(msgs, true)
+	text, err = m.RenderChat(msgs, ChatOptions{AddGenerationPrompt: true, Kwargs: p.ChatKwargs})
 	if errors.Is(err, ErrNoChatTemplate) {
+		if len(p.ChatKwargs) > 0 {
+			return "", false, fmt.Errorf("chat kwargs: %w", err)
+		}
+		if len(p.Messages) > 0 {
+			return "", false, fmt.Errorf("a conversation (messages) needs a chat template: %w", err)
+		}
 		plain := p.Text
 		if p.System != "" {
 			plain = p.System + "\n\n" + p.Text + "\n"
 		}
-		return m.Tokenizer.Encode(plain, true)
+		return plain, true, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("chat template: %w", err)
+		return "", false, fmt.Errorf("chat template: %w", err)
 	}
-	return m.Tokenizer.Encode(text, false)
+	return text, false, nil
 }
 
 // DecodeText turns generated ids into text (special tokens skipped); ""

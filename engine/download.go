@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/gofrs/flock"
 	"github.com/gomlx/go-huggingface/hub"
 )
 
@@ -20,15 +21,24 @@ func wantedFile(name string) bool {
 	return strings.HasSuffix(base, ".safetensors") && !strings.Contains(name, "/")
 }
 
+// repoCacheDir is a model repository's folder in the hub cache
+// (models--ORG--NAME, as huggingface_hub names it).
+func repoCacheDir(cache, id string) string {
+	return filepath.Join(cache, "models--"+strings.ReplaceAll(id, "/", "--"))
+}
+
 // Download fetches a hub model into the Hugging Face cache (the layout the
-// Python library uses, so both share files) and returns its snapshot
-// directory, or the .gguf file of a GGUF-only repository. progress may be nil
-// (a progress bar is printed to the terminal then).
-func Download(id, revision string, progress func(file string, done, total int64)) (string, error) {
+// Python library uses, so both share files: blobs, snapshots/COMMIT and
+// refs/REVISION) and returns its snapshot directory, or the .gguf file of a
+// GGUF-only repository. progress may be nil (a progress bar is printed to
+// the terminal then). Whether it succeeds or fails it leaves no lock files
+// behind (cleanCache).
+func Download(id, revision string, progress func(file string, done, total int64)) (path string, err error) {
 	cache, err := HubCacheDir()
 	if err != nil {
 		return "", err
 	}
+	defer cleanCache(repoCacheDir(cache, id))
 	repo := hub.New(id).WithCacheDir(cache).WithRevision(revision).WithProgressBar(progress == nil)
 	if tok := os.Getenv("HF_TOKEN"); tok != "" {
 		repo = repo.WithAuth(tok)
@@ -71,8 +81,50 @@ func Download(id, revision string, progress func(file string, done, total int64)
 	if err != nil {
 		return "", fmt.Errorf("model %s: download: %w", id, err)
 	}
+	if info := repo.Info(); info != nil && info.CommitHash != "" && info.CommitHash != revision {
+		if err := writeRef(repoCacheDir(cache, id), revision, info.CommitHash); err != nil {
+			return "", fmt.Errorf("model %s: %w", id, err)
+		}
+	}
 	if !hasConfig {
 		return paths[0], nil
 	}
 	return filepath.Dir(paths[0]), nil
+}
+
+// writeRef records that revision (a branch or tag) points at commit, in
+// refs/REVISION as huggingface_hub does, so the snapshot is found offline.
+func writeRef(repoDir, revision, commit string) error {
+	p := filepath.Join(repoDir, "refs", filepath.FromSlash(revision))
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return fmt.Errorf("write %s: %w", p, err)
+	}
+	tmp := p + ".tmp"
+	if err := os.WriteFile(tmp, []byte(commit), 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", p, err)
+	}
+	if err := os.Rename(tmp, p); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", p, err)
+	}
+	return nil
+}
+
+// cleanCache removes what the download library leaves in a repository's
+// cache folder besides huggingface_hub's layout: every *.lock file no
+// process holds (it keeps one beside each file after a failed download)
+// and its info/ folder (repository listings it fetches again each run).
+func cleanCache(repoDir string) {
+	_ = filepath.WalkDir(repoDir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".lock") {
+			return nil
+		}
+		l := flock.New(p)
+		if ok, err := l.TryLock(); err == nil && ok {
+			os.Remove(p)
+			l.Unlock()
+		}
+		return nil
+	})
+	os.RemoveAll(filepath.Join(repoDir, "info"))
 }

@@ -68,22 +68,6 @@ func IsHubID(s string) bool {
 	return hubID.MatchString(s) && !strings.HasPrefix(s, ".")
 }
 
-// HubCacheDir is the Hugging Face hub cache shared with Python:
-// $HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub.
-func HubCacheDir() (string, error) {
-	if d := os.Getenv("HF_HUB_CACHE"); d != "" {
-		return d, nil
-	}
-	if d := os.Getenv("HF_HOME"); d != "" {
-		return filepath.Join(d, "hub"), nil
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return "", err
-	}
-	return filepath.Join(home, ".cache", "huggingface", "hub"), nil
-}
-
 // ErrNotCached is returned when a hub id is not in the local cache.
 var ErrNotCached = errors.New("not in the local Hugging Face cache")
 
@@ -114,8 +98,8 @@ func CachedSnapshot(id, revision string) (string, error) {
 }
 
 // ResolveModel turns what a user typed (empty for the default model, a path,
-// or a hub id) into a local path, downloading a hub id unless
-// HF_HUB_OFFLINE is set.
+// or a hub id) into a local path, downloading a hub id unless offline
+// (HubOffline).
 func ResolveModel(spec string, progress func(file string, done, total int64)) (string, error) {
 	if spec == "" {
 		p, err := DefaultModelPath()
@@ -136,13 +120,9 @@ func ResolveModel(spec string, progress func(file string, done, total int64)) (s
 	if p, err := CachedSnapshot(spec, ""); err == nil {
 		return p, nil
 	}
-	if offline() {
-		return "", fmt.Errorf("model %s is not in the local Hugging Face cache and HF_HUB_OFFLINE is set", spec)
+	if HubOffline() {
+		root, _ := HubCacheDir()
+		return "", fmt.Errorf("model %s is not in the local Hugging Face cache (%s) and offline mode is on (HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE)", spec, root)
 	}
 	return Download(spec, "main", progress)
-}
-
-func offline() bool {
-	v := strings.ToLower(os.Getenv("HF_HUB_OFFLINE"))
-	return v == "1" || v == "true" || v == "yes" || v == "on"
 }

@@ -54,18 +54,29 @@ func (v steeringV1) plan() (steering.Plan, error) {
 
 // Session is everything needed to reopen a tuning session.
 type Session struct {
-	Version     int                       `json:"version"`
-	Name        string                    `json:"name"`
-	Model       string                    `json:"model"`
-	Prompt      string                    `json:"prompt"`
-	System      string                    `json:"system,omitempty"`
-	Chat        bool                      `json:"chat"`
+	Version int    `json:"version"`
+	Name    string `json:"name"`
+	Model   string `json:"model"`
+	Prompt  string `json:"prompt"`
+	System  string `json:"system,omitempty"`
+	Chat    bool   `json:"chat"`
+	// Messages, when set, are a conversation the prompt continues (System
+	// first, Prompt as the last user turn when not empty); ChatKwargs are
+	// chat-template variables. Both are optional additions to version 2.
+	Messages    []engine.Message          `json:"messages,omitempty"`
+	ChatKwargs  engine.ChatKwargs         `json:"chat_kwargs,omitempty"`
 	Steering    steering.Plan             `json:"steering"`
 	Generation  sampling.GenerationConfig `json:"generation"`
 	SharedDraws bool                      `json:"shared_draws,omitempty"`
 	Base        string                    `json:"base,omitempty"`    // last base output
 	Steered     string                    `json:"steered,omitempty"` // last steered output
 	Saved       time.Time                 `json:"saved"`
+}
+
+// PromptOf is the prompt a session decodes: its text, system prompt,
+// conversation, chat switch and chat-template variables.
+func (s *Session) PromptOf() engine.Prompt {
+	return engine.Prompt{Text: s.Prompt, System: s.System, Messages: s.Messages, Chat: s.Chat, ChatKwargs: s.ChatKwargs}
 }
 
 // Dir is where sessions live: the sessions folder of engine.DataDir.
@@ -198,6 +209,14 @@ func LoadFile(path string) (*Session, error) {
 	}
 	if err := s.Generation.Validate(); err != nil {
 		return nil, fmt.Errorf("session %s: generation: %w", path, err)
+	}
+	if len(s.Messages) > 0 {
+		if _, err := s.PromptOf().Conversation(); err != nil {
+			return nil, fmt.Errorf("session %s: %w", path, err)
+		}
+	}
+	if err := s.ChatKwargs.Check(); err != nil {
+		return nil, fmt.Errorf("session %s: %w", path, err)
 	}
 	return &s, nil
 }

@@ -1,14 +1,12 @@
 package sessions_test
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 
-	"github.com/mlx-genkit/genkit/mlx"
 	"github.com/mlx-genkit/genkit/sampling"
 	"github.com/mlx-genkit/genkit/sessions"
 	"github.com/mlx-genkit/genkit/steering"
@@ -104,51 +102,6 @@ func TestFailedSaveKeepsThePreviousFile(t *testing.T) {
 	for _, e := range entries {
 		if strings.HasSuffix(e.Name(), ".tmp") {
 			t.Fatalf("temporary file left: %s", e.Name())
-		}
-	}
-}
-
-func TestExport(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "export")
-	s := sample()
-	v := make([]float32, 8)
-	for i := range v {
-		v[i] = float32(i) - 3.5
-	}
-	err := sessions.Export(s, dir, sessions.ExportOptions{ModelID: s.Model, HiddenLayers: 30, Layer: 15, Alpha: 1.3, SaveVector: func(path string) error {
-		return mlx.Do(context.Background(), func() error {
-			return (&steering.VectorSet{Vectors: map[int][]float32{15: v}, ModelHint: "llama"}).Save(path)
-		})
-
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	gc, err := sampling.LoadConfig(filepath.Join(dir, "generation_config.json"))
-	if err != nil || gc.Temp() != 0.8 || !gc.Sampling() {
-		t.Fatalf("generation_config.json: %+v %v", gc, err)
-	}
-	var vs *steering.VectorSet
-	if err := mlx.Do(context.Background(), func() error {
-		var err error
-		vs, err = steering.LoadVectors(filepath.Join(dir, "steering.gguf"), 0)
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if len(vs.Vectors[15]) != 8 {
-		t.Fatalf("exported vector layers %v", vs.Layers())
-	}
-	sj, _ := os.ReadFile(filepath.Join(dir, "steering.json"))
-	readme, _ := os.ReadFile(filepath.Join(dir, "README.md"))
-	for _, want := range []string{`"layer": 15`, `"alpha": 1.3`, `"schedule": "warmup:8"`} {
-		if !strings.Contains(string(sj), want) {
-			t.Errorf("steering.json lacks %s:\n%s", want, sj)
-		}
-	}
-	for _, want := range []string{"--control-vector-scaled steering.gguf 1.3", "--control-vector-layer-range 15 15", "model.model.layers[15]", "direction.15", "--temp 0.8"} {
-		if !strings.Contains(string(readme), want) {
-			t.Errorf("README lacks %q", want)
 		}
 	}
 }

@@ -101,7 +101,7 @@ func loadCached(base string) (*Extraction, error) {
 	var vs *VectorSet
 	err = mlx.Do(context.Background(), func() error {
 		var err error
-		vs, err = LoadVectors(base+".gguf", 0)
+		vs, err = LoadVectors(base+".safetensors", 0)
 		return err
 	})
 
@@ -113,7 +113,8 @@ func loadCached(base string) (*Extraction, error) {
 
 func saveCached(base string, ex *Extraction, hint string) error {
 	err := mlx.Do(context.Background(), func() error {
-		return (&VectorSet{Vectors: ex.Vectors, ModelHint: hint}).Save(base + ".gguf")
+		// .safetensors keeps block 0, which a llama.cpp .gguf cannot hold.
+		return (&VectorSet{Vectors: ex.Vectors, ModelHint: hint}).Save(base + ".safetensors")
 	})
 
 	if err != nil {

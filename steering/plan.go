@@ -333,9 +333,15 @@ func (r *Resolved) Describe() string {
 // and the --schedule flag read).
 func (s Schedule) MarshalJSON() ([]byte, error) { return json.Marshal(s.String()) }
 
-// SaveVector writes the first steered layer's vector as a llama.cpp control
-// vector (it enters the MLX thread itself).
+// VectorSet is the resolved plan's vectors, every steered block, with m's
+// architecture as the model hint.
+func (r *Resolved) VectorSet(m *engine.Model) *VectorSet {
+	return &VectorSet{Vectors: r.Vectors, ModelHint: m.Config.Architecture}
+}
+
+// SaveVector writes every steered block's vector to path (a .gguf is a
+// llama.cpp control vector: VectorSet.Save); it enters the MLX thread
+// itself.
 func (r *Resolved) SaveVector(m *engine.Model, path string) error {
-	vs := &VectorSet{Vectors: map[int][]float32{r.Layer: r.Vector()}, ModelHint: m.Config.Architecture}
-	return mlx.Do(context.Background(), func() error { return vs.Save(path) })
+	return r.VectorSet(m).Save(path)
 }

@@ -13,7 +13,8 @@ import (
 
 // VectorSet is a set of per-layer steering directions, as stored in a
 // control-vector file. Layer L's direction is added to the output of block L
-// (Hugging Face's model.layers[L]; llama.cpp's direction.L).
+// (Hugging Face's model.model.layers[L]; llama.cpp's direction.L, see
+// LlamaCppDirection).
 type VectorSet struct {
 	Vectors map[int][]float32
 	// ModelHint names the model family (controlvector.model_hint).
@@ -44,9 +45,11 @@ func (vs *VectorSet) Check(hidden int) error {
 }
 
 // loadVectors reads a control-vector file: llama.cpp GGUF (direction.N
-// tensors), .safetensors (direction.N, or a single tensor) or .npy (1-D for
-// one layer, 2-D [layers, hidden] for each). A file holding one vector
-// without a layer gets layer `layer`. Runs on the MLX thread.
+// tensors, N the block as LlamaCppDirection says; genkit's own files of
+// every version use the same numbering), .safetensors (direction.N, or a
+// single tensor) or .npy (1-D for one layer, 2-D [layers, hidden] for each).
+// A file holding one vector without a layer gets layer `layer`. Runs on the
+// MLX thread.
 func loadVectors(path string, layer int) (*VectorSet, error) {
 	vs := &VectorSet{Vectors: map[int][]float32{}}
 	var arrays map[string]*mlx.Array
@@ -61,6 +64,10 @@ func loadVectors(path string, layer int) (*VectorSet, error) {
 				return nil, fmt.Errorf("%s: general.architecture is %q, not controlvector", path, a)
 			}
 			vs.ModelHint = meta["controlvector.model_hint"].String
+			if err = checkGGUFNames(path, arrays, meta); err != nil {
+				freeAll(arrays)
+				return nil, err
+			}
 		}
 	case ".safetensors":
 		arrays, _, err = mlx.LoadSafetensors(path)
@@ -106,6 +113,33 @@ func loadVectors(path string, layer int) (*VectorSet, error) {
 	return vs, nil
 }
 
+// checkGGUFNames applies llama.cpp's naming rule to a .gguf control vector:
+// every tensor is direction.N, N >= 1, except that files without genkit's
+// version key (an older genkit's) may hold direction.0 (block 0). A version
+// newer than ControlVectorVersion is refused.
+func checkGGUFNames(path string, arrays map[string]*mlx.Array, meta map[string]mlx.MetaValue) error {
+	version := 0
+	if v, ok := meta[controlVectorVersionKey].Int(); ok {
+		version = v
+	}
+	if version > ControlVectorVersion {
+		return fmt.Errorf("%s: %s is %d; this genkit reads control vectors up to version %d", path, controlVectorVersionKey, version, ControlVectorVersion)
+	}
+	for name := range arrays {
+		n, ok := parseDirection(name)
+		if !ok {
+			return fmt.Errorf("%s: tensor %q is not named direction.N", path, name)
+		}
+		if n == 0 && version == 0 {
+			continue // an older genkit file: direction.0 is block 0
+		}
+		if _, err := BlockOfLlamaCppDirection(n); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+	}
+	return nil
+}
+
 func layerOf(name string) (int, bool) {
 	for _, p := range []string{"direction.", "layer.", "layers."} {
 		if strings.HasPrefix(name, p) {
@@ -123,38 +157,60 @@ func freeAll(m map[string]*mlx.Array) {
 	}
 }
 
-// save writes the set: .gguf as a llama.cpp control vector, .safetensors
-// with direction.N tensors, .npy as one vector (one layer only). Writes are
-// atomic. Runs on the MLX thread.
+// save writes the set: .gguf as a llama.cpp control vector (direction.N as
+// LlamaCppDirection names block N; llama.cpp has no slot for block 0, so
+// block 0 is left out of a set holding other blocks and a set of block 0
+// alone is refused;
+// controlvector.layer_count an int32 count of the tensors and
+// controlvector.model_hint the model's architecture, as llama.cpp's
+// cvector-generator writes them; genkit.control_vector_version), .safetensors
+// with direction.N tensors (block 0 included), .npy as one vector (one layer
+// only). Writes are atomic. Runs on the MLX thread.
 func (vs *VectorSet) save(path string) error {
 	if len(vs.Vectors) == 0 {
 		return fmt.Errorf("save %s: no vectors", path)
 	}
+	gguf := strings.EqualFold(filepath.Ext(path), ".gguf")
 	arrays := map[string]*mlx.Array{}
 	defer freeAll(arrays)
-	for _, l := range vs.Layers() {
+	layers := vs.Layers()
+	if gguf {
+		layers, _ = vs.LlamaCppBlocks()
+	}
+	for _, l := range layers {
 		if l < 0 {
 			return fmt.Errorf("save %s: layer %d is negative; resolve it against the model first", path, l)
+		}
+		n := l
+		if gguf {
+			var err error
+			if n, err = LlamaCppDirection(l); err != nil {
+				return fmt.Errorf("save %s: %w", path, err)
+			}
 		}
 		a, err := mlx.FromFloat32s(vs.Vectors[l])
 		if err != nil {
 			return err
 		}
-		arrays["direction."+strconv.Itoa(l)] = a
+		arrays["direction."+strconv.Itoa(n)] = a
 	}
 	switch strings.ToLower(filepath.Ext(path)) {
 	case ".gguf":
-		n, err := mlx.Scalar(float64(len(vs.Vectors)), mlx.Uint32)
+		if vs.ModelHint == "" {
+			return fmt.Errorf("save %s: the model hint (controlvector.model_hint, the model's architecture) is empty", path)
+		}
+		n, err := mlx.Scalar(float64(len(arrays)), mlx.Int32)
 		if err != nil {
 			return err
 		}
 		defer n.Free()
-		hint := vs.ModelHint
-		if hint == "" {
-			hint = "llama"
+		ver, err := mlx.Scalar(ControlVectorVersion, mlx.Uint32)
+		if err != nil {
+			return err
 		}
-		return mlx.SaveGGUF(path, arrays, map[string]string{"general.architecture": "controlvector", "controlvector.model_hint": hint},
-			map[string]*mlx.Array{"controlvector.layer_count": n})
+		defer ver.Free()
+		return mlx.SaveGGUF(path, arrays, map[string]string{"general.architecture": "controlvector", "controlvector.model_hint": vs.ModelHint},
+			map[string]*mlx.Array{"controlvector.layer_count": n, controlVectorVersionKey: ver})
 	case ".safetensors":
 		return mlx.SaveSafetensors(path, arrays, map[string]string{"format": "genkit-steering"})
 	case ".npy":
@@ -166,6 +222,20 @@ func (vs *VectorSet) save(path string) error {
 		}
 	}
 	return fmt.Errorf("save %s: unknown vector file type (want .gguf, .safetensors or .npy)", path)
+}
+
+// LlamaCppBlocks are the blocks of the set a .gguf file holds: every block
+// but 0 (llama.cpp has no slot for it), or block 0 alone, which Save then
+// refuses.
+func (vs *VectorSet) LlamaCppBlocks() (kept []int, dropped []int) {
+	for _, l := range vs.Layers() {
+		if l == 0 && len(vs.Vectors) > 1 {
+			dropped = append(dropped, l)
+			continue
+		}
+		kept = append(kept, l)
+	}
+	return kept, dropped
 }
 
 // LoadVectors reads a vector file as loadVectors says, entering the MLX

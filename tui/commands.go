@@ -8,6 +8,7 @@ package tui
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -48,26 +49,35 @@ func (md *Model) saveCmd(what string) tea.Cmd {
 	return func() tea.Msg { return savedMsg{err: sessions.Save(ss), what: what} }
 }
 
-// exportCmd writes the export folder in the background from a copy of the
-// current settings, the plan resolved against the model (so an export
-// before any run names the layer a run would steer).
-func (md *Model) exportCmd() tea.Cmd {
+// exportedMsg reports an export (sessions.ExportBundle).
+type exportedMsg struct {
+	dir    string
+	err    error
+	exists bool // an earlier export is in the folder: ctrl+e again replaces it
+}
+
+// exportCmd writes the export bundle (sessions.ExportBundle, the one export
+// the headless `genkit export` makes too) in the background from a copy of
+// the current session, under the data dir. It never replaces an earlier
+// export silently: without force it reports that one exists, and the next
+// ctrl+e (force) replaces it.
+func (md *Model) exportCmd(force bool) tea.Cmd {
 	if md.m == nil {
 		return nil
 	}
-	s := md.settings
-	s.Prompt, s.System = md.editors.Value(edPrompt), md.editors.Value(edSystem)
-	ss := s.ToSession(md.sessionName(), md.opts.ModelSpec)
-	m, id, ctx := md.m, modelID(md.opts.ModelSpec, md.m), md.ctx
-	dir := filepath.Join(".", "genkit-export-"+md.sessionName())
+	ss := md.session()
+	m, ctx := md.m, md.ctx
+	opts := sessions.BundleOptions{ModelID: modelID(md.opts.ModelSpec, md.m), Force: force}
 	return func() tea.Msg {
-		r, err := steering.Resolve(ctx, m, ss.Steering, nil)
-		if err != nil {
-			return savedMsg{err: fmt.Errorf("export: %w", err)}
+		b, err := sessions.ExportBundle(ctx, m, ss, "", opts)
+		if errors.Is(err, sessions.ErrExportExists) {
+			dir, _ := sessions.ExportDir(ss.Name)
+			return exportedMsg{dir: dir, exists: true}
 		}
-		err = sessions.Export(ss, dir, sessions.ExportOptions{ModelID: id, HiddenLayers: m.NumLayers(), Layer: r.Layer, Alpha: r.Alpha,
-			SaveVector: func(path string) error { return r.SaveVector(m, path) }})
-		return savedMsg{err: err, what: "exported to " + dir}
+		if err != nil {
+			return exportedMsg{err: fmt.Errorf("export: %w", err)}
+		}
+		return exportedMsg{dir: b.Dir}
 	}
 }
 
@@ -132,7 +142,8 @@ func (md *Model) makeVector() tea.Cmd {
 		if err != nil {
 			return vectorMadeMsg{err: err}
 		}
-		path := filepath.Join(dir, "vectors", "custom", time.Now().Format("20060102-150405")+".gguf")
+		// .safetensors keeps every layer (a llama.cpp .gguf cannot hold block 0).
+		path := filepath.Join(dir, "vectors", "custom", time.Now().Format("20060102-150405")+".safetensors")
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			return vectorMadeMsg{err: err}
 		}

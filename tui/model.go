@@ -116,6 +116,9 @@ type Model struct {
 	// vector) stop with it.
 	ctx    context.Context
 	cancel context.CancelFunc
+	// exportPending: the last ctrl+e found an earlier export; the next one
+	// (right after) replaces it.
+	exportPending bool
 
 	focus    focus
 	keys     keyMap
@@ -306,6 +309,18 @@ func (md *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			cmd = md.saveCmd("autosaved")
 		}
 		return md, tea.Batch(cmd, tea.Tick(autosaveTick, func(time.Time) tea.Msg { return autosaveMsg{} }))
+	case exportedMsg:
+		switch {
+		case msg.err != nil:
+			md.err = msg.err
+			md.status = "export failed"
+		case msg.exists:
+			md.exportPending = true
+			md.status = "an export of this session is already in " + msg.dir + ": ctrl+e again replaces it"
+		default:
+			md.status = "exported to " + msg.dir
+		}
+		return md, nil
 	case savedMsg:
 		if msg.err != nil {
 			md.err = msg.err
@@ -470,6 +485,9 @@ func (md *Model) SaveOnExit() error {
 // context's.
 func (md *Model) handleKey(msg tea.KeyPressMsg) (tea.Model, tea.Cmd) {
 	g := md.keys.global
+	if !key.Matches(msg, md.keys.controls.Export) {
+		md.exportPending = false // replacing an export needs ctrl+e twice in a row
+	}
 	switch {
 	case key.Matches(msg, g.Quit):
 		return md.quit(130)
@@ -580,7 +598,9 @@ func (md *Model) controlsKey(msg tea.KeyPressMsg) (tea.Model, tea.Cmd) {
 	case key.Matches(msg, c.Open):
 		return md, listSessions
 	case key.Matches(msg, c.Export):
-		return md, md.exportCmd()
+		force := md.exportPending
+		md.exportPending = false
+		return md, md.exportCmd(force)
 	}
 	return md, nil
 }

@@ -285,30 +285,59 @@ func TestMakeVectorFromOwnTexts(t *testing.T) {
 }
 
 func TestExportFromTheUI(t *testing.T) {
-	md := newTestModel(t, 120, 40)
-	dir := t.TempDir()
-	t.Chdir(dir)
-	vec := filepath.Join(dir, "v.gguf")
-	v := make([]float32, 64)
+	t.Setenv("GENKIT_DATA_DIR", t.TempDir())
+	path, err := engine.DefaultModelPath()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := engine.Load(context.Background(), path, engine.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	md := New(Options{SessionName: "test", Settings: DefaultSettings(), Theme: "dark"})
+	md.Update(loaded(m, nil))
+	md.runner = nil
+	vec := filepath.Join(t.TempDir(), "v.gguf")
+	v := make([]float32, m.HiddenSize())
 	for i := range v {
 		v[i] = float32(i%5) - 2
 	}
-	if err := mlx.Do(context.Background(), func() error {
-		return (&steering.VectorSet{Vectors: map[int][]float32{1: v}, ModelHint: md.m.Config.Architecture}).Save(vec)
-	}); err != nil {
+	if err := (&steering.VectorSet{Vectors: map[int][]float32{3: v}, ModelHint: m.Config.Architecture}).Save(vec); err != nil {
 		t.Fatal(err)
 	}
 	md.settings.Steering.Preset, md.settings.Steering.Vector = "", vec
-	md.Update(settled(0)) // layer 1
-	_, cmd := md.Update(tea.KeyPressMsg{Code: 'e', Mod: tea.ModCtrl})
-	msg := cmd().(savedMsg)
+	export := func() exportedMsg {
+		_, cmd := md.Update(tea.KeyPressMsg{Code: 'e', Mod: tea.ModCtrl})
+		msg := cmd().(exportedMsg)
+		md.Update(msg)
+		return msg
+	}
+	msg := export()
 	if msg.err != nil {
 		t.Fatal(msg.err)
 	}
-	for _, f := range []string{"generation_config.json", "steering.json", "steering.gguf", "README.md"} {
-		if _, err := os.Stat(filepath.Join(dir, "genkit-export-test", f)); err != nil {
+	want, _ := sessions.ExportDir("test")
+	if msg.dir != want {
+		t.Fatalf("exported to %s, want the data dir's %s", msg.dir, want)
+	}
+	for _, f := range []string{"generation_config.json", "steering.json", "steering.gguf", "prompt.txt", "README.md"} {
+		if _, err := os.Stat(filepath.Join(want, f)); err != nil {
 			t.Errorf("export lacks %s: %v", f, err)
 		}
+	}
+	// A second export never replaces the first silently: it asks, and only
+	// ctrl+e right after replaces it.
+	if again := export(); !again.exists || !md.exportPending || !strings.Contains(md.status, "again replaces") {
+		t.Fatalf("second export: %+v, status %q", again, md.status)
+	}
+	md.Update(tea.KeyPressMsg{Code: tea.KeyDown}) // any other key cancels the replacement
+	if md.exportPending {
+		t.Fatal("another key kept the pending replacement")
+	}
+	export()
+	if third := export(); third.err != nil || third.exists || third.dir != want {
+		t.Fatalf("replacing the export: %+v", third)
 	}
 }
 

@@ -15,7 +15,11 @@ import (
 type Settings struct {
 	Prompt, System string
 	Chat           bool
-	Steering       steering.Plan
+	// Messages are earlier turns the prompt continues; ChatKwargs are the
+	// chat template's options (both from a session; see engine.Prompt).
+	Messages   []engine.Message
+	ChatKwargs engine.ChatKwargs
+	Steering   steering.Plan
 	// Gen are the session's generation settings, layered over the model's
 	// generation_config.json (steering.Generation).
 	Gen         sampling.GenerationConfig
@@ -48,20 +52,22 @@ func (s Settings) laneScales() []float64 {
 // gen (already layered).
 func (s Settings) Run(gen *sampling.GenerationConfig) steering.Run {
 	plan := s.Steering
-	return steering.Run{Prompt: engine.Prompt{Text: s.Prompt, System: s.System, Chat: s.Chat}, Plan: &plan, Gen: gen,
+	return steering.Run{Prompt: engine.Prompt{Text: s.Prompt, System: s.System, Messages: s.Messages, Chat: s.Chat, ChatKwargs: s.ChatKwargs},
+		Plan: &plan, Gen: gen,
 		LaneScales: s.laneScales(), SharedDraws: s.SharedDraws}
 }
 
 // ToSession stores the settings in a session.
 func (s Settings) ToSession(name, model string) *sessions.Session {
 	return &sessions.Session{Name: name, Model: model, Prompt: s.Prompt, System: s.System, Chat: s.Chat,
-		Steering: s.Steering, Generation: s.Gen, SharedDraws: s.SharedDraws}
+		Messages: s.Messages, ChatKwargs: s.ChatKwargs, Steering: s.Steering, Generation: s.Gen, SharedDraws: s.SharedDraws}
 }
 
 // FromSession restores settings from a session.
 func FromSession(ss *sessions.Session) Settings {
 	s := DefaultSettings()
 	s.Prompt, s.System, s.Chat = ss.Prompt, ss.System, ss.Chat
+	s.Messages, s.ChatKwargs = ss.Messages, ss.ChatKwargs
 	s.Steering, s.Gen, s.SharedDraws = ss.Steering, ss.Generation, ss.SharedDraws
 	return s
 }

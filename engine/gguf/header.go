@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 )
 
@@ -22,8 +23,11 @@ type TensorInfo struct {
 
 // Header is a GGUF file's metadata keys and tensor table.
 type Header struct {
-	Version   uint32
-	Keys      []string
+	Version uint32
+	Keys    []string
+	// Meta holds every metadata entry's type and, for a scalar or a string,
+	// its value (arrays are recorded by type only).
+	Meta      map[string]Value
 	Tensors   []TensorInfo
 	DataStart int64
 	FileSize  int64
@@ -82,56 +86,100 @@ func (r *reader) str(limit int64) (string, error) {
 	return string(b), err
 }
 
+// GGUF metadata value types.
+const (
+	TypeUint8   uint32 = 0
+	TypeInt8    uint32 = 1
+	TypeUint16  uint32 = 2
+	TypeInt16   uint32 = 3
+	TypeUint32  uint32 = 4
+	TypeInt32   uint32 = 5
+	TypeFloat32 uint32 = 6
+	TypeBool    uint32 = 7
+	TypeString  uint32 = 8
+	TypeArray   uint32 = 9
+	TypeUint64  uint32 = 10
+	TypeInt64   uint32 = 11
+	TypeFloat64 uint32 = 12
+)
+
+// Value is one metadata entry: its GGUF type, the text of a string, the
+// raw little-endian bits of a scalar (zero-extended).
+type Value struct {
+	Type uint32
+	Str  string
+	Bits uint64
+}
+
+// Int reads an integer-typed value (any width, signed or not).
+func (v Value) Int() (int64, bool) {
+	switch v.Type {
+	case TypeUint8, TypeUint16, TypeUint32, TypeUint64, TypeBool:
+		return int64(v.Bits), true
+	case TypeInt8:
+		return int64(int8(v.Bits)), true
+	case TypeInt16:
+		return int64(int16(v.Bits)), true
+	case TypeInt32:
+		return int64(int32(v.Bits)), true
+	case TypeInt64:
+		return int64(v.Bits), true
+	}
+	return 0, false
+}
+
 var scalarSizes = map[uint32]int{0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
 
-func (r *reader) skipValue(t uint32, size int64, depth int) (uint64, error) {
+// value reads one metadata value: a scalar's bits, a string's text, or
+// past an array.
+func (r *reader) value(t uint32, size int64, depth int) (uint64, string, error) {
 	if depth > 4 {
-		return 0, errors.New("metadata arrays nested too deeply")
+		return 0, "", errors.New("metadata arrays nested too deeply")
 	}
 	if n, ok := scalarSizes[t]; ok {
 		b, err := r.read(n)
 		if err != nil {
-			return 0, err
+			return 0, "", err
 		}
 		switch n {
 		case 4:
-			return uint64(binary.LittleEndian.Uint32(b)), nil
+			return uint64(binary.LittleEndian.Uint32(b)), "", nil
 		case 8:
-			return binary.LittleEndian.Uint64(b), nil
+			return binary.LittleEndian.Uint64(b), "", nil
 		case 2:
-			return uint64(binary.LittleEndian.Uint16(b)), nil
+			return uint64(binary.LittleEndian.Uint16(b)), "", nil
 		}
-		return uint64(b[0]), nil
+		return uint64(b[0]), "", nil
 	}
 	switch t {
-	case 8:
-		_, err := r.str(size - r.pos)
-		return 0, err
-	case 9:
+	case TypeString:
+		s, err := r.str(size - r.pos)
+		return 0, s, err
+	case TypeArray:
 		et, err := r.u32()
 		if err != nil {
-			return 0, err
+			return 0, "", err
 		}
 		n, err := r.u64()
 		if err != nil {
-			return 0, err
+			return 0, "", err
 		}
 		if int64(n) > size-r.pos {
-			return 0, fmt.Errorf("array of %d elements runs past the end of the file", n)
+			return 0, "", fmt.Errorf("array of %d elements runs past the end of the file", n)
 		}
 		if sz, ok := scalarSizes[et]; ok {
 			_, err = r.r.Discard(int(n) * sz)
 			r.pos += int64(n) * int64(sz)
-			return 0, err
+			return 0, "", err
 		}
 		for i := uint64(0); i < n; i++ {
-			if _, err := r.skipValue(et, size, depth+1); err != nil {
-				return 0, err
+			if _, _, err := r.value(et, size, depth+1); err != nil {
+				return 0, "", err
 			}
 		}
-		return 0, nil
+		return 0, "", nil
 	}
-	return 0, fmt.Errorf("unknown metadata value type %d", t)
+	return 0, "", fmt.Errorf("unknown metadata value type %d", t)
 }
 
 // ReadHeader parses path's header and tensor table and checks that every
@@ -159,7 +207,7 @@ func parse(f io.Reader, size int64) (*Header, error) {
 	if err != nil || string(magic) != "GGUF" {
 		return nil, errors.New("bad magic (want GGUF)")
 	}
-	h := &Header{FileSize: size, Alignment: 32}
+	h := &Header{FileSize: size, Alignment: 32, Meta: map[string]Value{}}
 	if h.Version, err = r.u32(); err != nil {
 		return nil, fmt.Errorf("truncated header: %w", err)
 	}
@@ -186,10 +234,11 @@ func parse(f io.Reader, size int64) (*Header, error) {
 		if err != nil {
 			return nil, fmt.Errorf("metadata %s: %w", key, err)
 		}
-		v, err := r.skipValue(t, size, 0)
+		v, str, err := r.value(t, size, 0)
 		if err != nil {
 			return nil, fmt.Errorf("metadata %s: %w", key, err)
 		}
+		h.Meta[key] = Value{Type: t, Str: str, Bits: v}
 		if key == "general.alignment" {
 			if v == 0 || v&(v-1) != 0 {
 				return nil, fmt.Errorf("general.alignment %d is not a power of two", v)
@@ -255,4 +304,27 @@ func (t TensorInfo) Bytes() (uint64, error) {
 		return 0, fmt.Errorf("tensor %s: first dimension %v is not a multiple of the %s block (%d)", t.Name, t.Dims, TypeNames[t.Type], bs[0])
 	}
 	return t.Elements() / bs[0] * bs[1], nil
+}
+
+// ReadF32 reads the values of an F32 tensor of the file path whose header
+// is h.
+func (h *Header) ReadF32(path string, t TensorInfo) ([]float32, error) {
+	if t.Type != 0 {
+		return nil, fmt.Errorf("tensor %s is %s, not F32", t.Name, TypeNames[t.Type])
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	n := t.Elements()
+	buf := make([]byte, 4*n)
+	if _, err := f.ReadAt(buf, h.DataStart+int64(t.Offset)); err != nil {
+		return nil, fmt.Errorf("tensor %s: %w", t.Name, err)
+	}
+	out := make([]float32, n)
+	for i := range out {
+		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(buf[4*i:]))
+	}
+	return out, nil
 }

@@ -136,7 +136,7 @@ func TestChatTemplate(t *testing.T) {
 	// SmolLM2's template, read by hand: a default system turn when the
 	// first message is not a system one; each turn as
 	// <|im_start|>ROLE\nCONTENT<|im_end|>\n; then the assistant header.
-	got, err := engine.RenderChatTemplate(tk.ChatTemplate, []engine.Message{{Role: "user", Content: "Hi"}}, true, "<|im_start|>", "<|im_end|>")
+	got, err := engine.RenderChatTemplate(tk.ChatTemplate, []engine.Message{{Role: "user", Content: "Hi"}}, engine.ChatOptions{AddGenerationPrompt: true}, "<|im_start|>", "<|im_end|>")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,14 +145,14 @@ func TestChatTemplate(t *testing.T) {
 	if got != want {
 		t.Fatalf("rendered %q\nwant     %q", got, want)
 	}
-	got, err = engine.RenderChatTemplate(tk.ChatTemplate, []engine.Message{{Role: "system", Content: "Be terse."}, {Role: "user", Content: "Hi"}}, false, "", "")
+	got, err = engine.RenderChatTemplate(tk.ChatTemplate, []engine.Message{{Role: "system", Content: "Be terse."}, {Role: "user", Content: "Hi"}}, engine.ChatOptions{}, "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if want := "<|im_start|>system\nBe terse.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"; got != want {
 		t.Fatalf("rendered %q, want %q", got, want)
 	}
-	if _, err := engine.RenderChatTemplate("{{ raise_exception('roles must alternate') }}", nil, true, "", ""); err == nil || !strings.Contains(err.Error(), "roles must alternate") {
+	if _, err := engine.RenderChatTemplate("{{ raise_exception('roles must alternate') }}", nil, engine.ChatOptions{AddGenerationPrompt: true}, "", ""); err == nil || !strings.Contains(err.Error(), "roles must alternate") {
 		t.Fatalf("raise_exception: %v", err)
 	}
 }

@@ -22,10 +22,11 @@ func newGenerateCmd() *cobra.Command {
 	var mf modelFlags
 	var gf genFlags
 	var sf steerFlags
-	var tokens, prompt, system, session string
-	var chat, ignoreEOS, asJSON, sweep bool
+	var pf promptFlags
+	var tokens, session string
+	var ignoreEOS, asJSON, sweep bool
 	cmd := &cobra.Command{
-		Use:   "generate (--tokens 1,2,3 | --prompt TEXT [--chat] [--system TEXT] | --session NAME) [sampling flags] [--json]",
+		Use:   "generate (--tokens 1,2,3 | --prompt TEXT [--chat] [--system TEXT] [--messages FILE] [--chat-kwargs JSON] | --session NAME) [sampling flags] [--json]",
 		Short: "Generate a continuation (streamed to the terminal, or as JSON)",
 		Long: `Generate a continuation of a prompt. With --preset or --steer-vector the prompt is decoded twice
 at once, base and steered, exactly as the terminal UI does; --session NAME decodes a saved session
@@ -51,31 +52,23 @@ the UI gives for it.`,
 			run := steering.Run{IgnoreEOS: ignoreEOS, SharedDraws: gf.sharedDraws}
 			var basePlan *steering.Plan
 			var baseGen *sampling.GenerationConfig
+			var basePrompt *engine.Prompt
 			if saved != nil {
-				run.Prompt = engine.Prompt{Text: saved.Prompt, System: saved.System, Chat: saved.Chat}
-				basePlan, baseGen = &saved.Steering, &saved.Generation
+				p := saved.PromptOf()
+				basePrompt, basePlan, baseGen = &p, &saved.Steering, &saved.Generation
 				if !fl.Changed("shared-draws") {
 					run.SharedDraws = saved.SharedDraws
 				}
 			}
-			if fl.Changed("prompt") || saved == nil {
-				run.Prompt.Text = prompt
-			}
-			if fl.Changed("chat") || saved == nil {
-				run.Prompt.Chat = chat
-			}
-			if fl.Changed("system") || saved == nil {
-				run.Prompt.System = system
-			}
-			if run.Prompt.System != "" {
-				run.Prompt.Chat = true
+			if run.Prompt, err = pf.build(basePrompt); err != nil {
+				return err
 			}
 			if tokens != "" {
 				if run.Prompt.IDs, err = parseTokens(tokens, m.Config.VocabSize); err != nil {
 					return err
 				}
-			} else if run.Prompt.Text == "" {
-				return fmt.Errorf("give --prompt TEXT, --tokens IDS or --session NAME")
+			} else if pf.empty(run.Prompt) {
+				return fmt.Errorf("give --prompt TEXT, --messages FILE, --tokens IDS or --session NAME")
 			}
 			if run.Plan, err = sf.apply(basePlan); err != nil {
 				return err
@@ -148,10 +141,8 @@ the UI gives for it.`,
 	mf.register(f)
 	gf.register(f)
 	sf.register(f)
+	pf.register(f)
 	f.StringVar(&tokens, "tokens", "", "prompt as comma-separated token ids")
-	f.StringVar(&prompt, "prompt", "", "prompt text")
-	f.BoolVar(&chat, "chat", false, "wrap the prompt in the model's chat template")
-	f.StringVar(&system, "system", "", "system prompt (implies --chat)")
 	f.StringVar(&session, "session", "", "decode a saved session (flags given override its settings)")
 	f.BoolVar(&sweep, "sweep", false, "four steered lanes at 0.5, 1, 1.5 and 2 times alpha (as the UI's sweep)")
 	f.BoolVar(&ignoreEOS, "ignore-eos", false, "keep going past end-of-sequence tokens")

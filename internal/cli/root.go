@@ -68,7 +68,7 @@ func newRoot() *cobra.Command {
 	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error {
 		return chooseDevice(cmd, device)
 	}
-	root.AddCommand(newVersionCmd(), newLogitsCmd(), newGenerateCmd(), newTokenizeCmd(), newVectorCmd(), newSmokeCmd(), newScoreCmd(), newConvertCmd(), newBenchCmd())
+	root.AddCommand(newVersionCmd(), newLogitsCmd(), newGenerateCmd(), newTokenizeCmd(), newVectorCmd(), newSmokeCmd(), newScoreCmd(), newConvertCmd(), newBenchCmd(), newExportCmd())
 	// Without a subcommand genkit opens the terminal UI.
 	var ui uiFlags
 	ui.register(root)

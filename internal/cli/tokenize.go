@@ -4,27 +4,30 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"github.com/mlx-genkit/genkit/engine"
 	"github.com/spf13/cobra"
 )
 
 func newTokenizeCmd() *cobra.Command {
 	var mf modelFlags
-	var prompt, system string
-	var chat, asJSON bool
+	var pf promptFlags
+	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "tokenize --prompt TEXT [--chat] [--system TEXT] [--json]",
+		Use:   "tokenize (--prompt TEXT | --messages FILE) [--chat] [--system TEXT] [--chat-kwargs JSON] [--json]",
 		Short: "Print the token ids of a prompt as genkit feeds it to the model",
 		RunE: func(cmd *cobra.Command, args []string) error {
+			p, err := pf.build(nil)
+			if err != nil {
+				return err
+			}
+			if pf.empty(p) {
+				return fmt.Errorf("give --prompt TEXT or --messages FILE")
+			}
 			m, err := mf.load()
 			if err != nil {
 				return err
 			}
 			defer freeModel(m)
-			if prompt == "" {
-				return fmt.Errorf("give --prompt TEXT")
-			}
-			ids, err := m.EncodePrompt(engine.Prompt{Text: prompt, System: system, Chat: chat || system != ""})
+			ids, err := m.EncodePrompt(p)
 			if err != nil {
 				return err
 			}
@@ -38,9 +41,7 @@ func newTokenizeCmd() *cobra.Command {
 		},
 	}
 	mf.register(cmd.Flags())
-	cmd.Flags().StringVar(&prompt, "prompt", "", "text to tokenize")
-	cmd.Flags().BoolVar(&chat, "chat", false, "wrap the text in the model's chat template")
-	cmd.Flags().StringVar(&system, "system", "", "system prompt (implies --chat)")
+	pf.register(cmd.Flags())
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/mlx-genkit/genkit/engine"
@@ -139,13 +140,18 @@ func newVectorMakeCmd() *cobra.Command {
 					vs.Vectors[l] = ex.Vectors[l]
 				}
 			}
+			written := len(vs.Vectors)
+			if strings.EqualFold(filepath.Ext(out), ".gguf") {
+				kept, dropped := vs.LlamaCppBlocks()
+				if len(dropped) > 0 {
+					warn("layer 0 left out of %s: llama.cpp's control vectors start at direction.1 (write .safetensors to keep it)", out)
+				}
+				written = len(kept)
+			}
 			if err := vs.Save(out); err != nil {
 				return err
 			}
-			if _, ok := vs.Vectors[0]; ok && strings.HasSuffix(out, ".gguf") {
-				warn("llama.cpp refuses direction.0 (it cannot steer block 0); the other layers load there")
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s: %d layers, best separation at layer %d (%.2f)\n", out, len(vs.Vectors), ex.BestLayer(), ex.Separation[ex.BestLayer()])
+			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s: %d layers, best separation at layer %d (%.2f)\n", out, written, ex.BestLayer(), ex.Separation[ex.BestLayer()])
 			return nil
 		},
 	}
