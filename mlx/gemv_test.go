@@ -99,15 +99,18 @@ func TestGEMVMatchesMatmul(t *testing.T) {
 	}
 	err := mlx.Do(context.Background(), func() error {
 		tol := map[mlx.Dtype]float64{mlx.Float32: 1e-5, mlx.Float16: 4e-3, mlx.Bfloat16: 2e-2}
+		// Each (dtype, rows, bits) is one kernel compiled just in time (a few
+		// seconds each on a cold cache), so the matrix is kept small: every
+		// dtype, and row counts 1, 2 and 8.
 		for _, dt := range []mlx.Dtype{mlx.Float32, mlx.Float16, mlx.Bfloat16} {
-			for _, shape := range [][2]int{{37, 64}, {576, 576}, {1536, 576}, {49, 2560}, {256, 9728}} {
+			for _, shape := range [][2]int{{37, 64}, {1536, 576}, {256, 9728}} {
 				N, K := shape[0], shape[1]
 				w := randomArray(t, uint64(N*K), dt, N, K)
 				if err := mlx.Eval(w); err != nil {
 					t.Fatal(err)
 				}
 				wT, _ := mlx.Transpose(w)
-				for _, M := range []int{1, 2, 3, 5, 8} {
+				for _, M := range []int{1, 2, 8} {
 					x := randomArray(t, uint64(M*1000+K), dt, M, 1, K)
 					want, err := mlx.Matmul(x, wT)
 					if err != nil {
@@ -125,6 +128,9 @@ func TestGEMVMatchesMatmul(t *testing.T) {
 					}
 					mlx.Free(x, want, got)
 				}
+				if dt == mlx.Float32 {
+					continue // quantized weights come with half-precision scales in practice
+				}
 				for _, group := range []int{32, 64} {
 					for _, bits := range []int{4, 8} {
 						q, err := mlx.Quantize(w, group, bits)
@@ -134,7 +140,7 @@ func TestGEMVMatchesMatmul(t *testing.T) {
 						if err := mlx.Eval(q.Weight, q.Scales, q.Biases); err != nil {
 							t.Fatal(err)
 						}
-						for _, M := range []int{1, 2, 8} {
+						for _, M := range []int{1, 2} {
 							x := randomArray(t, uint64(M*77+K), dt, M, K)
 							want, err := mlx.QuantizedMatmul(x, q, true)
 							if err != nil {

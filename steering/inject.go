@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 
 	"github.com/mlx-genkit/genkit/engine"
@@ -51,6 +52,14 @@ type Injection struct {
 	monitor    int
 	unit       *mlx.Array
 	projection *mlx.Array
+	// coef caches the last per-lane, per-position coefficients [B, L, 1] in
+	// the hidden states' dtype: a decode step usually needs the same ones as
+	// the step before (constant schedule), and reusing the array spares a
+	// host-to-device copy per step, which on a GPU stalls the pipelined loop.
+	coef       *mlx.Array
+	coefValues []float32
+	coefShape  [2]int
+	coefDtype  mlx.Dtype
 }
 
 // InjectionOptions configure an Injection.
@@ -175,8 +184,8 @@ func (inj *Injection) Free() {
 		v.Free()
 	}
 	inj.vectors = nil
-	mlx.Free(inj.unit, inj.projection)
-	inj.unit, inj.projection = nil, nil
+	mlx.Free(inj.unit, inj.projection, inj.coef)
+	inj.unit, inj.projection, inj.coef = nil, nil, nil
 }
 
 // SetAlpha changes the base strength (between generations).
@@ -262,9 +271,9 @@ func (inj *Injection) AfterBlock(s *mlx.Scope, layer int, h *mlx.Array, step eng
 			return nil, err
 		}
 	}
-	c := s.Track(mlx.FromFloat32s(coef, B, L, 1))
-	if h.Dtype() != mlx.Float32 {
-		c = s.Track(mlx.AsType(c, h.Dtype()))
+	c, err := inj.coefficients(coef, B, L, h.Dtype())
+	if err != nil {
+		return nil, err
 	}
 	out := s.Track(mlx.Add(h, s.Track(mlx.Multiply(c, v))))
 	if inj.normalize {
@@ -273,6 +282,27 @@ func (inj *Injection) AfterBlock(s *mlx.Scope, layer int, h *mlx.Array, step eng
 		out = s.Track(mlx.Multiply(out, s.Track(mlx.Divide(before, after))))
 	}
 	return out, s.Err()
+}
+
+// coefficients returns coef as an array [B, L, 1] of dtype dt, reusing the
+// cached one when the values are the same (the injection owns it).
+func (inj *Injection) coefficients(coef []float32, B, L int, dt mlx.Dtype) (*mlx.Array, error) {
+	if inj.coef != nil && inj.coefShape == [2]int{B, L} && inj.coefDtype == dt && slices.Equal(inj.coefValues, coef) {
+		return inj.coef, nil
+	}
+	c, err := mlx.FromFloat32s(coef, B, L, 1)
+	if err == nil && dt != mlx.Float32 {
+		var cast *mlx.Array
+		cast, err = mlx.AsType(c, dt)
+		c.Free()
+		c = cast
+	}
+	if err != nil {
+		return nil, err
+	}
+	inj.coef.Free()
+	inj.coef, inj.coefValues, inj.coefShape, inj.coefDtype = c, append(inj.coefValues[:0], coef...), [2]int{B, L}, dt
+	return c, nil
 }
 
 // checkStrength compares |alpha * v| with the median norm of h's positions
