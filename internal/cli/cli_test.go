@@ -180,13 +180,50 @@ func TestInterruptExitStatus(t *testing.T) {
 			"--max-new-tokens", "4000", "--ignore-eos")
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(3 * time.Second) // loaded and decoding
+		// Signal once tokens stream (mid-decode): a fixed sleep could land in
+		// the model load or, on a GPU with a cold kernel cache, in minutes of
+		// kernel compilation, which no signal interrupts.
+		streaming, drained := make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(drained)
+			buf := make([]byte, 256)
+			seen, closed := 0, false
+			for {
+				n, err := stdout.Read(buf)
+				seen += n
+				if seen >= 40 && !closed {
+					close(streaming)
+					closed = true
+				}
+				if err != nil {
+					if !closed {
+						close(streaming)
+					}
+					return
+				}
+			}
+		}()
+		select {
+		case <-streaming:
+		case <-time.After(5 * time.Minute):
+			cmd.Process.Kill()
+			t.Fatalf("%v: no tokens streamed within 5 minutes (stderr %q)", c.sig, stderr.String())
+		}
 		sent := time.Now()
 		cmd.Process.Signal(c.sig)
-		err := cmd.Wait()
+		select { // stdout closes when the process exits
+		case <-drained:
+		case <-time.After(30 * time.Second):
+			cmd.Process.Kill()
+		}
+		err = cmd.Wait()
 		took := time.Since(sent)
 		code := 0
 		if ee, ok := err.(*exec.ExitError); ok {
