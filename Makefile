@@ -175,3 +175,20 @@ $(PEERS)/b/bin/llama-completion: $(PEERS)/bin/llama-bench
 	nice -n 19 cmake --build $(PEERS)/b -j2 --target llama-completion llama-quantize > $(PEERS)/build-interop.log 2>&1
 interop: build $(PEERS)/b/bin/llama-completion $(INTEROP_STAMP)
 	$(GO_ENV) $(INTEROP_VENV)/bin/python scripts/interop/interop.py --genkit $(BIN)/genkit --llama-bin $(PEERS)/b/bin --out $(BUILD)/interop
+
+# Fuzzing (docs/reliability.md): each target runs FUZZTIME, two at a time,
+# one fuzz worker each; logs and a summary of execs go to build/fuzz/.
+FUZZTIME ?= 10m
+FUZZ_JOBS ?= 2
+FUZZ_TARGETS := engine/gguf:FuzzReadHeader mlx:FuzzLoadSafetensors steering:FuzzVectorGGUF \
+  steering:FuzzVectorSafetensors steering:FuzzVectorNpy engine:FuzzParseConfig \
+  sampling:FuzzGenerationConfig engine/tokenizer:FuzzFromJSON engine:FuzzRenderChatTemplate \
+  sessions:FuzzLoadFile sessions:FuzzSteeringJSON
+
+.PHONY: fuzz
+fuzz: deps
+	@mkdir -p $(BUILD)/fuzz
+	@echo "fuzzing $(words $(FUZZ_TARGETS)) targets for $(FUZZTIME) each, $(FUZZ_JOBS) at a time; logs in $(BUILD)/fuzz/"
+	@printf '%s\n' $(FUZZ_TARGETS) | $(GO_ENV) GOMAXPROCS=1 FUZZTIME=$(FUZZTIME) FUZZ_LOGS=$(BUILD)/fuzz \
+	  xargs -P $(FUZZ_JOBS) -I{} nice -n 10 scripts/fuzz-one.sh {}
+	@scripts/fuzz-summary.sh $(BUILD)/fuzz | tee $(BUILD)/fuzz/summary.txt

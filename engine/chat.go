@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/nikolalohinski/gonja/v2"
 	"github.com/nikolalohinski/gonja/v2/config"
@@ -201,7 +202,15 @@ func (m *Model) RenderChat(messages []Message, opts ChatOptions) (string, error)
 // apply_chat_template does: the messages, add_generation_prompt,
 // bos_token and eos_token, then opts.Kwargs (which may override the
 // special tokens).
-func RenderChatTemplate(tmpl string, messages []Message, opts ChatOptions, bos, eos string) (string, error) {
+//
+// The template engine panics on some inputs ('a' * -1 in a template, say);
+// a panic is returned as an error naming the chat template.
+func RenderChatTemplate(tmpl string, messages []Message, opts ChatOptions, bos, eos string) (out string, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			out, err = "", fmt.Errorf("chat template: the template engine failed: %v", r)
+		}
+	}()
 	if err := opts.Kwargs.Check(); err != nil {
 		return "", err
 	}
@@ -234,12 +243,13 @@ func RenderChatTemplate(tmpl string, messages []Message, opts ChatOptions, bos, 
 			raised = errors.New(msg)
 			return ""
 		},
+		"range": boundedRange,
 	}
 	for k, raw := range opts.Kwargs {
 		v, _ := jsonValue(raw) // checked above
 		vars[k] = v
 	}
-	out, err := t.ExecuteToString(exec.NewContext(vars))
+	out, err = t.ExecuteToString(exec.NewContext(vars))
 	if raised != nil {
 		return "", fmt.Errorf("chat template: %w", raised)
 	}
@@ -309,6 +319,9 @@ func (m *Model) EncodePrompt(p Prompt) ([]int, error) {
 		}
 		return p.IDs, nil
 	}
+	if err := p.checkUTF8(); err != nil {
+		return nil, err
+	}
 	text, addBOS, err := m.PromptText(p)
 	if err != nil {
 		return nil, err
@@ -375,4 +388,75 @@ func (m *Model) TokenText(id int) string {
 		return ""
 	}
 	return m.Tokenizer.Decode([]int{id}, false)
+}
+
+// checkUTF8 refuses a prompt whose text, system prompt or messages are not
+// valid UTF-8 (the tokenizer would silently turn the bytes into U+FFFD) or
+// hold a NUL byte, naming the field and the byte offset.
+func (p Prompt) checkUTF8() error {
+	check := func(field, s string) error {
+		if i := strings.IndexByte(s, 0); i >= 0 {
+			return fmt.Errorf("%s holds a NUL byte at byte offset %d (the tokenizer would drop the rest)", field, i)
+		}
+		if utf8.ValidString(s) {
+			return nil
+		}
+		for i, r := range s {
+			if r == utf8.RuneError {
+				if _, size := utf8.DecodeRuneInString(s[i:]); size <= 1 {
+					return fmt.Errorf("%s is not valid UTF-8: invalid byte 0x%02x at byte offset %d", field, s[i], i)
+				}
+			}
+		}
+		return fmt.Errorf("%s is not valid UTF-8", field)
+	}
+	if err := check("prompt", p.Text); err != nil {
+		return err
+	}
+	if err := check("system prompt", p.System); err != nil {
+		return err
+	}
+	for i, msg := range p.Messages {
+		if err := check(fmt.Sprintf("messages[%d].content", i), msg.Content); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// MaxTemplateRange is the most items a chat template's range() yields:
+// templates loop over messages, and range(10**9) would hang the render.
+const MaxTemplateRange = 100000
+
+// boundedRange is Jinja's range([start, ]stop[, step]) for chat templates,
+// refusing more than MaxTemplateRange items.
+func boundedRange(args ...int) ([]int, error) {
+	start, stop, step := 0, 0, 1
+	switch len(args) {
+	case 1:
+		stop = args[0]
+	case 2:
+		start, stop = args[0], args[1]
+	case 3:
+		start, stop, step = args[0], args[1], args[2]
+	default:
+		return nil, fmt.Errorf("range takes 1 to 3 integers, got %d", len(args))
+	}
+	if step == 0 {
+		return nil, errors.New("range step cannot be 0")
+	}
+	n := 0
+	if step > 0 && stop > start {
+		n = (stop - start + step - 1) / step
+	} else if step < 0 && start > stop {
+		n = (start - stop - step - 1) / -step
+	}
+	if n > MaxTemplateRange || n < 0 {
+		return nil, fmt.Errorf("range of %d items: chat templates may loop over at most %d", n, MaxTemplateRange)
+	}
+	out := make([]int, n)
+	for k := range out {
+		out[k] = start + k*step
+	}
+	return out, nil
 }

@@ -206,3 +206,23 @@ func (c *Config) ParamCount() int64 {
 	}
 	return emb + int64(c.NumLayers)*perLayer + D
 }
+
+// CheckContext is the rule for a run's length, used by every decode: the
+// prompt plus the tokens to generate must fit the model's context
+// (max_position_embeddings, a GGUF's context_length). A model that states
+// no context length is not checked. The error names both numbers, the
+// field and the flag that set them.
+func (c *Config) CheckContext(promptLen, maxNew int) error {
+	if c == nil || c.MaxPositions <= 0 {
+		return nil
+	}
+	if promptLen > c.MaxPositions {
+		return fmt.Errorf("the prompt is %d tokens, longer than the model's context of %d tokens (max_position_embeddings): shorten the prompt",
+			promptLen, c.MaxPositions)
+	}
+	if promptLen+maxNew > c.MaxPositions {
+		return fmt.Errorf("max_new_tokens (--max-new-tokens) %d plus the prompt's %d tokens is %d, beyond the model's context of %d tokens (max_position_embeddings): at most %d new tokens fit",
+			maxNew, promptLen, promptLen+maxNew, c.MaxPositions, c.MaxPositions-promptLen)
+	}
+	return nil
+}

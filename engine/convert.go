@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/mlx-genkit/genkit/engine/tokenizer"
+	"github.com/mlx-genkit/genkit/internal/atomicfile"
 	"github.com/mlx-genkit/genkit/mlx"
 )
 
@@ -163,7 +164,7 @@ func writeConfig(out string, cfg *Config, m *Model, opts ConvertOptions) error {
 		c["quantization"] = map[string]any{"group_size": opts.QGroup, "bits": opts.QBits}
 	}
 	data, _ := json.MarshalIndent(c, "", "  ")
-	return os.WriteFile(filepath.Join(out, "config.json"), append(data, '\n'), 0o644)
+	return atomicfile.Write(filepath.Join(out, "config.json"), append(data, '\n'), 0o644)
 }
 
 func writeTokenizer(src, out string, m *Model) error {
@@ -173,7 +174,7 @@ func writeTokenizer(src, out string, m *Model) error {
 	if st, err := os.Stat(src); err == nil && st.IsDir() {
 		for _, f := range []string{"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json", "chat_template.jinja"} {
 			if data, err := os.ReadFile(filepath.Join(src, f)); err == nil {
-				if err := os.WriteFile(filepath.Join(out, f), data, 0o644); err != nil {
+				if err := atomicfile.Write(filepath.Join(out, f), data, 0o644); err != nil {
 					return err
 				}
 			}
@@ -191,7 +192,7 @@ func writeTokenizer(src, out string, m *Model) error {
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(out, "tokenizer.json"), tj, 0o644); err != nil {
+	if err := atomicfile.Write(filepath.Join(out, "tokenizer.json"), tj, 0o644); err != nil {
 		return err
 	}
 	tk := m.Tokenizer
@@ -214,7 +215,7 @@ func writeTokenizer(src, out string, m *Model) error {
 		"pad_token": name(tk.Pad), "add_bos_token": tk.AddBOS, "chat_template": tk.ChatTemplate,
 		"added_tokens_decoder": added, "model_max_length": 8192, "clean_up_tokenization_spaces": false}
 	data, _ := json.MarshalIndent(tc, "", "  ")
-	return os.WriteFile(filepath.Join(out, "tokenizer_config.json"), append(data, '\n'), 0o644)
+	return atomicfile.Write(filepath.Join(out, "tokenizer_config.json"), append(data, '\n'), 0o644)
 }
 
 // Convert writes the model at src as an MLX safetensors folder at out

@@ -8,6 +8,7 @@ import (
 
 	"github.com/gofrs/flock"
 	"github.com/gomlx/go-huggingface/hub"
+	"github.com/mlx-genkit/genkit/internal/atomicfile"
 )
 
 // wantedFile says whether a repository file is needed to run the model.
@@ -99,15 +100,7 @@ func writeRef(repoDir, revision, commit string) error {
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return fmt.Errorf("write %s: %w", p, err)
 	}
-	tmp := p + ".tmp"
-	if err := os.WriteFile(tmp, []byte(commit), 0o644); err != nil {
-		return fmt.Errorf("write %s: %w", p, err)
-	}
-	if err := os.Rename(tmp, p); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", p, err)
-	}
-	return nil
+	return atomicfile.Write(p, []byte(commit), 0o644)
 }
 
 // cleanCache removes what the download library leaves in a repository's

@@ -8,7 +8,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/mlx-genkit/genkit/engine/gguf"
 	"github.com/mlx-genkit/genkit/engine/tokenizer"
 	"github.com/mlx-genkit/genkit/mlx"
 )
@@ -91,10 +90,7 @@ func computeDtype(opts LoadOptions, native mlx.Dtype) mlx.Dtype {
 }
 
 func loadGGUF(path string, opts LoadOptions) (*Model, error) {
-	if _, err := gguf.ReadHeader(path); err != nil {
-		return nil, fmt.Errorf("load model: %w", err)
-	}
-	arrays, meta, err := mlx.LoadGGUF(path)
+	arrays, meta, err := mlx.LoadGGUF(path) // checks the header first
 	if err != nil {
 		return nil, fmt.Errorf("load model: %w", err)
 	}

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/mlx-genkit/genkit/internal/atomicfile"
 	"github.com/mlx-genkit/genkit/mlx"
 )
 
@@ -189,7 +190,7 @@ func writeSyntheticConfig(dir string, spec SyntheticSpec) error {
 		"genkit_synthetic": map[string]any{"shape": spec.Name, "source": spec.Source},
 	}
 	data, _ := json.MarshalIndent(c, "", "  ")
-	if err := os.WriteFile(filepath.Join(dir, "config.json"), append(data, '\n'), 0o644); err != nil {
+	if err := atomicfile.Write(filepath.Join(dir, "config.json"), append(data, '\n'), 0o644); err != nil {
 		return fmt.Errorf("synthetic: %w", err)
 	}
 	return nil
@@ -314,14 +315,14 @@ func writeSyntheticTokenizer(dir string, spec SyntheticSpec) error {
 	if err != nil {
 		return fmt.Errorf("synthetic tokenizer: %w", err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "tokenizer.json"), data, 0o644); err != nil {
+	if err := atomicfile.Write(filepath.Join(dir, "tokenizer.json"), data, 0o644); err != nil {
 		return fmt.Errorf("synthetic: %w", err)
 	}
 	tc := map[string]any{"tokenizer_class": "PreTrainedTokenizerFast", "bos_token": nil,
 		"eos_token": syntheticSpecials[2], "pad_token": syntheticSpecials[0], "add_bos_token": false,
 		"added_tokens_decoder": decoder, "model_max_length": spec.MaxPositions, "clean_up_tokenization_spaces": false}
 	data, _ = json.MarshalIndent(tc, "", "  ")
-	if err := os.WriteFile(filepath.Join(dir, "tokenizer_config.json"), append(data, '\n'), 0o644); err != nil {
+	if err := atomicfile.Write(filepath.Join(dir, "tokenizer_config.json"), append(data, '\n'), 0o644); err != nil {
 		return fmt.Errorf("synthetic: %w", err)
 	}
 	return nil

@@ -8,10 +8,11 @@ import "C"
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"unsafe"
+
+	"github.com/mlx-genkit/genkit/engine/gguf"
+	"github.com/mlx-genkit/genkit/internal/atomicfile"
 )
 
 // MetaKind says what a GGUF metadata value holds.
@@ -139,7 +140,14 @@ func LoadSafetensors(path string) (map[string]*Array, map[string]string, error) 
 // LoadGGUF reads the tensors and metadata of a GGUF file. Q4_0, Q4_1 and Q8_0
 // tensors come back as MLX affine-quantized triples (name.weight, name.scales,
 // name.biases; group size 32); K-quants and BF16 as float16.
+//
+// MLX's reader trusts the file, so the header is checked first by
+// engine/gguf (types, lengths, dimensions, every tensor inside the file):
+// a malformed file is refused with an error instead of crashing.
 func LoadGGUF(path string) (map[string]*Array, map[string]MetaValue, error) {
+	if _, err := gguf.ReadHeader(path); err != nil {
+		return nil, nil, err
+	}
 	cp := C.CString(path)
 	defer C.free(unsafe.Pointer(cp))
 	var m C.gk_map
@@ -171,27 +179,7 @@ func values(m map[string]*Array) []*Array {
 // atomicSave writes through a temporary file in the target directory that
 // carries ext (MLX appends it otherwise), then renames it over path.
 func atomicSave(path, ext string, save func(tmp string) error) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*"+ext)
-	if err != nil {
-		return fmt.Errorf("save %s: %w", path, err)
-	}
-	tmp := f.Name()
-	f.Close()
-	if err := save(tmp); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("save %s: %w", path, err)
-	}
-	// CreateTemp makes the file private; saved files are ordinary ones.
-	if err := os.Chmod(tmp, 0o644); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("save %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("save %s: %w", path, err)
-	}
-	return nil
+	return atomicfile.WriteWith(path, ext, 0o644, save)
 }
 
 func buildMap(arrays map[string]*Array) (cmap, error) {
@@ -277,8 +265,13 @@ func SaveGGUF(path string, arrays map[string]*Array, strs map[string]string, num
 	})
 }
 
-// LoadNpy reads a .npy file.
+// LoadNpy reads a .npy file. The header is checked first (dtype, shape,
+// the data inside the file): MLX trusts it and would allocate whatever the
+// shape says.
 func LoadNpy(path string) (*Array, error) {
+	if err := checkNpy(path); err != nil {
+		return nil, fmt.Errorf("load %s: %w", path, err)
+	}
 	cp := C.CString(path)
 	defer C.free(unsafe.Pointer(cp))
 	a, err := call("load_npy", func(o *C.gk_array) C.int { return C.gk_load_npy(o, cp) })

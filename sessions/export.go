@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/mlx-genkit/genkit/engine"
+	"github.com/mlx-genkit/genkit/internal/atomicfile"
 	"github.com/mlx-genkit/genkit/sampling"
 	"github.com/mlx-genkit/genkit/steering"
 )
@@ -187,7 +188,11 @@ func ExportBundle(ctx context.Context, m *engine.Model, s *Session, dir string, 
 		return nil, fmt.Errorf("export: README.md: %w", err)
 	}
 	out.Notes = notes
-	st, err := json.MarshalIndent(b.steeringJSON(notes), "", "  ")
+	sj := b.steeringJSON(notes)
+	if err := sj.check(); err != nil {
+		return nil, fmt.Errorf("export: %w", err)
+	}
+	st, err := json.MarshalIndent(sj, "", "  ")
 	if err != nil {
 		return nil, fmt.Errorf("export: steering.json: %w", err)
 	}
@@ -201,16 +206,9 @@ func ExportBundle(ctx context.Context, m *engine.Model, s *Session, dir string, 
 	return out, nil
 }
 
-// writeFile0644 writes data atomically (WriteFileAtomic) as an ordinary
-// file, mode 0644.
+// writeFile0644 writes data atomically as an ordinary file, mode 0644.
 func writeFile0644(path string, data []byte) error {
-	if err := WriteFileAtomic(path, data); err != nil {
-		return err
-	}
-	if err := os.Chmod(path, 0o644); err != nil {
-		return fmt.Errorf("save %s: %w", path, err)
-	}
-	return nil
+	return atomicfile.Write(path, data, 0o644)
 }
 
 // llamaCppPrompt is the text llama.cpp must tokenize to get genkit's ids:

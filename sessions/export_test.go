@@ -143,6 +143,11 @@ func TestExportBundle(t *testing.T) {
 		sj.Genkit.Seed == nil || *sj.Genkit.Seed != 9 || len(sj.Prompt.TokenIDs) != len(ids) {
 		t.Fatalf("steering.json: %+v", sj)
 	}
+	if data, err := os.ReadFile(filepath.Join(b.Dir, "steering.json")); err != nil {
+		t.Fatal(err)
+	} else if err := sessions.CheckSteeringJSON(data); err != nil {
+		t.Fatalf("the exported steering.json fails its own check: %v", err)
+	}
 
 	text, _, _ := m.PromptText(s.PromptOf())
 	pt, _ := os.ReadFile(filepath.Join(b.Dir, "prompt.txt"))

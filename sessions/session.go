@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/mlx-genkit/genkit/engine"
+	"github.com/mlx-genkit/genkit/internal/atomicfile"
 	"github.com/mlx-genkit/genkit/sampling"
 	"github.com/mlx-genkit/genkit/steering"
 )
@@ -122,40 +123,7 @@ func Save(s *Session) error {
 	if err != nil {
 		return fmt.Errorf("save session %s: %w", s.Name, err)
 	}
-	return WriteFileAtomic(p, append(data, '\n'))
-}
-
-// WriteFileAtomic writes data to path through a temporary file in the same
-// directory.
-func WriteFileAtomic(path string, data []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return fmt.Errorf("save %s: %w", path, err)
-	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return fmt.Errorf("save %s: %w", path, err)
-	}
-	tmp := f.Name()
-	fail := func(err error) error {
-		f.Close()
-		os.Remove(tmp)
-		return fmt.Errorf("save %s: %w", path, err)
-	}
-	if _, err := f.Write(data); err != nil {
-		return fail(err)
-	}
-	if err := f.Sync(); err != nil {
-		return fail(err)
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("save %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("save %s: %w", path, err)
-	}
-	return nil
+	return atomicfile.Write(p, append(data, '\n'), 0o600)
 }
 
 // Load reads a saved session by name.
@@ -236,6 +204,8 @@ func List() ([]Info, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Listing is where a session opens: killed saves' leftovers go first.
+	_, _ = atomicfile.CleanStale(dir, time.Now())
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mlx-genkit/genkit/sampling"
 	"github.com/mlx-genkit/genkit/sessions"
@@ -81,21 +82,30 @@ func TestBadSessionsAreRefusedClearly(t *testing.T) {
 }
 
 // TestFailedSaveKeepsThePreviousFile: a save that cannot complete (here the
-// final rename is impossible) returns an error and leaves the saved file
-// as it was.
+// final rename is impossible) returns an error, leaves the saved session as
+// it was and no temporary file; a stale temporary file of a killed save is
+// removed by the next save, a young one (a save in progress) is kept.
 func TestFailedSaveKeepsThePreviousFile(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "keep.json")
-	if err := sessions.WriteFileAtomic(path, []byte("first version")); err != nil {
+	t.Setenv("GENKIT_DATA_DIR", t.TempDir())
+	s := sample()
+	s.Name = "keep"
+	if err := sessions.Save(s); err != nil {
 		t.Fatal(err)
 	}
+	dir, err := sessions.Dir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "keep.json")
+	first, _ := os.ReadFile(path)
 	blocker := filepath.Join(dir, "blocked.json")
 	os.MkdirAll(filepath.Join(blocker, "child"), 0o755) // a non-empty directory: rename over it fails
-	if err := sessions.WriteFileAtomic(blocker, []byte("new")); err == nil {
+	b := sample()
+	b.Name = "blocked"
+	if err := sessions.Save(b); err == nil {
 		t.Fatal("rename over a directory succeeded")
 	}
-	got, _ := os.ReadFile(path)
-	if string(got) != "first version" {
+	if got, _ := os.ReadFile(path); string(got) != string(first) {
 		t.Fatalf("previous file changed: %q", got)
 	}
 	entries, _ := os.ReadDir(dir)
@@ -161,5 +171,31 @@ func TestVersion1IsMigrated(t *testing.T) {
 	data, _ := os.ReadFile(filepath.Join(dir, "old.json"))
 	if !strings.Contains(string(data), `"version": 2`) || !strings.Contains(string(data), `"schedule": "ramp:0:2:16"`) || strings.Contains(string(data), `"layer"`) {
 		t.Fatalf("saved form:\n%s", data)
+	}
+}
+
+// TestListRemovesStaleTemporaryFiles: listing the sessions removes a
+// killed save's temporary file older than a minute and keeps a young one
+// and the sessions.
+func TestListRemovesStaleTemporaryFiles(t *testing.T) {
+	t.Setenv("GENKIT_DATA_DIR", t.TempDir())
+	if err := sessions.Save(sample()); err != nil {
+		t.Fatal(err)
+	}
+	dir, _ := sessions.Dir()
+	stale, young := filepath.Join(dir, ".pirate-tuning.json.4242.tmp"), filepath.Join(dir, ".pirate-tuning.json.77.tmp")
+	os.WriteFile(stale, []byte("{"), 0o600)
+	os.WriteFile(young, []byte("{"), 0o600)
+	old := time.Now().Add(-2 * time.Minute)
+	os.Chtimes(stale, old, old)
+	list, err := sessions.List()
+	if err != nil || len(list) != 1 {
+		t.Fatalf("list: %v, %v", list, err)
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("stale temporary file kept: %v", err)
+	}
+	if _, err := os.Stat(young); err != nil {
+		t.Errorf("young temporary file removed: %v", err)
 	}
 }

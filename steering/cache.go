@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 
 	"github.com/mlx-genkit/genkit/engine"
+	"github.com/mlx-genkit/genkit/internal/atomicfile"
 	"github.com/mlx-genkit/genkit/mlx"
 )
 
@@ -124,9 +125,5 @@ func saveCached(base string, ex *Extraction, hint string) error {
 	if err != nil {
 		return err
 	}
-	tmp := base + ".json.tmp"
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, base+".json")
+	return atomicfile.Write(base+".json", data, 0o644)
 }

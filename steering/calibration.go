@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mlx-genkit/genkit/engine"
+	"github.com/mlx-genkit/genkit/internal/atomicfile"
 )
 
 // Calibration is the strongest setting of a preset, in one steering mode,
@@ -116,8 +117,9 @@ func ShippedCalibrations() ([]Calibration, error) {
 }
 
 // SaveCalibration records c in the user's store, replacing the entry for
-// the same preset, mode and model; other entries are kept.
-func SaveCalibration(c Calibration, write func(path string, data []byte) error) (string, error) {
+// the same preset, mode and model; other entries are kept. The store is
+// written atomically.
+func SaveCalibration(c Calibration) (string, error) {
 	p, err := CalibrationPath()
 	if err != nil {
 		return "", err
@@ -149,8 +151,5 @@ func SaveCalibration(c Calibration, write func(path string, data []byte) error) 
 	if err != nil {
 		return "", err
 	}
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return "", fmt.Errorf("calibration: %w", err)
-	}
-	return p, write(p, append(data, '\n'))
+	return p, atomicfile.Write(p, append(data, '\n'), 0o644)
 }

@@ -5,7 +5,6 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/mlx-genkit/genkit/sessions"
 	"github.com/mlx-genkit/genkit/steering"
 )
 
@@ -19,7 +18,7 @@ func TestCalibrationStore(t *testing.T) {
 		t.Fatalf("empty store: ok %v, err %v", ok, err)
 	}
 	save := func(c steering.Calibration) {
-		if _, err := steering.SaveCalibration(c, sessions.WriteFileAtomic); err != nil {
+		if _, err := steering.SaveCalibration(c); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -41,7 +40,7 @@ func TestCalibrationStore(t *testing.T) {
 	if _, _, err := steering.LookupCalibration("pirate", "residual", "fp-a"); err == nil {
 		t.Error("a version-2 store was read")
 	}
-	if _, err := steering.SaveCalibration(steering.Calibration{Preset: "x"}, sessions.WriteFileAtomic); err == nil {
+	if _, err := steering.SaveCalibration(steering.Calibration{Preset: "x"}); err == nil {
 		t.Error("a version-2 store was overwritten")
 	}
 }

@@ -159,6 +159,9 @@ func Decode(ctx context.Context, m *engine.Model, run Run, obs Observers) (*Outc
 	if err != nil {
 		return nil, err
 	}
+	if err := m.Config.CheckContext(len(ids), cfg.MaxNew(len(ids))); err != nil {
+		return nil, err
+	}
 	out := &Outcome{Prompt: ids, Gen: cfg}
 	steered := run.Plan != nil || run.Steering != nil
 	if cfg.Beams() > 1 && steered {

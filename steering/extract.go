@@ -111,11 +111,15 @@ func Extract(ctx context.Context, m *engine.Model, pairs []Pair, opts ExtractOpt
 	// reads[i][layer] is text i's reading at that layer.
 	out := &Extraction{Vectors: map[int][]float32{}, Separation: map[int]float64{}}
 	D := m.HiddenSize()
+	bestGap, bestLayer := -1.0, 0
 	for l := 0; l < m.NumLayers(); l++ {
 		pos := make([][]float64, len(pairs))
 		neg := make([][]float64, len(pairs))
 		for i := range pairs {
 			pos[i], neg[i] = reads[2*i][l], reads[2*i+1][l]
+		}
+		if g := relativeGap(pos, neg, D); g > bestGap {
+			bestGap, bestLayer = g, l
 		}
 		var v []float64
 		switch method {
@@ -131,7 +135,34 @@ func Extract(ctx context.Context, m *engine.Model, pairs []Pair, opts ExtractOpt
 		out.Vectors[l] = f
 		out.Separation[l] = separation(pos, neg, v)
 	}
+	if bestGap < MinRelativeGap {
+		return nil, fmt.Errorf("vector: the positive and negative texts do not separate: at the best layer (%d) the sides' mean hidden states differ by %.3g of their norm (separation %.3g), below %g: are the two sides the same texts?",
+			bestLayer, bestGap, out.Separation[bestLayer], MinRelativeGap)
+	}
 	return out, nil
+}
+
+// MinRelativeGap is the smallest difference between the two sides' mean
+// hidden states, relative to the states' mean norm, that Extract makes a
+// vector from at some layer; below it at every layer (the same texts on
+// both sides, say) the direction would be zero or rounding noise.
+const MinRelativeGap = 1e-4
+
+// relativeGap is the norm of the mean difference between the sides
+// divided by the mean norm of all their hidden states (0 when both are 0).
+func relativeGap(pos, neg [][]float64, D int) float64 {
+	diff := meanDiff(pos, neg, D)
+	gap := math.Sqrt(dot(diff, diff))
+	var scale float64
+	for _, side := range [][][]float64{pos, neg} {
+		for _, x := range side {
+			scale += math.Sqrt(dot(x, x)) / float64(2*len(pos))
+		}
+	}
+	if scale == 0 {
+		return 0
+	}
+	return gap / scale
 }
 
 // withResponses appends a greedy continuation to every text.

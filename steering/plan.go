@@ -140,13 +140,48 @@ func (p Plan) Validate() error {
 		}
 		return fmt.Errorf("steering.schedule: %w", err)
 	}
-	if p.Alpha != nil && (math.IsNaN(*p.Alpha) || math.IsInf(*p.Alpha, 0)) {
-		return fmt.Errorf("steering.alpha: %v is not a finite number", *p.Alpha)
+	if p.Alpha != nil {
+		if err := CheckAlpha(*p.Alpha); err != nil {
+			return fmt.Errorf("steering.alpha: %w", err)
+		}
 	}
-	if p.Schedule.Kind == "ramp" && (!finite(p.Schedule.From) || !finite(p.Schedule.To)) {
-		return fmt.Errorf("steering.schedule: ramp end points must be finite")
+	if p.Schedule.Kind == "ramp" {
+		for _, a := range []float64{p.Schedule.From, p.Schedule.To} {
+			if err := CheckAlpha(a); err != nil {
+				return fmt.Errorf("steering.schedule: ramp end point: %w", err)
+			}
+		}
 	}
 	return nil
+}
+
+// MaxAlpha bounds a steering strength: |alpha| <= MaxAlpha. Useful
+// strengths are a few units to a few tens (a unit vector's alpha is in the
+// hidden state's own scale, norms of tens to hundreds); beyond 1e4 the
+// hidden state is the vector alone and float32 activations near overflow.
+const MaxAlpha = 1e4
+
+// CheckAlpha is the rule for a steering strength (an alpha or a ramp's end
+// point): a finite number with |a| <= MaxAlpha. Callers prefix the flag,
+// field or control that set it.
+func CheckAlpha(a float64) error {
+	if !finite(a) {
+		return fmt.Errorf("%v is not a finite number", a)
+	}
+	if math.Abs(a) > MaxAlpha {
+		return fmt.Errorf("%v is outside [-%g, %g]", a, float64(MaxAlpha), float64(MaxAlpha))
+	}
+	return nil
+}
+
+// ClampAlpha brings any value into CheckAlpha's range: NaN becomes 0, and
+// everything else (infinities included) is clamped to ±MaxAlpha. Controls
+// that step alpha use it, so a step always lands on a valid strength.
+func ClampAlpha(a float64) float64 {
+	if math.IsNaN(a) {
+		return 0
+	}
+	return math.Max(-MaxAlpha, math.Min(MaxAlpha, a))
 }
 
 func finite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }

@@ -110,6 +110,13 @@ func loadVectors(path string, layer int) (*VectorSet, error) {
 	if len(vs.Vectors) == 0 {
 		return nil, fmt.Errorf("%s: no steering vectors", path)
 	}
+	// Every vector as long as the lowest layer's, non-empty, with finite values.
+	if hidden := len(vs.Vectors[vs.Layers()[0]]); hidden == 0 {
+		return nil, fmt.Errorf("%s: layer %d's steering vector is empty", path, vs.Layers()[0])
+	}
+	if err := vs.Check(len(vs.Vectors[vs.Layers()[0]])); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
 	return vs, nil
 }
 
@@ -143,7 +150,7 @@ func checkGGUFNames(path string, arrays map[string]*mlx.Array, meta map[string]m
 func layerOf(name string) (int, bool) {
 	for _, p := range []string{"direction.", "layer.", "layers."} {
 		if strings.HasPrefix(name, p) {
-			if l, err := strconv.Atoi(strings.TrimPrefix(name, p)); err == nil {
+			if l, err := strconv.Atoi(strings.TrimPrefix(name, p)); err == nil && l >= 0 {
 				return l, true
 			}
 		}

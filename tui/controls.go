@@ -99,7 +99,9 @@ func newControls(layers int, presets []string, modelSamples bool) []control {
 			}
 			return v
 		}, func(s *Settings, d int) {
-			a := math.Round((s.Steering.EffectiveAlpha()+0.1*float64(d))*100) / 100
+			// Clamped before and after the step, so any value (NaN, 1e300
+			// from a session) steps back into steering.CheckAlpha's range.
+			a := steering.ClampAlpha(math.Round((steering.ClampAlpha(s.Steering.EffectiveAlpha())+0.1*float64(d))*100) / 100)
 			s.Steering.Alpha = &a
 		}, func(s *Settings) bool { return s.Steering.AlphaMatters() }, whyRamp},
 		{"layer", func(s *Settings) string {

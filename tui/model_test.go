@@ -362,8 +362,7 @@ func TestCalibratedKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := steering.SaveCalibration(steering.Calibration{Preset: "pirate", Mode: "residual", Model: fp, Alpha: 2.5, Layer: 1, Found: true},
-		sessions.WriteFileAtomic); err != nil {
+	if _, err := steering.SaveCalibration(steering.Calibration{Preset: "pirate", Mode: "residual", Model: fp, Alpha: 2.5, Layer: 1, Found: true}); err != nil {
 		t.Fatal(err)
 	}
 	press()

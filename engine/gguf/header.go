@@ -277,8 +277,9 @@ func parse(f io.Reader, size int64) (*Header, error) {
 		if err != nil {
 			return nil, err
 		}
+		// Each term is checked alone first, so the sum cannot wrap.
 		end := uint64(h.DataStart) + ti.Offset + n
-		if end > uint64(size) || end < ti.Offset {
+		if n > uint64(size) || ti.Offset > uint64(size) || end > uint64(size) {
 			return nil, fmt.Errorf("tensor %s: data ends at byte %d but the file has %d (truncated?)", ti.Name, end, size)
 		}
 	}
@@ -303,7 +304,19 @@ func (t TensorInfo) Bytes() (uint64, error) {
 	if len(t.Dims) == 0 || t.Dims[0]%bs[0] != 0 {
 		return 0, fmt.Errorf("tensor %s: first dimension %v is not a multiple of the %s block (%d)", t.Name, t.Dims, TypeNames[t.Type], bs[0])
 	}
-	return t.Elements() / bs[0] * bs[1], nil
+	// The element count and the byte size must not overflow (a wrapped
+	// product would pass the end-of-file check with a tiny size).
+	n := uint64(1)
+	for _, d := range t.Dims {
+		if d != 0 && n > math.MaxUint64/d {
+			return 0, fmt.Errorf("tensor %s: dimensions %v overflow", t.Name, t.Dims)
+		}
+		n *= d
+	}
+	if blocks := n / bs[0]; blocks > math.MaxUint64/bs[1] {
+		return 0, fmt.Errorf("tensor %s: dimensions %v overflow", t.Name, t.Dims)
+	}
+	return n / bs[0] * bs[1], nil
 }
 
 // ReadF32 reads the values of an F32 tensor of the file path whose header

@@ -5,9 +5,12 @@
 package tokenizer
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"unicode/utf8"
 
 	hf "github.com/daulet/tokenizers"
@@ -33,7 +36,14 @@ type Tokenizer struct {
 }
 
 // FromJSON builds a tokenizer from the bytes of a tokenizer.json.
+//
+// A tokenizer.json holding a NUL character in any string (a token, the
+// unknown token) is refused: the native library aborts the process when
+// it returns such a token.
 func FromJSON(data []byte) (*Tokenizer, error) {
+	if err := checkNoNUL(data); err != nil {
+		return nil, err
+	}
 	tk, err := hf.FromBytes(data)
 	if err != nil {
 		return nil, fmt.Errorf("tokenizer.json: %w", err)
@@ -72,6 +82,11 @@ func (t *Tokenizer) VocabSize() int { return t.vocab }
 func (t *Tokenizer) Encode(text string, addBOS bool) ([]int, error) {
 	if t == nil || t.tk == nil {
 		return nil, errors.New("tokenizer: closed")
+	}
+	// The native library takes a C string: a NUL would silently end the
+	// text there.
+	if i := strings.IndexByte(text, 0); i >= 0 {
+		return nil, fmt.Errorf("the text holds a NUL byte at byte offset %d, which cannot be tokenized", i)
 	}
 	ids, _ := t.tk.Encode(text, false)
 	out := make([]int, 0, len(ids)+1)
@@ -177,4 +192,27 @@ func commonPrefix(a, b string) int {
 		n++
 	}
 	return n
+}
+
+// checkNoNUL refuses JSON that is not valid UTF-8 or whose strings (keys
+// or values) hold a NUL character. Malformed JSON is left to the tokenizer library to report.
+func checkNoNUL(data []byte) error {
+	// JSON is UTF-8; the library panics (aborting the process) on invalid
+	// bytes inside some objects (a decoder's keys, say).
+	if !utf8.Valid(data) {
+		return errors.New("tokenizer.json is not valid UTF-8")
+	}
+	if !bytes.Contains(data, []byte(`\u0000`)) {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil
+		}
+		if s, ok := tok.(string); ok && strings.IndexByte(s, 0) >= 0 {
+			return fmt.Errorf("tokenizer.json: the string %q holds a NUL character, which the tokenizer library cannot handle", s)
+		}
+	}
 }

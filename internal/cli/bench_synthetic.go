@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/mlx-genkit/genkit/engine"
+	"github.com/mlx-genkit/genkit/internal/atomicfile"
 )
 
 // benchSynthetic measures random weights of a published shape, written once
@@ -146,12 +147,7 @@ func onceFile(path string, make func(tmp string) error) error {
 	if _, err := os.Stat(path); err == nil {
 		return nil
 	}
-	tmp := path + ".partial"
-	if err := make(tmp); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return os.Rename(tmp, path)
+	return atomicfile.WriteWith(path, filepath.Ext(path), 0o644, make)
 }
 
 // runQuiet runs a command, returning the tail of its output on failure.

@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/mlx-genkit/genkit/internal/smoke"
-	"github.com/mlx-genkit/genkit/sessions"
 	"github.com/mlx-genkit/genkit/steering"
 	"github.com/spf13/cobra"
 )
@@ -67,7 +66,7 @@ genkit smoke, score and the TUI use it for that preset and mode.`, smoke.Calibra
 			}
 			path := ""
 			if !dryRun {
-				if path, err = steering.SaveCalibration(c, sessions.WriteFileAtomic); err != nil {
+				if path, err = steering.SaveCalibration(c); err != nil {
 					return err
 				}
 			}

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"fmt"
-	"math"
 	"os"
 	"strings"
 
@@ -104,8 +103,8 @@ func (f *steerFlags) apply(base *steering.Plan) (*steering.Plan, error) {
 		p.Layer = &l
 	}
 	if f.changed("alpha") {
-		if math.IsNaN(f.alpha) || math.IsInf(f.alpha, 0) {
-			return nil, fmt.Errorf("--alpha %v: not a finite number", f.alpha)
+		if err := steering.CheckAlpha(f.alpha); err != nil {
+			return nil, fmt.Errorf("--alpha: %w", err)
 		}
 		a := f.alpha
 		p.Alpha = &a

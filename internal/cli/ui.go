@@ -131,15 +131,14 @@ func (f *uiFlags) run(cmd *cobra.Command) error {
 	_, err = p.Run()
 	close(exited)
 	// The terminal is already restored and no event loop is running: cancel
-	// the run, save (no MLX work), then give the cancelled step a moment to
-	// end. A step still running after that is cut short by the exit, which
+	// the run and save (no MLX work), then exit without waiting for the
+	// cancelled step. A step still running is cut short by the exit, which
 	// is safe: Go's exit runs no C++ destructors under the MLX thread, and
 	// nothing is being written.
 	md.WaitRunner(0)
 	if serr := md.SaveOnExit(); serr != nil {
 		fmt.Fprintln(os.Stderr, "genkit: saving the session on exit failed:", serr)
 	}
-	md.WaitRunner(300 * time.Millisecond)
 	if err != nil && !errors.Is(err, tea.ErrProgramKilled) {
 		return err
 	}
