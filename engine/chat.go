@@ -9,6 +9,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/mlx-genkit/genkit/internal/jsontext"
 	"github.com/nikolalohinski/gonja/v2"
 	"github.com/nikolalohinski/gonja/v2/config"
 	"github.com/nikolalohinski/gonja/v2/exec"
@@ -58,7 +59,13 @@ func CheckMessages(msgs []Message) error {
 // ParseMessages reads a conversation from JSON: a list of {"role",
 // "content"} objects, or an object {"messages": [...]} (OpenAI's request
 // shape), and checks it with CheckMessages.
+//
+// A \u escape of a lone UTF-16 surrogate (which encoding/json would turn
+// into U+FFFD) is refused naming its byte offset.
 func ParseMessages(data []byte) ([]Message, error) {
+	if err := jsontext.CheckEscapes(data, false); err != nil {
+		return nil, fmt.Errorf("messages: %w", err)
+	}
 	var msgs []Message
 	if err := json.Unmarshal(data, &msgs); err != nil {
 		var obj struct {
@@ -95,6 +102,9 @@ var reservedChatKwargs = map[string]string{
 // ParseChatKwargs reads chat-template variables from a JSON object and
 // checks them with Check.
 func ParseChatKwargs(data []byte) (ChatKwargs, error) {
+	if err := jsontext.CheckEscapes(data, false); err != nil {
+		return nil, fmt.Errorf("chat kwargs: %w", err)
+	}
 	var kw ChatKwargs
 	if err := json.Unmarshal(data, &kw); err != nil || kw == nil {
 		if err == nil {
@@ -108,7 +118,8 @@ func ParseChatKwargs(data []byte) (ChatKwargs, error) {
 	return kw, nil
 }
 
-// Check refuses names genkit sets itself and values that are not JSON.
+// Check refuses names genkit sets itself, values that are not JSON and
+// values holding a lone UTF-16 surrogate escape.
 func (kw ChatKwargs) Check() error {
 	for _, k := range sortedKeys(kw) {
 		if why, ok := reservedChatKwargs[k]; ok {
@@ -116,6 +127,9 @@ func (kw ChatKwargs) Check() error {
 		}
 		if _, err := jsonValue(kw[k]); err != nil {
 			return fmt.Errorf("chat kwargs: %q: %w", k, err)
+		}
+		if err := jsontext.CheckEscapes(kw[k], false); err != nil {
+			return fmt.Errorf("chat kwargs: %q, in its JSON value: %w", k, err)
 		}
 	}
 	return nil
@@ -204,7 +218,9 @@ func (m *Model) RenderChat(messages []Message, opts ChatOptions) (string, error)
 // special tokens).
 //
 // The template engine panics on some inputs ('a' * -1 in a template, say);
-// a panic is returned as an error naming the chat template.
+// a panic is returned as an error naming the chat template. Templates
+// larger than MaxChatTemplateBytes or nesting deeper than
+// MaxTemplateNesting are refused before they are parsed.
 func RenderChatTemplate(tmpl string, messages []Message, opts ChatOptions, bos, eos string) (out string, err error) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -212,6 +228,9 @@ func RenderChatTemplate(tmpl string, messages []Message, opts ChatOptions, bos, 
 		}
 	}()
 	if err := opts.Kwargs.Check(); err != nil {
+		return "", err
+	}
+	if err := checkTemplate(tmpl); err != nil {
 		return "", err
 	}
 	cfg := config.New()
@@ -419,6 +438,97 @@ func (p Prompt) checkUTF8() error {
 	for i, msg := range p.Messages {
 		if err := check(fmt.Sprintf("messages[%d].content", i), msg.Content); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// MaxChatTemplateBytes is the largest chat template genkit renders. Real
+// templates are 1 to 30 KB; the template engine's memory and time grow
+// with the template's size (a 3 MB template took 1.2 s and 270 MB a render).
+const MaxChatTemplateBytes = 256 << 10
+
+// MaxTemplateNesting is how deeply a chat template may nest brackets inside
+// one tag, and blocks ({% if %}, {% for %}, ...) in each other. The template
+// engine parses and evaluates nesting by recursion: 30,000 nested
+// parentheses took 1 GB of stack, and 100,000 (a 200 KB template) ended the
+// process (Go's stack limit is fatal, not a panic). Real templates nest a
+// few levels.
+const MaxTemplateNesting = 100
+
+// templateBlocks are the tags that open a block closed by an {% end... %}.
+var templateBlocks = map[string]bool{"if": true, "for": true, "macro": true, "call": true, "filter": true, "block": true, "with": true, "autoescape": true, "raw": true}
+
+// checkTemplate refuses a chat template larger than MaxChatTemplateBytes or
+// nesting deeper than MaxTemplateNesting, naming the byte offset, before
+// the template engine sees it. Text outside tags is not looked at; string
+// literals and comments inside them are skipped.
+func checkTemplate(tmpl string) error {
+	if len(tmpl) > MaxChatTemplateBytes {
+		return fmt.Errorf("chat template: %d bytes, more than the %d a chat template may have", len(tmpl), MaxChatTemplateBytes)
+	}
+	blocks := 0
+	for i := 0; i+1 < len(tmpl); i++ {
+		if tmpl[i] != '{' {
+			continue
+		}
+		var end string
+		switch tmpl[i+1] {
+		case '{':
+			end = "}}"
+		case '%':
+			end = "%}"
+		case '#':
+			j := strings.Index(tmpl[i+2:], "#}")
+			if j < 0 {
+				return nil // unterminated comment: the template engine reports it
+			}
+			i += j + 3
+			continue
+		default:
+			continue
+		}
+		start := i
+		depth := 0
+		var quote byte
+		for i += 2; i < len(tmpl); i++ {
+			c := tmpl[i]
+			if quote != 0 {
+				if c == '\\' {
+					i++
+				} else if c == quote {
+					quote = 0
+				}
+				continue
+			}
+			if depth == 0 && strings.HasPrefix(tmpl[i:], end) {
+				break
+			}
+			switch c {
+			case '\'', '"':
+				quote = c
+			case '(', '[', '{':
+				if depth++; depth > MaxTemplateNesting {
+					return fmt.Errorf("chat template: brackets nest more than %d deep at byte offset %d", MaxTemplateNesting, i)
+				}
+			case ')', ']', '}':
+				depth = max(depth-1, 0)
+			}
+		}
+		if end != "%}" {
+			continue
+		}
+		fields := strings.Fields(strings.Trim(tmpl[start+2:min(i, len(tmpl))], "-+"))
+		if len(fields) == 0 {
+			continue
+		}
+		switch kw := fields[0]; {
+		case templateBlocks[kw] || kw == "set" && !strings.Contains(tmpl[start:min(i, len(tmpl))], "="):
+			if blocks++; blocks > MaxTemplateNesting {
+				return fmt.Errorf("chat template: blocks nest more than %d deep at byte offset %d ({%% %s %%})", MaxTemplateNesting, start, kw)
+			}
+		case strings.HasPrefix(kw, "end"):
+			blocks = max(blocks-1, 0)
 		}
 	}
 	return nil

@@ -38,6 +38,10 @@ func FuzzRenderChatTemplate(f *testing.F) {
 	f.Add("{% if %}", `[{"role":"user"}]`, `{"a":[1,2,{"b":null}]}`)
 	f.Add(strings.Repeat("{{", 500), "\xff", "{")
 	f.Add("{{ messages[99].content }}{{ 1/0 }}", `[{"role":"assistant","content":"x"}]`, `{"n":1e400}`)
+	// Nesting past MaxTemplateNesting (100,000 parentheses overflowed the
+	// parser's stack, fatally) and lone surrogate escapes are refused.
+	f.Add("{{ "+strings.Repeat("(", 1000)+"1"+strings.Repeat(")", 1000)+" }}", `[{"role":"user","content":"\ud800"}]`, `{"x":"\udc00"}`)
+	f.Add(strings.Repeat("{% if 1 %}", 150)+"x", `[{"role":"user","content":"\ud83d\ude00"}]`, `{}`)
 	f.Fuzz(func(t *testing.T, tmpl, msgs, kwargs string) {
 		if len(tmpl) > 4096 || len(msgs) > 4096 || len(kwargs) > 4096 {
 			t.Skip()

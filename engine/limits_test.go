@@ -109,3 +109,74 @@ func TestChatTemplatePanicsBecomeErrors(t *testing.T) {
 		t.Errorf("'ab' * 3: %q, %v", out, err)
 	}
 }
+
+// TestChatTemplateSizeAndNestingAreBounded: a chat template larger than
+// MaxChatTemplateBytes, or nesting brackets or blocks deeper than
+// MaxTemplateNesting, is refused at once naming the limit (100,000 nested
+// parentheses, a 200 KB template, ended the process with a fatal stack
+// overflow in the template engine's parser; 5,000 here took 160 MB). Templates
+// at the limits render, and brackets inside strings, comments and plain text
+// do not count.
+func TestChatTemplateSizeAndNestingAreBounded(t *testing.T) {
+	render := func(tmpl string) (string, error) {
+		return engine.RenderChatTemplate(tmpl, []engine.Message{{Role: "user", Content: "hi"}}, engine.ChatOptions{}, "", "")
+	}
+	nest := func(open, mid, close string, n int) string {
+		return strings.Repeat(open, n) + mid + strings.Repeat(close, n)
+	}
+	n := engine.MaxTemplateNesting
+	for name, c := range map[string]struct{ tmpl, want string }{
+		"parens":   {"{{ " + nest("(", "1", ")", 5000) + " }}", "brackets nest more than 100 deep at byte offset 103"},
+		"lists":    {"x{%- set a = " + nest("[", "1", "]", n+1) + " -%}", "brackets nest more than 100 deep at byte offset 113"},
+		"ifs":      {nest("{% if 1 %}", "x", "{% endif %}", 5000), "blocks nest more than 100 deep at byte offset 1000 ({% if %})"},
+		"set+for":  {nest("{% set s %}{% for m in messages %}", "x", "{% endfor %}{% endset %}", 51), "blocks nest more than 100 deep at byte offset 1700 ({% set %})"},
+		"too long": {strings.Repeat("hello {{ messages[0].content }} ", engine.MaxChatTemplateBytes/32+1), "262176 bytes, more than the 262144"},
+	} {
+		start := time.Now()
+		if out, err := render(c.tmpl); err == nil || !strings.Contains(err.Error(), c.want) || out != "" {
+			t.Errorf("%s: %q, %v; want an error with %q", name, out, err, c.want)
+		}
+		if d := time.Since(start); d > 100*time.Millisecond {
+			t.Errorf("%s took %v", name, d)
+		}
+	}
+	for tmpl, want := range map[string]string{
+		"{{ " + nest("(", "1", ")", n) + " }}":                                             "1",
+		nest("{% if 1 %}", "x", "{% endif %}", n):                                          "x",
+		"{# " + nest("(", "", "", 500) + " #}{{ '(((((' }}":                                "(((((",
+		strings.Repeat("(", 500) + "{{ messages[0].content }}":                             strings.Repeat("(", 500) + "hi",
+		"{{ \"[[[\\\"[[[\" }}{% set x = 1 %}{{ x }}":                                       `[[["[[[1`,
+		strings.Repeat("hello {{ messages[0].content }} ", engine.MaxChatTemplateBytes/32): strings.Repeat("hello hi ", engine.MaxChatTemplateBytes/32),
+	} {
+		if out, err := render(tmpl); err != nil || out != want {
+			t.Errorf("%.60s: %.60q, %v", tmpl, out, err)
+		}
+	}
+}
+
+// TestLoneSurrogatesAreRefused: a \u escape of a lone UTF-16 surrogate in a
+// --messages file or in chat kwargs (from --chat-kwargs, or a session's,
+// through ChatKwargs.Check) is refused naming its byte offset, where
+// encoding/json would have turned it into U+FFFD silently; a surrogate pair
+// is a character and reads as one.
+func TestLoneSurrogatesAreRefused(t *testing.T) {
+	if _, err := engine.ParseMessages([]byte(`[{"role":"user","content":"hi \ud800 there"}]`)); err == nil ||
+		!strings.Contains(err.Error(), `messages: a string holds a lone UTF-16 high surrogate (\ud800) at byte offset 30`) {
+		t.Errorf("messages: %v", err)
+	}
+	if _, err := engine.ParseChatKwargs([]byte(`{"name": "\udfff"}`)); err == nil ||
+		!strings.Contains(err.Error(), `chat kwargs: a string holds a lone UTF-16 low surrogate (\udfff) at byte offset 10`) {
+		t.Errorf("chat kwargs: %v", err)
+	}
+	kw := engine.ChatKwargs{"name": []byte(`"a\ud800b"`)}
+	if err := kw.Check(); err == nil || !strings.Contains(err.Error(), `chat kwargs: "name", in its JSON value: a string holds a lone UTF-16 high surrogate (\ud800) at byte offset 2`) {
+		t.Errorf("a session's chat kwargs: %v", err)
+	}
+	msgs, err := engine.ParseMessages([]byte(`{"messages":[{"role":"user","content":"hi \ud83d\ude00"}]}`))
+	if err != nil || msgs[0].Content != "hi 😀" {
+		t.Errorf("a surrogate pair: %v, %v", msgs, err)
+	}
+	if kw, err := engine.ParseChatKwargs([]byte(`{"name": "\ud83d\ude00"}`)); err != nil || string(kw["name"]) != `"\ud83d\ude00"` {
+		t.Errorf("chat kwargs with a surrogate pair: %v, %v", kw, err)
+	}
+}

@@ -3,9 +3,11 @@ package steering_test
 import (
 	"context"
 	"math"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mlx-genkit/genkit/engine"
 	"github.com/mlx-genkit/genkit/mlx"
@@ -162,5 +164,30 @@ func TestLoadVectorsRefusesBadValues(t *testing.T) {
 	}
 	if _, err := steering.LoadVectors(filepath.Join(dir, "neg.safetensors"), 0); err == nil || !strings.Contains(err.Error(), "direction.-1") {
 		t.Errorf("negative layer: %v", err)
+	}
+}
+
+// TestLoadVectorsRefusesEmptyRows: a 2-D vector file of shape [N, 0] holds
+// no data whatever N is, so the file's size does not bound N; it is refused
+// at once naming the shape, instead of making N empty layers (FuzzVectorNpy's
+// crasher read as [400000000, 0] and took the worker down building them).
+func TestLoadVectorsRefusesEmptyRows(t *testing.T) {
+	hdr := "{'descr': '<f4', 'fortran_order': False, 'shape': (2000000, 0), }"
+	for (10+len(hdr)+1)%64 != 0 {
+		hdr += " "
+	}
+	hdr += "\n"
+	data := append([]byte("\x93NUMPY\x01\x00"), byte(len(hdr)), byte(len(hdr)>>8))
+	p := filepath.Join(t.TempDir(), "rows.npy")
+	if err := os.WriteFile(p, append(data, hdr...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err := steering.LoadVectors(p, 0)
+	if err == nil || !strings.Contains(err.Error(), "shape [2000000 0]: its vectors are empty") {
+		t.Errorf("got %v, want the shape refused", err)
+	}
+	if d := time.Since(start); d > 500*time.Millisecond {
+		t.Errorf("took %v", d)
 	}
 }

@@ -91,6 +91,12 @@ func loadVectors(path string, layer int) (*VectorSet, error) {
 		sh := a.Shape()
 		switch {
 		case len(sh) == 2 && len(arrays) == 1:
+			// Refused before the loop: with no values per row, the row
+			// count is not bounded by the file's size (a 64-byte .npy
+			// can say [2147483647, 0]) and each row would be a layer.
+			if sh[1] == 0 {
+				return nil, fmt.Errorf("%s: tensor %q has shape %v: its vectors are empty", path, name, sh)
+			}
 			for l := 0; l < sh[0]; l++ {
 				vs.Vectors[l] = vals[l*sh[1] : (l+1)*sh[1]]
 			}

@@ -1,6 +1,7 @@
 package tokenizer_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -27,6 +28,12 @@ func FuzzFromJSON(f *testing.F) {
 	f.Add([]byte(`{"model":{"type":"Unigram","vocab":[["a",NaN]]}}`), "a")
 	f.Add([]byte(strings.Repeat(`{"model":`, 3000)), "")
 	f.Add([]byte("{\"model\":{\"type\":\"WordLevel\",\"vocab\":{\"\xff\":0},\"unk_token\":\"\xff\"}}"), "\xff")
+	// JSON errors inside the decoder abort the native library (see
+	// TestAbortingJSONIsRefused): a lone surrogate, deep nesting, 1e400.
+	dec := `{"model":{"type":"WordLevel","vocab":{"a":0},"unk_token":"a"},"decoder":%s}`
+	f.Add([]byte(fmt.Sprintf(dec, `{"type":"Replace","pattern":{"String":"\ud800"},"content":"x"}`)), "a")
+	f.Add([]byte(fmt.Sprintf(dec, strings.Repeat("[", 130)+strings.Repeat("]", 130))), "a")
+	f.Add([]byte(fmt.Sprintf(dec, "1e400")), "a")
 	f.Fuzz(func(t *testing.T, data []byte, text string) {
 		if len(data) > 64<<10 || len(text) > 1024 {
 			t.Skip()
@@ -74,5 +81,44 @@ func TestNULIsRefused(t *testing.T) {
 	}
 	if _, err := tk.Encode("a\x00b", false); err == nil || !strings.Contains(err.Error(), "byte offset 1") {
 		t.Fatalf("NUL in the text: %v", err)
+	}
+}
+
+// TestAbortingJSONIsRefused: JSON errors inside the decoder section made
+// the native library panic ("Helper": the decoder is first parsed with an
+// expect on any JSON error), which aborts the process across the C
+// boundary; FuzzFromJSON found it with a malformed decoder. The same
+// abort followed a lone UTF-16 surrogate escape, nesting past the library's
+// 128 levels or a number beyond float64 there. Each is refused before the
+// library sees it, naming the byte offset; a surrogate pair and ordinary
+// nesting load.
+func TestAbortingJSONIsRefused(t *testing.T) {
+	withDecoder := func(d string) string {
+		return `{"model":{"type":"WordLevel","vocab":{"a":0,"b":1},"unk_token":"a"},"decoder":` + d + `}`
+	}
+	refused := map[string]struct{ json, want string }{
+		"malformed decoder": {withDecoder(`@"type":"ByteLevel"}`), `invalid character '@' looking for beginning of value at byte offset 78`},
+		"lone high":         {withDecoder(`{"type":"Replace","pattern":{"String":"\ud800"},"content":"x"}`), `lone UTF-16 high surrogate (\ud800) at byte offset 117`},
+		"high then letter":  {withDecoder(`"\ud800\u0041"`), `followed by \u0041 instead of a low surrogate`},
+		"lone low":          {withDecoder(`"x\udfff"`), `lone UTF-16 low surrogate (\udfff) at byte offset 80`},
+		"deep":              {withDecoder(strings.Repeat("[", 130) + strings.Repeat("]", 130)), `more than 64 levels deep (at byte offset 141)`},
+		"huge number":       {withDecoder(`1e400`), `the number 1e400 at byte offset 78 is out of range`},
+		"invalid UTF-8":     {withDecoder("\"\xc3\""), `invalid byte 0xc3 at byte offset 79`},
+	}
+	for name, c := range refused {
+		if _, err := tokenizer.FromJSON([]byte(c.json)); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: got %v, want an error with %q", name, err, c.want)
+		}
+	}
+	for name, js := range map[string]string{
+		"pair":    strings.Replace(tinyWordLevel, `"world":2`, `"world":2,"\ud83d\ude00":3`, 1),
+		"nesting": withDecoder(`{"type":"Sequence","decoders":[{"type":"Fuse"},{"type":"Strip","content":" ","start":1,"stop":0}]}`),
+	} {
+		tk, err := tokenizer.FromJSON([]byte(js))
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		tk.Close()
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/mlx-genkit/genkit/internal/jsontext"
 )
 
 // tokenizerConfig holds the fields of tokenizer_config.json genkit uses.
@@ -52,6 +54,12 @@ func FromDir(dir, override string) (*Tokenizer, error) {
 	data, err := os.ReadFile(cfgPath)
 	if err != nil {
 		return t, nil // tokenizer_config.json is optional
+	}
+	// A lone surrogate escape (in the chat template, say) would become
+	// U+FFFD silently.
+	if err := jsontext.CheckEscapes(data, false); err != nil {
+		t.Close()
+		return nil, fmt.Errorf("%s: %w", cfgPath, err)
 	}
 	var cfg tokenizerConfig
 	if err := json.Unmarshal(data, &cfg); err != nil {

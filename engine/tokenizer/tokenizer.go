@@ -5,15 +5,17 @@
 package tokenizer
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
 	hf "github.com/daulet/tokenizers"
+	"github.com/mlx-genkit/genkit/internal/jsontext"
 )
 
 // Tokenizer encodes and decodes text for one model.
@@ -37,11 +39,13 @@ type Tokenizer struct {
 
 // FromJSON builds a tokenizer from the bytes of a tokenizer.json.
 //
-// A tokenizer.json holding a NUL character in any string (a token, the
-// unknown token) is refused: the native library aborts the process when
-// it returns such a token.
+// A tokenizer.json the native library could abort the process on is
+// refused with an error naming the byte offset (see checkJSON): a NUL
+// character in any string (the library aborts when it returns such a
+// token), a lone UTF-16 surrogate escape, invalid UTF-8, malformed JSON,
+// nesting deeper than MaxJSONDepth or a number beyond float64's range.
 func FromJSON(data []byte) (*Tokenizer, error) {
-	if err := checkNoNUL(data); err != nil {
+	if err := checkJSON(data); err != nil {
 		return nil, err
 	}
 	tk, err := hf.FromBytes(data)
@@ -194,25 +198,72 @@ func commonPrefix(a, b string) int {
 	return n
 }
 
-// checkNoNUL refuses JSON that is not valid UTF-8 or whose strings (keys
-// or values) hold a NUL character. Malformed JSON is left to the tokenizer library to report.
-func checkNoNUL(data []byte) error {
-	// JSON is UTF-8; the library panics (aborting the process) on invalid
-	// bytes inside some objects (a decoder's keys, say).
+// MaxJSONDepth is how deeply a tokenizer.json may nest arrays and objects.
+// Real files nest about 7 levels; the native library's JSON reader stops at
+// 128, and inside some objects (the decoder) it aborts the process there
+// instead of returning an error.
+const MaxJSONDepth = 64
+
+// maxJSONNumber bounds the magnitude of a number in a tokenizer.json. The
+// native library's reader refuses numbers beyond a float64 (and aborts the
+// process doing so inside the decoder); real files hold ids, lengths and
+// log-probabilities.
+const maxJSONNumber = 1e300
+
+// checkJSON refuses, naming the byte offset, a tokenizer.json the native
+// library would abort the process on rather than refuse: invalid UTF-8,
+// malformed JSON, nesting deeper than MaxJSONDepth, a number out of range,
+// a string holding a NUL character (\u0000) or a lone UTF-16 surrogate
+// escape (\ud800 not followed by a low surrogate, or a low surrogate
+// alone). The library parses the decoder section with a helper that
+// panics on any JSON error, and a panic cannot cross the C boundary, so
+// every such error must be caught here first.
+func checkJSON(data []byte) error {
 	if !utf8.Valid(data) {
-		return errors.New("tokenizer.json is not valid UTF-8")
-	}
-	if !bytes.Contains(data, []byte(`\u0000`)) {
-		return nil
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	for {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil
-		}
-		if s, ok := tok.(string); ok && strings.IndexByte(s, 0) >= 0 {
-			return fmt.Errorf("tokenizer.json: the string %q holds a NUL character, which the tokenizer library cannot handle", s)
+		for i := 0; i < len(data); {
+			r, size := utf8.DecodeRune(data[i:])
+			if r == utf8.RuneError && size <= 1 {
+				return fmt.Errorf("tokenizer.json is not valid UTF-8: invalid byte 0x%02x at byte offset %d", data[i], i)
+			}
+			i += size
 		}
 	}
+	if !json.Valid(data) {
+		var raw json.RawMessage
+		err := json.Unmarshal(data, &raw)
+		var se *json.SyntaxError
+		if errors.As(err, &se) {
+			// Offset counts the bytes read, the offending one included.
+			return fmt.Errorf("tokenizer.json is not valid JSON: %v at byte offset %d", se, max(se.Offset-1, 0))
+		}
+		return fmt.Errorf("tokenizer.json is not valid JSON: %v", err)
+	}
+	// data is valid JSON from here on: a byte scan suffices.
+	depth := 0
+	for i := 0; i < len(data); i++ {
+		switch c := data[i]; {
+		case c == '{' || c == '[':
+			if depth++; depth > MaxJSONDepth {
+				return fmt.Errorf("tokenizer.json nests arrays and objects more than %d levels deep (at byte offset %d)", MaxJSONDepth, i)
+			}
+		case c == '}' || c == ']':
+			depth--
+		case c == '"':
+			end, err := jsontext.CheckString(data, i, true)
+			if err != nil {
+				return fmt.Errorf("tokenizer.json: %w", err)
+			}
+			i = end
+		case c == '-' || c >= '0' && c <= '9':
+			j := i + 1
+			for j < len(data) && strings.IndexByte("0123456789+-.eE", data[j]) >= 0 {
+				j++
+			}
+			if f, err := strconv.ParseFloat(string(data[i:j]), 64); err != nil || math.Abs(f) > maxJSONNumber {
+				return fmt.Errorf("tokenizer.json: the number %.40s at byte offset %d is out of range (at most %g in magnitude)", data[i:j], i, maxJSONNumber)
+			}
+			i = j - 1
+		}
+	}
+	return nil
 }

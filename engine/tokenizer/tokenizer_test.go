@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -161,5 +162,32 @@ func TestFromGGUFRefusesOtherModels(t *testing.T) {
 	_, err := tokenizer.FromGGUF(map[string]mlx.MetaValue{"tokenizer.ggml.model": {Kind: mlx.MetaString, String: "llama"}})
 	if err == nil || !strings.Contains(err.Error(), "tokenizer.json") {
 		t.Fatalf("SentencePiece GGUF: %v", err)
+	}
+}
+
+// TestConfigLoneSurrogateIsRefused: a tokenizer_config.json whose chat
+// template holds a lone UTF-16 surrogate escape is refused naming the file
+// and the byte offset (encoding/json would have put U+FFFD in the
+// template); the same file with a surrogate pair loads it as a character.
+func TestConfigLoneSurrogateIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, s string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("tokenizer.json", tinyWordLevel)
+	write("tokenizer_config.json", `{"chat_template": "{{ messages[0].content }} \ud800"}`)
+	if _, err := tokenizer.FromDir(dir, ""); err == nil || !strings.Contains(err.Error(), `tokenizer_config.json: a string holds a lone UTF-16 high surrogate (\ud800) at byte offset 45`) {
+		t.Fatalf("lone surrogate: %v", err)
+	}
+	write("tokenizer_config.json", `{"chat_template": "{{ messages[0].content }} \ud83d\ude00"}`)
+	tk, err := tokenizer.FromDir(dir, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tk.Close()
+	if tk.ChatTemplate != "{{ messages[0].content }} 😀" {
+		t.Fatalf("chat template %q", tk.ChatTemplate)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"sync/atomic"
 	"syscall"
 
@@ -20,6 +21,20 @@ import (
 type exitCode int
 
 func (e exitCode) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+
+// interruptedError reports a command that a signal (or its context) stopped
+// before it finished. Main prints it ("genkit: vector make: interrupted")
+// and exits 128+N; it unwraps to context.Canceled.
+type interruptedError struct{ command string }
+
+func (e interruptedError) Error() string { return e.command + ": interrupted" }
+
+func (e interruptedError) Unwrap() error { return context.Canceled }
+
+// interrupted is the interruptedError of cmd, named without "genkit".
+func interrupted(cmd *cobra.Command) error {
+	return interruptedError{strings.TrimPrefix(cmd.CommandPath(), cmd.Root().Name()+" ")}
+}
 
 // Main runs genkit with args and returns the process exit code: 0, 1 on an
 // error, 128+N when signal N (SIGINT, SIGTERM, SIGHUP) ended the command
@@ -46,6 +61,12 @@ func Main(args []string) int {
 	var ec exitCode
 	switch {
 	case got.Load() != 0:
+		// A command that reports the interruption gets its line; others
+		// print nothing (the UI has saved its session, say).
+		var ie interruptedError
+		if errors.As(err, &ie) {
+			fmt.Fprintln(os.Stderr, "genkit:", err)
+		}
 		return 128 + int(got.Load())
 	case errors.As(err, &ec):
 		return int(ec)

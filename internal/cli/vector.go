@@ -2,7 +2,10 @@ package cli
 
 import (
 	"bufio"
+	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -49,19 +52,46 @@ func readLines(path string) ([]string, error) {
 	return out, sc.Err()
 }
 
-func (v *vectorSource) extract(cmd *cobra.Command, m *engine.Model) (*steering.Extraction, *steering.Preset, error) {
+// progressLine shows "genkit: reading hidden states N/T" on one line of w,
+// rewritten in place. end finishes a line that a failed or interrupted run
+// left open, so that what is printed next starts on a line of its own.
+type progressLine struct {
+	w    io.Writer
+	open bool
+}
+
+func (p *progressLine) show(done, total int) {
+	fmt.Fprintf(p.w, "\rgenkit: reading hidden states %d/%d", done, total)
+	p.open = done != total
+	if !p.open {
+		fmt.Fprintln(p.w)
+	}
+}
+
+func (p *progressLine) end() {
+	if p.open {
+		fmt.Fprintln(p.w)
+		p.open = false
+	}
+}
+
+// extract reads the hidden states of the contrastive texts and makes the
+// vectors. Stopped by its context (ctrl+c), it ends the progress line and
+// returns an interruptedError naming the command.
+func (v *vectorSource) extract(cmd *cobra.Command, m *engine.Model) (ex *steering.Extraction, preset *steering.Preset, err error) {
+	line := &progressLine{w: cmd.ErrOrStderr()}
+	defer func() {
+		line.end()
+		if err != nil && errors.Is(err, context.Canceled) && cmd.Context() != nil && cmd.Context().Err() != nil {
+			ex, preset, err = nil, nil, interrupted(cmd)
+		}
+	}()
+	progress := line.show
 	method, err := steering.ParseMethod(v.method)
 	if err != nil {
 		return nil, nil, err
 	}
-	progress := func(done, total int) {
-		fmt.Fprintf(os.Stderr, "\rgenkit: reading hidden states %d/%d", done, total)
-		if done == total {
-			fmt.Fprintln(os.Stderr)
-		}
-	}
 	var pairs []steering.Pair
-	var preset *steering.Preset
 	switch {
 	case v.preset != "" && (v.positive != "" || v.negative != ""):
 		return nil, nil, fmt.Errorf("give --preset or --positive/--negative, not both")
@@ -91,7 +121,7 @@ func (v *vectorSource) extract(cmd *cobra.Command, m *engine.Model) (*steering.E
 	default:
 		return nil, nil, fmt.Errorf("give --preset NAME or --positive FILE --negative FILE")
 	}
-	ex, err := steering.Extract(cmd.Context(), m, pairs, steering.ExtractOptions{Method: method, ResponseTokens: v.response, Progress: progress})
+	ex, err = steering.Extract(cmd.Context(), m, pairs, steering.ExtractOptions{Method: method, ResponseTokens: v.response, Progress: progress})
 	return ex, preset, err
 }
 
