@@ -229,3 +229,101 @@ func List() ([]Info, error) {
 	sort.Slice(out, func(i, j int) bool { return out[i].Saved.After(out[j].Saved) })
 	return out, nil
 }
+
+// ErrExists reports that a session of the name asked for is saved already
+// (SaveAs and Rename refuse to replace one unless told to).
+var ErrExists = errors.New("a session of that name is saved already")
+
+// replacedDir is where a session replaced on purpose (SaveAs or Rename with
+// replace) is kept, under Dir(): List does not show it, nothing a user
+// saved is lost.
+const replacedDir = ".replaced"
+
+// Exists reports whether a session of that name is saved.
+func Exists(name string) (bool, error) {
+	p, err := pathOf(name)
+	if err != nil {
+		return false, err
+	}
+	_, err = os.Stat(p)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, os.ErrNotExist):
+		return false, nil
+	}
+	return false, fmt.Errorf("session %s: %w", name, err)
+}
+
+// keepReplaced moves the saved session name aside (into .replaced, with the
+// time in its name) before it is replaced.
+func keepReplaced(name string) error {
+	p, err := pathOf(name)
+	if err != nil {
+		return err
+	}
+	dir := filepath.Join(filepath.Dir(p), replacedDir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("keep the replaced session %s: %w", name, err)
+	}
+	dst := filepath.Join(dir, name+"."+time.Now().UTC().Format("20060102T150405.000000000")+".json")
+	if err := os.Rename(p, dst); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("keep the replaced session %s: %w", name, err)
+	}
+	return nil
+}
+
+// SaveAs saves s under name (s.Name becomes name), atomically as Save does.
+// A session of that name saved already is refused with ErrExists unless
+// replace is set; a replaced one is kept under Dir()/.replaced.
+func SaveAs(s *Session, name string, replace bool) error {
+	if err := CheckName(name); err != nil {
+		return err
+	}
+	exists, err := Exists(name)
+	if err != nil {
+		return err
+	}
+	if exists {
+		if !replace {
+			return fmt.Errorf("save as %s: %w", name, ErrExists)
+		}
+		if err := keepReplaced(name); err != nil {
+			return err
+		}
+	}
+	s.Name = name
+	if err := Save(s); err != nil {
+		return fmt.Errorf("save as %s: %w", name, err)
+	}
+	return nil
+}
+
+// Rename renames the saved session from to to (the name inside the file
+// too). The new file is written (atomically) before the old one is
+// removed, so a crash between leaves both, never neither. A session saved
+// as to already is refused with ErrExists unless replace is set (it is kept
+// under Dir()/.replaced).
+func Rename(from, to string, replace bool) error {
+	if err := CheckName(to); err != nil {
+		return err
+	}
+	if from == to {
+		return nil
+	}
+	s, err := Load(from)
+	if err != nil {
+		return fmt.Errorf("rename %s: %w", from, err)
+	}
+	if err := SaveAs(s, to, replace); err != nil {
+		return fmt.Errorf("rename %s: %w", from, err)
+	}
+	p, err := pathOf(from)
+	if err != nil {
+		return err
+	}
+	if err := os.Remove(p); err != nil {
+		return fmt.Errorf("rename %s to %s: the new file is written; removing the old one: %w", from, to, err)
+	}
+	return nil
+}

@@ -7,6 +7,7 @@ import (
 	"image/color"
 	"os"
 
+	"charm.land/bubbles/v2/textarea"
 	"charm.land/lipgloss/v2"
 )
 
@@ -77,6 +78,16 @@ type Styles struct {
 	BaseTitle, SteeredTitle      lipgloss.Style
 	Status, Selected, Label, Key lipgloss.Style
 	Diff                         lipgloss.Style
+	// Header is the top row; Mark is the inspected token in its pane;
+	// PinnedTitle titles a pinned or past run's pane; Tab and TabActive
+	// are the lane tabs of a narrow terminal.
+	Header, Mark, PinnedTitle, Tab, TabActive lipgloss.Style
+	// HelpKey, HelpDesc and HelpSep draw the help line (its keys, their
+	// descriptions and the separators).
+	HelpKey, HelpDesc, HelpSep lipgloss.Style
+	// Editor styles the text editors (the prompt, the system prompt, the
+	// vector texts).
+	Editor textarea.Styles
 	// Inactive greys out a control that has no effect under the other
 	// settings; SelectedInactive is such a control selected.
 	Inactive, SelectedInactive lipgloss.Style
@@ -106,6 +117,14 @@ func NewStyles(p Palette, plain bool) Styles {
 	s.Label = lipgloss.NewStyle().Foreground(c(p.Muted))
 	s.Key = lipgloss.NewStyle().Bold(true).Foreground(c(p.Accent))
 	s.Diff = lipgloss.NewStyle().Underline(true)
+	s.Header = lipgloss.NewStyle().Foreground(c(p.Muted))
+	s.Mark = lipgloss.NewStyle().Bold(true).Foreground(c(p.SelectedFg)).Background(c(p.SelectedBg))
+	s.PinnedTitle = lipgloss.NewStyle().Bold(true).Foreground(c(p.Accent))
+	s.Tab = lipgloss.NewStyle().Foreground(c(p.Muted))
+	s.TabActive = lipgloss.NewStyle().Bold(true).Underline(true).Foreground(c(p.Accent))
+	s.HelpKey = lipgloss.NewStyle().Bold(true).Foreground(c(p.Accent))
+	s.HelpDesc = lipgloss.NewStyle().Foreground(c(p.Muted))
+	s.HelpSep = lipgloss.NewStyle().Foreground(c(p.Border))
 	// Greyed: the palette's dim colour, or faint text where it has none
 	// (high contrast) or there is no colour; selected, the selection's
 	// colours made faint (not bold: bold and faint together are either).
@@ -116,8 +135,10 @@ func NewStyles(p Palette, plain bool) Styles {
 	if plain {
 		s.Status = lipgloss.NewStyle().Reverse(true)
 		s.Selected = lipgloss.NewStyle().Reverse(true)
+		s.Mark = lipgloss.NewStyle().Reverse(true)
 	}
 	s.SelectedInactive = s.Selected.Bold(false).Faint(true)
+	s.Editor = editorStyles(p, plain)
 	return s
 }
 
@@ -135,4 +156,28 @@ func (s Styles) Projection(t float64, plain bool) lipgloss.Style {
 	default:
 		return lipgloss.NewStyle().Foreground(s.Palette.ProjLow)
 	}
+}
+
+// editorStyles are the text editors' styles from the palette (none with no
+// colour).
+func editorStyles(p Palette, plain bool) textarea.Styles {
+	if plain {
+		return textarea.Styles{}
+	}
+	focused := textarea.StyleState{
+		Base:        lipgloss.NewStyle(),
+		Text:        lipgloss.NewStyle().Foreground(p.Text),
+		CursorLine:  lipgloss.NewStyle().Foreground(p.Text),
+		Placeholder: lipgloss.NewStyle().Foreground(p.Muted),
+		Prompt:      lipgloss.NewStyle().Foreground(p.Focus),
+		EndOfBuffer: lipgloss.NewStyle().Foreground(p.Border),
+		LineNumber:  lipgloss.NewStyle().Foreground(p.Muted),
+		Selection:   lipgloss.NewStyle().Foreground(p.SelectedFg).Background(p.SelectedBg),
+	}
+	focused.CursorLineNumber = focused.LineNumber
+	blurred := focused
+	blurred.Text = lipgloss.NewStyle().Foreground(p.Muted)
+	blurred.CursorLine = blurred.Text
+	blurred.Prompt = lipgloss.NewStyle().Foreground(p.Border)
+	return textarea.Styles{Focused: focused, Blurred: blurred, Cursor: textarea.CursorStyle{Color: p.Accent, Blink: true}}
 }

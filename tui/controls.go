@@ -1,9 +1,13 @@
 package tui
 
 import (
+	"errors"
+	"fmt"
 	"math"
 	"strconv"
+	"strings"
 
+	"github.com/mlx-genkit/genkit/engine"
 	"github.com/mlx-genkit/genkit/sampling"
 	"github.com/mlx-genkit/genkit/steering"
 )
@@ -191,4 +195,205 @@ func newControls(layers int, presets []string, modelSamples bool) []control {
 		{"normalize", func(s *Settings) string { return strconv.FormatBool(s.Steering.Normalize) },
 			func(s *Settings, d int) { s.Steering.Normalize = !s.Steering.Normalize }, residual, whyLogitBias},
 	}
+}
+
+// Typed values and resets. A control may take a typed value (set) and be
+// reset to its default (reset). The limits are those of the values' homes:
+// steering.CheckAlpha and steering.ResolveLayer, sampling's
+// GenerationConfig.Validate and steering.ParseSchedule. The defaults are
+// DefaultSettings' (steering.DefaultPlan for the plan; for a generation
+// field, unset: the model's generation_config.json, else Hugging Face's
+// default, as steering.Generation layers them).
+
+// setter sets a control from typed text, or says why it cannot (the
+// error names the control and its valid range); m is the loaded model.
+type setter func(s *Settings, text string, m *engine.Model) error
+
+// typedControls are the controls that take a typed value.
+var typedControls = map[string]setter{
+	"alpha": func(s *Settings, text string, _ *engine.Model) error {
+		if isAuto(text) {
+			s.Steering.Alpha = nil
+			return nil
+		}
+		a, err := parseNumber(text)
+		if err == nil {
+			err = steering.CheckAlpha(a)
+		}
+		if err != nil {
+			return fmt.Errorf("alpha %q: %w (or auto)", text, err)
+		}
+		s.Steering.Alpha = &a
+		return nil
+	},
+	"layer": func(s *Settings, text string, m *engine.Model) error {
+		if isAuto(text) {
+			s.Steering.Layer = nil
+			return nil
+		}
+		l, err := strconv.Atoi(strings.TrimSpace(text))
+		if err == nil {
+			_, err = steering.ResolveLayer(m, l)
+		} else {
+			err = fmt.Errorf("want a whole number: a block of the model's %d, 0..%d or -1..-%d", m.NumLayers(), m.NumLayers()-1, m.NumLayers())
+		}
+		if err != nil {
+			return fmt.Errorf("layer %q: %w (or auto)", text, err)
+		}
+		s.Steering.Layer = &l
+		return nil
+	},
+	"schedule": func(s *Settings, text string, _ *engine.Model) error {
+		sc, err := steering.ParseSchedule(strings.TrimSpace(text))
+		if err == nil {
+			p := s.Steering
+			p.Schedule = sc
+			err = p.Validate()
+		}
+		if err != nil {
+			return fmt.Errorf("schedule %q: %w", text, err)
+		}
+		s.Steering.Schedule = sc
+		return nil
+	},
+	"temperature":        genFloat("temperature", func(g *sampling.GenerationConfig) **float64 { return &g.Temperature }),
+	"top_p":              genFloat("top_p", func(g *sampling.GenerationConfig) **float64 { return &g.TopP }),
+	"min_p":              genFloat("min_p", func(g *sampling.GenerationConfig) **float64 { return &g.MinP }),
+	"repetition_penalty": genFloat("repetition_penalty", func(g *sampling.GenerationConfig) **float64 { return &g.RepetitionPenalty }),
+	"frequency_penalty":  genFloat("frequency_penalty", func(g *sampling.GenerationConfig) **float64 { return &g.FrequencyPenalty }),
+	"presence_penalty":   genFloat("presence_penalty", func(g *sampling.GenerationConfig) **float64 { return &g.PresencePenalty }),
+	"top_k":              genInt("top_k", func(g *sampling.GenerationConfig) **int { return &g.TopK }),
+	"no_repeat_ngram":    genInt("no_repeat_ngram", func(g *sampling.GenerationConfig) **int { return &g.NoRepeatNgramSize }),
+	"max_new_tokens":     genInt("max_new_tokens", func(g *sampling.GenerationConfig) **int { return &g.MaxNewTokens }),
+	"seed": func(s *Settings, text string, _ *engine.Model) error {
+		if t := strings.TrimSpace(text); t == "clock" {
+			s.Gen.Seed = nil
+			return nil
+		}
+		v, err := strconv.ParseUint(strings.TrimSpace(text), 10, 64)
+		if err != nil {
+			return fmt.Errorf("seed %q: want a whole number in [0, %d] (or clock)", text, uint64(math.MaxUint64))
+		}
+		s.Gen.Seed = &v
+		return nil
+	},
+}
+
+func isAuto(text string) bool { return strings.EqualFold(strings.TrimSpace(text), "auto") }
+
+// parseNumber reads a finite number.
+func parseNumber(text string) (float64, error) {
+	v, err := strconv.ParseFloat(strings.TrimSpace(text), 64)
+	switch {
+	case err != nil:
+		return 0, errors.New("not a number")
+	case math.IsNaN(v) || math.IsInf(v, 0):
+		return 0, errors.New("not a finite number")
+	}
+	return v, nil
+}
+
+// checkGen validates the generation settings with one field changed
+// (sampling's rules; do_sample on without beams, so temperature's rule
+// applies too).
+func checkGen(s *Settings, set func(g *sampling.GenerationConfig)) error {
+	g := s.Gen
+	set(&g)
+	if g.Beams() <= 1 {
+		g.DoSample = sampling.Ptr(true)
+	}
+	return g.Validate()
+}
+
+// genFloat is the setter of a float generation field.
+func genFloat(name string, field func(g *sampling.GenerationConfig) **float64) setter {
+	return func(s *Settings, text string, _ *engine.Model) error {
+		v, err := parseNumber(text)
+		if err == nil {
+			err = checkGen(s, func(g *sampling.GenerationConfig) { *field(g) = &v })
+		}
+		if err != nil {
+			return fmt.Errorf("%s %q: %w", name, text, err)
+		}
+		*field(&s.Gen) = &v
+		return nil
+	}
+}
+
+// genInt is the setter of an integer generation field.
+func genInt(name string, field func(g *sampling.GenerationConfig) **int) setter {
+	return func(s *Settings, text string, _ *engine.Model) error {
+		v, err := strconv.Atoi(strings.TrimSpace(text))
+		if err != nil {
+			err = errors.New("want a whole number")
+		} else {
+			err = checkGen(s, func(g *sampling.GenerationConfig) { *field(g) = &v })
+		}
+		if err != nil {
+			return fmt.Errorf("%s %q: %w", name, text, err)
+		}
+		*field(&s.Gen) = &v
+		return nil
+	}
+}
+
+// resetControl sets control name back to its value in def (DefaultSettings:
+// the default plan's field, or a generation field as the new session has
+// it, unset but for the seed); it reports false for an unknown name.
+func resetControl(name string, s *Settings, def Settings) bool {
+	p, d := &s.Steering, def.Steering
+	g, dg := &s.Gen, def.Gen
+	switch name {
+	case "alpha":
+		p.Alpha = d.Alpha
+	case "layer":
+		p.Layer = d.Layer
+	case "preset":
+		p.Preset, p.Vector = d.Preset, d.Vector
+	case "mode":
+		p.Mode = d.Mode
+	case "scope":
+		p.Scope = d.Scope
+	case "schedule":
+		p.Schedule = d.Schedule
+	case "method":
+		p.Method = d.Method
+	case "normalize":
+		p.Normalize = d.Normalize
+	case "do_sample":
+		g.DoSample = dg.DoSample
+	case "temperature":
+		g.Temperature = dg.Temperature
+	case "top_k":
+		g.TopK = dg.TopK
+	case "top_p":
+		g.TopP = dg.TopP
+	case "min_p":
+		g.MinP = dg.MinP
+	case "repetition_penalty":
+		g.RepetitionPenalty = dg.RepetitionPenalty
+	case "no_repeat_ngram":
+		g.NoRepeatNgramSize = dg.NoRepeatNgramSize
+	case "frequency_penalty":
+		g.FrequencyPenalty = dg.FrequencyPenalty
+	case "presence_penalty":
+		g.PresencePenalty = dg.PresencePenalty
+	case "seed":
+		g.Seed = dg.Seed
+	case "shared_draws":
+		s.SharedDraws = def.SharedDraws
+	case "max_new_tokens":
+		g.MaxNewTokens = dg.MaxNewTokens
+	default:
+		return false
+	}
+	return true
+}
+
+// resetAll sets every control back to its default (DefaultSettings); the
+// prompt, the system prompt, the conversation and the chat switch stay.
+func resetAll(s *Settings, def Settings) {
+	def.Prompt, def.System, def.Chat = s.Prompt, s.System, s.Chat
+	def.Messages, def.ChatKwargs, def.Sweep = s.Messages, s.ChatKwargs, s.Sweep
+	*s = def
 }

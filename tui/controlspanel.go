@@ -23,6 +23,9 @@ type controlsPanel struct {
 	list     []control
 	selected int
 	keys     panelKeys
+	// entry, while open, is drawn in the panel: a control's typed value on
+	// its row, a session name in place of the title (tuner.go).
+	entry *entry
 }
 
 // stepped reports a control the panel changed.
@@ -89,10 +92,20 @@ func (p controlsPanel) View(w, h int, s *Settings, st themes.Styles, focused boo
 	if !focused {
 		title = st.Label.Render("controls")
 	}
+	e := p.entry
+	if e != nil && !e.open {
+		e = nil
+	}
+	if e != nil && e.purpose != entryValue {
+		title = ansi.Truncate(st.Selected.Render(e.label()+": ")+e.input.View(), w, "…")
+	}
 	lines := []string{title}
 	var note string
 	if c := p.Selected(); c != nil && !c.isActive(s) {
 		note = lipgloss.NewStyle().Width(w).Render(st.Inactive.Render("no effect: " + c.why))
+	}
+	if e != nil && e.err != "" {
+		note = lipgloss.NewStyle().Width(w).Render(st.Error.Render(e.err))
 	}
 	rows := h - 1
 	if note != "" {
@@ -104,6 +117,8 @@ func (p controlsPanel) View(w, h int, s *Settings, st themes.Styles, focused boo
 		name, val := fmt.Sprintf("%-19s ", c.name), c.value(s)
 		line := ansi.Truncate(name+val, w, "…")
 		switch {
+		case i == p.selected && e != nil && e.purpose == entryValue:
+			line = ansi.Truncate(st.Selected.Render(name)+e.input.View(), w, "…")
 		case i == p.selected && !c.isActive(s):
 			line = st.SelectedInactive.Render(line)
 		case i == p.selected:
@@ -129,6 +144,10 @@ func (p controlsPanel) View(w, h int, s *Settings, st themes.Styles, focused boo
 func (p controlsPanel) Strip(w int, s *Settings, st themes.Styles) string {
 	if len(p.list) == 0 {
 		return ""
+	}
+	if e := p.entry; e != nil && e.open {
+		// The entry alone (its error after it).
+		return e.View(w, st)
 	}
 	var parts []string
 	for i := max(0, p.selected-1); i < min(len(p.list), p.selected+3); i++ {

@@ -62,6 +62,7 @@ func TestEveryKeyHasHelpInItsContext(t *testing.T) {
 		{"vector", focusNegative, k.vector},
 		{"picker", focusPicker, k.picker},
 		{"inspector", focusInspector, k.inspector},
+		{"entry", focusEntry, k.entry},
 	} {
 		shown := map[string]bool{}
 		for _, col := range k.help(c.f).FullHelp() {
@@ -224,7 +225,9 @@ func TestInspector(t *testing.T) {
 // TestMouse: the wheel scrolls the lanes; a click on the editor focuses the
 // prompt, elsewhere the controls.
 func TestMouse(t *testing.T) {
-	md := newTestModel(t, 120, 40)
+	md := newTestModel(t, 120, 24)
+	md.runner = nil
+	afterRun(md, 2) // text enough to scroll
 	md.Update(tea.MouseWheelMsg{Button: tea.MouseWheelUp})
 	if md.lanes.scroll != 3 {
 		t.Fatalf("wheel up: scroll %d", md.lanes.scroll)

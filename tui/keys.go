@@ -30,6 +30,8 @@ type scrollKeys struct {
 type controlsKeys struct {
 	panelKeys
 	scrollKeys
+	compareKeys                                         // comparing runs (compare.go)
+	tunerKeys                                           // typed values, reset, undo, save-as, copy (tuner.go)
 	Prompt, System, MakeVector, Sweep, Chat, Calibrated key.Binding
 	Open, Export, Theme, Inspect, Help, Quit            key.Binding
 }
@@ -66,6 +68,7 @@ type keyMap struct {
 	vector    vectorKeys
 	picker    pickerKeys
 	inspector inspectorKeys
+	entry     entryKeys // a typed value or session name (tuner.go)
 }
 
 func bind(help, desc string, keys ...string) key.Binding {
@@ -103,19 +106,21 @@ func newKeyMap() keyMap {
 				AlphaUp:   bind("]", "alpha up", "]"),
 				AlphaDown: bind("[", "alpha down", "["),
 			},
-			scrollKeys: scroll,
-			Prompt:     bind("tab", "prompt", "tab"),
-			System:     bind("y", "system prompt", "y"),
-			MakeVector: bind("v", "make a vector", "v"),
-			Sweep:      bind("w", "sweep", "w"),
-			Chat:       bind("c", "chat template", "c"),
-			Calibrated: bind("K", "calibrated alpha/layer", "K"),
-			Open:       bind("o", "open session", "o"),
-			Export:     bind("ctrl+e", "export", "ctrl+e"),
-			Theme:      bind("t", "theme", "t"),
-			Inspect:    bind("i", "inspect tokens", "i"),
-			Help:       help,
-			Quit:       quit,
+			scrollKeys:  scroll,
+			compareKeys: newCompareKeys(),
+			tunerKeys:   newTunerKeys(),
+			Prompt:      bind("tab", "prompt", "tab"),
+			System:      bind("y", "system prompt", "y"),
+			MakeVector:  bind("v", "make a vector", "v"),
+			Sweep:       bind("w", "sweep", "w"),
+			Chat:        bind("c", "chat template", "c"),
+			Calibrated:  bind("K", "calibrated alpha/layer", "K"),
+			Open:        bind("o", "open session", "o"),
+			Export:      bind("ctrl+e", "export", "ctrl+e"),
+			Theme:       bind("t", "theme", "t"),
+			Inspect:     bind("i", "inspect tokens", "i"),
+			Help:        help,
+			Quit:        quit,
 		},
 		editor: editorKeys{
 			Back: bind("tab/esc", "controls (reruns if edited)", "tab", "esc"),
@@ -139,6 +144,7 @@ func newKeyMap() keyMap {
 			Help:       help,
 			Quit:       quit,
 		},
+		entry: newEntryKeys(),
 	}
 }
 
@@ -177,6 +183,12 @@ func (k keyMap) help(f focus) contextHelp {
 			short: []key.Binding{move, p.Open, p.Close, g.Quit},
 			full:  [][]key.Binding{{p.Up, p.Down, p.Open, p.Close}, {g.Run, g.Save, g.Quit}},
 		}
+	case focusEntry:
+		e := k.entry
+		return contextHelp{
+			short: []key.Binding{e.Apply, e.Cancel, g.Run, g.Save, g.Quit},
+			full:  [][]key.Binding{{e.Apply, e.Cancel}, {g.Run, g.Save, g.Quit}},
+		}
 	case focusInspector:
 		in := k.inspector
 		move := pair(",/.", "token", in.Prev, in.Next)
@@ -191,11 +203,13 @@ func (k keyMap) help(f focus) contextHelp {
 	change := pair("←/→", "change", c.Inc, c.Dec)
 	alpha := pair("[/]", "alpha", c.AlphaDown, c.AlphaUp)
 	return contextHelp{
-		short: []key.Binding{c.Prompt, sel, change, alpha, c.Help, c.Quit, g.Run, g.Save},
+		short: []key.Binding{c.Prompt, sel, change, alpha, c.Edit, c.Help, c.Quit, g.Run, g.Save},
 		full: [][]key.Binding{
 			{sel, change, alpha, c.Prompt, c.System, c.MakeVector, c.Calibrated},
 			{c.Sweep, c.Chat, c.Inspect, pair("pgup/pgdn", "scroll", c.ScrollUp, c.ScrollDown), c.Open, c.Export, c.Theme},
 			{g.Run, g.Save, c.Help, c.Quit, g.Quit},
+			{c.Pin, pair("</>", "older/newer run", c.Older, c.Newer), c.LaneTab, c.SweepOver},
+			{c.Edit, c.Reset, c.ResetAll, c.Undo, c.Redo, c.SaveAs, c.Rename, c.Copy, c.CopyPane, c.Mouse},
 		},
 	}
 }

@@ -31,6 +31,7 @@ const (
 	focusNegative
 	focusPicker    // the session list
 	focusInspector // the token inspector
+	focusEntry     // a typed value or session name (tuner.go)
 )
 
 // editor is the editor a focus types into, if any.
@@ -127,6 +128,7 @@ type Model struct {
 	controls controlsPanel
 	picker   sessionPicker
 	lanes    lanes
+	compare  compareState // the run history and the pinned run (compare.go)
 
 	width, height int
 	styles        themes.Styles
@@ -146,6 +148,12 @@ type Model struct {
 	device   string
 	quitting bool
 	exitCode int
+
+	// debouncing: a debounceMsg is pending; changedAt: the last change.
+	debouncing bool
+	changedAt  time.Time
+	frame      frameCache // the last frame drawn (frame.go)
+	tuner      tuner      // entry, undo/redo, copy and mouse (tuner.go)
 }
 
 // New makes the UI model. send is Program.Send (set with SetSend before the
@@ -158,6 +166,7 @@ func New(opts Options) *Model {
 	md.controls = controlsPanel{keys: keys.controls.panelKeys}
 	md.picker = sessionPicker{keys: keys.picker}
 	md.lanes = lanes{keys: keys.inspector}
+	md.compare = compareState{keys: keys.controls.compareKeys, at: -1}
 	pal := themes.Dark
 	if opts.Theme != "" {
 		if p, err := themes.ByName(opts.Theme); err == nil {
@@ -182,6 +191,7 @@ func (md *Model) SetSend(send func(tea.Msg)) { md.send = send }
 
 func (md *Model) setPalette(p themes.Palette) {
 	md.styles = themes.NewStyles(p, md.plain)
+	md.themeEditors()
 	for i, q := range themes.All {
 		if q.Name == p.Name {
 			md.palette = i
@@ -217,7 +227,8 @@ func (md *Model) startRun() tea.Cmd {
 	}
 	md.settings.Prompt = md.editors.Value(edPrompt)
 	md.settings.System = md.editors.Value(edSystem)
-	md.runID = md.runner.Start(md.settings)
+	md.runID = md.startRunner() // one run, or a sweep's (sweep.go)
+	md.compare.started(md.runID, md.settings)
 	md.running = true
 	md.err = nil
 	md.progress = ""
@@ -229,12 +240,20 @@ func (md *Model) startRun() tea.Cmd {
 	return nil
 }
 
-// changed schedules a restart after the debounce delay.
+// changed schedules a restart the debounce delay after the last change.
+// Under a storm of changes only the first schedules a tick; the tick, when
+// changes came after it, schedules the rest of the delay (debounceMsg), so
+// one tick is pending at a time and one run follows the last change.
 func (md *Model) changed() tea.Cmd {
+	md.noteChange() // for undo (tuner.go)
 	md.gen++
 	md.dirty = true
-	g := md.gen
-	return tea.Tick(debounce, func(time.Time) tea.Msg { return debounceMsg{g} })
+	md.changedAt = time.Now()
+	if md.debouncing {
+		return nil
+	}
+	md.debouncing = true
+	return debounceTick(debounce, md.gen)
 }
 
 // session is the current state as a session to save.
@@ -248,9 +267,9 @@ func (md *Model) session() *sessions.Session {
 	return ss
 }
 
-// Update implements tea.Model: the UI's own messages here, keys and mouse
-// by focus to the children.
-func (md *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+// update handles a message (Update, in frame.go, wraps it): the UI's own
+// messages here, keys and mouse by focus to the children.
+func (md *Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	switch msg := msg.(type) {
 	case tea.WindowSizeMsg:
 		md.width, md.height = msg.Width, msg.Height
@@ -274,6 +293,7 @@ func (md *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 		md.runner = NewRunner(md.m, send)
 		md.controls.list = newControls(md.m.NumLayers(), msg.presets, msg.modelSamples)
+		md.startHistory()
 		md.device = msg.device
 		md.status = "ready"
 		if md.opts.StartNow {
@@ -286,6 +306,7 @@ func (md *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 		md.lanes.snap = msg
 		if msg.Done {
+			md.compare.finished(msg)
 			md.running = false
 			md.err = msg.Err
 			md.status = fmt.Sprintf("run %d %s: %d tokens at %.1f tokens/s", msg.RunID, msg.Finished, msg.Steps, msg.TokensPerSecond())
@@ -298,11 +319,18 @@ func (md *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 		return md, nil
 	case debounceMsg:
-		if msg.gen == md.gen && md.dirty {
-			md.dirty = false
-			return md, md.startRun()
+		md.debouncing = false
+		if !md.dirty {
+			return md, nil
 		}
-		return md, nil
+		if msg.gen != md.gen {
+			// Changed since this tick was scheduled: wait out the rest of
+			// the delay after the last change (one tick at a time).
+			md.debouncing = true
+			return md, debounceTick(debounce-time.Since(md.changedAt), md.gen)
+		}
+		md.dirty = false
+		return md, md.startRun()
 	case autosaveMsg:
 		var cmd tea.Cmd
 		if md.m != nil {
@@ -320,6 +348,11 @@ func (md *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		default:
 			md.status = "exported to " + msg.dir
 		}
+		return md, nil
+	case sessionNamedMsg:
+		return md, md.named(msg)
+	case copiedMsg:
+		md.copied(msg)
 		return md, nil
 	case savedMsg:
 		if msg.err != nil {
@@ -366,11 +399,13 @@ func (md *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		md.editors.SetValue(edSystem, md.settings.System)
 		md.opts.SessionName = msg.name
 		md.dirty = false
+		md.noteChange() // undo goes back to the settings before the open
 		cmd := md.startRun()
 		md.status = "opened session " + msg.name
 		return md, cmd
 	case tea.MouseWheelMsg:
 		md.lanes.Update(msg)
+		md.clampScroll()
 		return md, nil
 	case tea.MouseClickMsg:
 		// Clicking the editor focuses the prompt; elsewhere the controls.
@@ -513,6 +548,8 @@ func (md *Model) handleKey(msg tea.KeyPressMsg) (tea.Model, tea.Cmd) {
 		return md, cmd
 	case focusInspector:
 		return md.inspectorKey(msg)
+	case focusEntry:
+		return md.entryKey(msg) // tuner.go
 	}
 	return md.controlsKey(msg)
 }
@@ -543,6 +580,7 @@ func (md *Model) inspectorKey(msg tea.KeyPressMsg) (tea.Model, tea.Cmd) {
 		return md, nil
 	}
 	md.lanes.Update(msg)
+	md.clampScroll()
 	if !md.lanes.inspect {
 		md.setFocus(focusControls)
 	}
@@ -556,19 +594,27 @@ func (md *Model) toggleHelp() {
 // controlsKey handles the default context's keys: the panel's (select and
 // step), the lanes' (scroll) and the commands.
 func (md *Model) controlsKey(msg tea.KeyPressMsg) (tea.Model, tea.Cmd) {
+	if cmd, ok := md.tunerKey(msg); ok { // tuner.go
+		return md, cmd
+	}
 	if st, ok := md.controls.Update(msg, &md.settings); ok {
 		if st.c == nil {
 			return md, nil
 		}
 		if !st.active {
 			// Kept for when it matters; rerunning could not change the text.
+			md.noteChange()
 			md.status = fmt.Sprintf("%s %s has no effect while %s: no rerun", st.c.name, st.c.value(&md.settings), st.c.why)
 			return md, nil
 		}
 		return md, md.changed()
 	}
 	if md.lanes.Update(msg) {
+		md.clampScroll()
 		return md, nil
+	}
+	if cmd, ok := md.compareKey(msg); ok {
+		return md, cmd
 	}
 	c := md.keys.controls
 	switch {

@@ -57,6 +57,9 @@ type SnapshotMsg struct {
 	Alpha     float64 // resolved alpha
 	Seed      uint64  // the seed the lanes' streams derive from
 	Separated map[int]float64
+	// Labels title the steered lanes of a sweep over a control other than
+	// alpha (sweep.go), one per steered lane; nil otherwise.
+	Labels []string
 }
 
 // TokensPerSecond is the decode rate of one lane.

@@ -18,21 +18,50 @@ func (md *Model) promptHeight() int {
 	return 4
 }
 
-// controlsWidth is the sidebar width (0: controls go below the panes).
-func (md *Model) controlsWidth() int {
-	if md.width >= 120 {
-		return 34
-	}
-	return 0
-}
-
 func (md *Model) layout() {
 	md.editors.SetSize(md.width-md.controlsWidth(), md.promptHeight())
 	md.help.SetWidth(md.width)
 }
 
 func (md *Model) laneContext() laneContext {
-	return laneContext{settings: &md.settings, running: md.running, styles: md.styles, plain: md.plain, termWidth: md.width}
+	return laneContext{settings: &md.settings, running: md.running, styles: md.styles, plain: md.plain, termWidth: md.width,
+		idle: md.notRunYet(), compare: &md.compare, tab: md.compare.tab}
+}
+
+// notRunYet: the model is loaded and nothing has run (the prompt waits
+// for ctrl+r).
+func (md *Model) notRunYet() bool {
+	return md.m != nil && md.runID == 0 && !md.running && len(md.lanes.snap.Lanes) == 0
+}
+
+// header is the top row, w columns: the theme, the chat template, the mode,
+// the system prompt (its start) and, while a past run shows, which.
+func (md *Model) header(w int) string {
+	st := md.styles
+	chat := "off"
+	if md.settings.Chat {
+		chat = "on"
+	}
+	parts := []string{"theme " + st.Palette.Name, "chat " + chat, string(md.settings.Steering.Mode)}
+	if md.settings.Sweep {
+		over := md.compare.over
+		if over == "" {
+			over = "alpha"
+		}
+		parts = append(parts, "sweep: "+over)
+	}
+	sys := md.editors.Value(edSystem)
+	if v := md.compare.viewing(); v != nil {
+		parts = append(parts, fmt.Sprintf("viewing run %d (%d of %d)", v.id, md.compare.at+1, len(md.compare.history)))
+		sys = v.settings.System // the run's own
+	}
+	if sys := oneLine(sys); sys != "" {
+		parts = append(parts, "system: "+sys)
+	} else {
+		parts = append(parts, "no system prompt")
+	}
+	h := st.Title.Render("genkit") + st.Header.Render("  "+strings.Join(parts, " · "))
+	return ansi.Truncate(h, w, "…")
 }
 
 func (md *Model) statusBar() string {
@@ -57,6 +86,9 @@ func (md *Model) statusBar() string {
 	}
 	left := fmt.Sprintf(" %s · %s%s · %s · session %s ", model, dev, mem, state, md.sessionName())
 	msg := md.status
+	if md.notRunYet() && md.err == nil {
+		msg = "ready · ctrl+r runs the prompt"
+	}
 	if md.progress != "" && md.running {
 		msg = md.progress
 	}
@@ -71,9 +103,10 @@ func (md *Model) statusBar() string {
 // or every key (?).
 func (md *Model) helpView() string {
 	h := md.keys.help(md.focus)
+	md.themeHelp()
 	var v string
 	if md.help.ShowAll {
-		v = md.help.FullHelpView(h.FullHelp())
+		v = md.fullHelp(h.FullHelp())
 	} else {
 		v = md.shortHelp(h.ShortHelp())
 	}
@@ -85,6 +118,49 @@ func (md *Model) helpView() string {
 		v = strings.Join(hl, "\n")
 	}
 	return v
+}
+
+// fullHelp draws every key: the help's columns side by side, wrapping to
+// further rows of columns where the width ends.
+func (md *Model) fullHelp(groups [][]key.Binding) string {
+	const gap = "   "
+	var rows []string
+	var row []string
+	width := 0
+	for _, g := range groups {
+		col := md.help.FullHelpView([][]key.Binding{g})
+		w := lipgloss.Width(col)
+		if len(row) > 0 && width+len(gap)+w > md.width {
+			rows = append(rows, lipgloss.JoinHorizontal(lipgloss.Top, row...))
+			row, width = nil, 0
+		}
+		if len(row) > 0 {
+			row = append(row, gap)
+			width += len(gap)
+		}
+		row = append(row, col)
+		width += w
+	}
+	if len(row) > 0 {
+		rows = append(rows, lipgloss.JoinHorizontal(lipgloss.Top, row...))
+	}
+	return strings.Join(rows, "\n")
+}
+
+// themeHelp takes the help line's styles from the theme.
+func (md *Model) themeHelp() {
+	st := md.styles
+	md.help.Styles.ShortKey, md.help.Styles.FullKey = st.HelpKey, st.HelpKey
+	md.help.Styles.ShortDesc, md.help.Styles.FullDesc = st.HelpDesc, st.HelpDesc
+	md.help.Styles.ShortSeparator, md.help.Styles.FullSeparator = st.HelpSep, st.HelpSep
+	md.help.Styles.Ellipsis = st.HelpSep
+}
+
+// themeEditors gives the text editors the theme's styles.
+func (md *Model) themeEditors() {
+	for i := range md.editors.ta {
+		md.editors.ta[i].SetStyles(md.styles.Editor)
+	}
 }
 
 // shortHelp draws the bindings that fit the width whole, then an ellipsis
@@ -116,69 +192,9 @@ func (md *Model) shortHelp(bs []key.Binding) string {
 
 // View implements tea.Model.
 func (md *Model) View() tea.View {
-	v := tea.NewView(md.render())
+	v := tea.NewView(md.frameView())
 	v.AltScreen = true
-	v.MouseMode = tea.MouseModeCellMotion
+	v.MouseMode = md.mouseMode() // m turns capture off (tuner.go)
 	v.WindowTitle = "genkit"
 	return v
-}
-
-// render lays out the children: the title, the editor, the lanes and what
-// goes under them (the controls strip on a narrow terminal, the insight
-// line, the picker, the inspector, an error), the controls sidebar on a
-// wide terminal, the status bar and the help.
-func (md *Model) render() string {
-	if md.width == 0 || md.height == 0 {
-		return ""
-	}
-	if md.quitting {
-		return ""
-	}
-	cw := md.controlsWidth()
-	mainW := md.width - cw
-	lc := md.laneContext()
-	head := md.styles.Title.Render("genkit") + md.styles.Muted.Render(fmt.Sprintf("  chat %v · %s", md.settings.Chat, md.settings.Steering.Mode))
-	editor := md.editors.View(mainW, md.styles)
-	helpView := md.helpView()
-	extra := []string{}
-	if cw == 0 {
-		extra = append(extra, md.controls.Strip(mainW, &md.settings, md.styles))
-	}
-	extra = append(extra, md.lanes.Insight(mainW, lc))
-	if p := md.picker.View(mainW, md.styles); p != "" {
-		extra = append(extra, p)
-	}
-	if ins := md.lanes.Inspector(mainW, md.styles); ins != "" {
-		extra = append(extra, ins)
-	}
-	if md.err != nil {
-		extra = append(extra, lipgloss.NewStyle().Width(mainW).Render(md.styles.Error.Render("error: "+md.err.Error())))
-	}
-	used := lipgloss.Height(head) + lipgloss.Height(editor) + lipgloss.Height(helpView) + 1
-	for _, e := range extra {
-		used += lipgloss.Height(e)
-	}
-	paneH := max(4, md.height-used)
-	main := lipgloss.JoinVertical(lipgloss.Left, append([]string{head, editor, md.lanes.View(mainW, paneH, lc)}, extra...)...)
-	if cw > 0 {
-		box := md.styles.Pane
-		if md.focus == focusControls {
-			box = md.styles.PaneFocused
-		}
-		h := lipgloss.Height(main)
-		side := box.Width(cw).Height(h).Render(md.controls.View(cw-4, h-2, &md.settings, md.styles, md.focus == focusControls))
-		main = lipgloss.JoinHorizontal(lipgloss.Top, main, side)
-	}
-	out := lipgloss.JoinVertical(lipgloss.Left, main, md.statusBar(), helpView)
-	// Never draw past the terminal.
-	lines := strings.Split(out, "\n")
-	if len(lines) > md.height {
-		lines = lines[:md.height]
-	}
-	for i, l := range lines {
-		if ansi.StringWidth(l) > md.width {
-			lines[i] = ansi.Truncate(l, md.width, "…")
-		}
-	}
-	return strings.Join(lines, "\n")
 }
