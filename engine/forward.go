@@ -101,12 +101,20 @@ func (m *Model) Forward(tokens *mlx.Array, cache *Cache, opts ForwardOptions) (*
 	eps := float32(cfg.RMSNormEps)
 	H, Hkv, hd := cfg.NumHeads, cfg.NumKVHeads, cfg.HeadDim
 	fused := m.fusedStep(B, L, h)
+	var meta *mlx.Array
+	if fused && m.gpu != nil {
+		meta = s.Track(gpuMeta(cache.offset, B, opts.Padding))
+	}
 	for i, b := range m.layers {
 		if s.Err() != nil {
 			break
 		}
 		if fused {
-			h = m.fusedBlock(s, i, h, cache, opts.Padding)
+			if meta != nil {
+				h = m.gpuBlock(s, i, h, cache, meta)
+			} else {
+				h = m.fusedBlock(s, i, h, cache, opts.Padding)
+			}
 			if !m.afterBlock(s, i, &h, step, opts.Hook, capture[i], res) {
 				break
 			}

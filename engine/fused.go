@@ -81,6 +81,9 @@ const fusedMaxLanes = 8
 // fusedStep reports whether a forward pass of B lanes and L positions runs
 // its blocks fused.
 func (m *Model) fusedStep(B, L int, h *mlx.Array) bool {
+	if m.gpu != nil {
+		return L == 1 && h != nil && h.Dtype() == m.gpu.dtype && B <= mlx.GEMVMaxRows
+	}
 	if m.invFreq == nil || L != 1 || h == nil || h.Dtype() != mlx.Float32 {
 		return false
 	}

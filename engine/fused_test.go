@@ -17,23 +17,36 @@ import (
 // the GGUF's adjacent-pair RoPE with quantized row kernels.
 func TestFusedDecodeMatchesOpByOp(t *testing.T) {
 	var dev mlx.Device
-	if err := mlx.Do(context.Background(), func() error { var err error; dev, err = mlx.DefaultDevice(); return err }); err != nil {
+	var backend string
+	if err := mlx.Do(context.Background(), func() error {
+		var err error
+		dev, err = mlx.DefaultDevice()
+		backend = mlx.GPUBackend()
+		return err
+	}); err != nil {
 		t.Fatal(err)
 	}
+	// Tolerances, relative to the largest logit: float32 on the CPU sums in
+	// another order; on a GPU the unfused graph's attention and norms are
+	// MLX's kernels, and the default GGUF computes in float16 there.
+	tol, tol16 := 1e-4, 1e-4
 	if dev == mlx.GPU {
-		t.Skip("the fused decode block is the CPU's; a GPU runs the op-by-op graph")
+		if backend != "cuda" {
+			t.Skip("the fused GPU decode block is genkit's CUDA kernels")
+		}
+		tol, tol16 = 1e-3, 2e-2
 	}
 	models := append([]string{}, tinyModels...)
 	for _, name := range models {
-		t.Run(name, func(t *testing.T) { compareFused(t, hfDir(name)) })
+		t.Run(name, func(t *testing.T) { compareFused(t, hfDir(name), tol) })
 	}
-	t.Run("default_gguf", func(t *testing.T) { compareFused(t, defaultModel(t)) })
+	t.Run("default_gguf", func(t *testing.T) { compareFused(t, defaultModel(t), tol16) })
 }
 
-func compareFused(t *testing.T, path string) {
+func compareFused(t *testing.T, path string, tol float64) {
 	fused := load(t, path, engine.LoadOptions{})
 	if !fused.FusedDecode() {
-		t.Fatalf("%s: the fused decode block is not in use on the CPU", path)
+		t.Fatalf("%s: the fused decode block is not in use (%s)", path, fused.WeightsDescription())
 	}
 	t.Setenv("GENKIT_FUSED_BLOCKS", "0")
 	plain := load(t, path, engine.LoadOptions{})
@@ -55,7 +68,7 @@ func compareFused(t *testing.T, path string) {
 			for i := range a[step] {
 				d = math.Max(d, math.Abs(float64(a[step][i]-b[step][i])))
 			}
-			if d > 1e-4*math.Max(1, scale) {
+			if d > tol*math.Max(1, scale) {
 				t.Fatalf("%d lanes, step %d: fused logits differ by %g (largest logit %g)", len(lanes), step, d, scale)
 			}
 		}

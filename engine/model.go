@@ -34,6 +34,9 @@ type Model struct {
 	// fusedQuantized: every fused block reads quantized weights (so more
 	// lanes than two still pay off fused).
 	fusedQuantized bool
+	// gpu, when set, runs decode steps' blocks as genkit's fused CUDA
+	// kernels (see useGPUBlocks).
+	gpu *gpuBlocks
 }
 
 type block struct {
@@ -70,6 +73,8 @@ func (m *Model) Free() {
 		}
 	}
 	mlx.Free(m.norm, m.ropeFreqs, m.invFreq)
+	m.gpu.free()
+	m.gpu = nil
 	m.Tokenizer.Close()
 	if m.lmHead != nil && (m.embed == nil || m.lmHead.q != m.embed.q || m.lmHead.q == nil) {
 		m.lmHead.free()
@@ -225,6 +230,9 @@ func build(cfg *Config, src *tensorSource, names tensorNames, dequantize bool) (
 	if err := m.useFusedBlocks(); err != nil {
 		return nil, fmt.Errorf("%s: %w", src.file, err)
 	}
+	if err := m.useGPUBlocks(); err != nil {
+		return nil, fmt.Errorf("%s: %w", src.file, err)
+	}
 	ok = true
 	return m, nil
 }
@@ -287,9 +295,16 @@ func (m *Model) WeightsDescription() string {
 	if len(m.layers) == 0 {
 		return ""
 	}
+	gpu := ""
+	if m.gpu != nil {
+		gpu = ", fused GPU blocks for decode"
+	}
 	l := m.layers[0].q
 	if l.q != nil {
-		return fmt.Sprintf("%d-bit affine (group %d) via quantized_matmul, compute %s", l.q.Bits, l.q.GroupSize, m.DType)
+		return fmt.Sprintf("%d-bit affine (group %d) via quantized_matmul, compute %s%s", l.q.Bits, l.q.GroupSize, m.DType, gpu)
+	}
+	if gpu != "" {
+		return "dense " + m.DType.String() + gpu
 	}
 	fused := ""
 	if m.FusedDecode() {
@@ -304,9 +319,10 @@ func (m *Model) WeightsDescription() string {
 	return "dense " + m.DType.String()
 }
 
-// FusedDecode reports whether decode steps of up to two lanes run each block
-// as one fused CPU primitive (mlx.DecodeBlock).
-func (m *Model) FusedDecode() bool { return m.invFreq != nil }
+// FusedDecode reports whether decode steps run each block fused: as one CPU
+// primitive (mlx.DecodeBlock) or as genkit's five CUDA kernels
+// (mlx.GPUDecodeBlock).
+func (m *Model) FusedDecode() bool { return m.invFreq != nil || m.gpu != nil }
 
 // gemvEnv turns genkit's CUDA matrix-vector kernels off when "0".
 const gemvEnv = "GENKIT_GEMV"

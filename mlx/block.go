@@ -41,6 +41,51 @@ type DecodeBlockArgs struct {
 // arrays that only the engine's cache holds. Decode steps of a few lanes on
 // the CPU are dominated by per-op graph work; one op per block removes it.
 func DecodeBlock(a *DecodeBlockArgs) (*Array, error) {
+	args, err := cBlockArgs(a)
+	if err != nil {
+		return nil, err
+	}
+	defer C.free(unsafe.Pointer(args))
+	var pads *C.int
+	if len(a.Pads) > 0 {
+		p := (*[1 << 20]C.int)(C.malloc(C.size_t(len(a.Pads)) * C.size_t(unsafe.Sizeof(C.int(0)))))[:len(a.Pads):len(a.Pads)]
+		for i, v := range a.Pads {
+			p[i] = C.int(v)
+		}
+		pads = &p[0]
+		defer C.free(unsafe.Pointer(pads))
+	}
+	return call("decode_block", func(o *C.gk_array) C.int {
+		return C.gk_decode_block(o, args, pads, C.int(len(a.Pads)))
+	}, a.H, a.AttnNorm, a.FFNNorm, a.KCache, a.VCache, a.InvFreq)
+}
+
+// GPUDecodeBlock runs the block described by a for one new position per
+// lane on a CUDA GPU as five of genkit's kernels (mlx/shim.cpp): RMSNorm
+// with the fused q/k/v product; q/k norms, RoPE, the cache write and
+// attention; the output product with its residual; RMSNorm with gate/up and
+// SwiGLU; the down product with its residual. Unlike DecodeBlock, arrays
+// are in H's dtype (float32, float16 or bfloat16) except the norms and
+// InvFreq (float32), dense weights are W [Out, In] (BlockLinear.Dense
+// holds that view here), and the positions come from the device array meta
+// (int32 [1 + B]: the cache offset, then each lane's padded positions) so
+// the step's graph has the same shapes at every position. prm is float32
+// [eps, attention scale]. The new keys and values are written into KCache
+// and VCache in place, so those must be row-contiguous [B, Hkv, capacity >
+// Offset, HeadDim] arrays that only the engine's cache holds.
+func GPUDecodeBlock(a *DecodeBlockArgs, meta, prm *Array) (*Array, error) {
+	args, err := cBlockArgs(a)
+	if err != nil {
+		return nil, err
+	}
+	defer C.free(unsafe.Pointer(args))
+	return call("gpu_decode_block", func(o *C.gk_array) C.int {
+		return C.gk_gpu_decode_block(o, args, meta.c, prm.c)
+	}, a.H, a.AttnNorm, a.FFNNorm, a.KCache, a.VCache, a.InvFreq, meta, prm)
+}
+
+// cBlockArgs is a as the C layer reads it, in C memory the caller frees.
+func cBlockArgs(a *DecodeBlockArgs) (*C.gk_decode_block_args, error) {
 	lin := func(l BlockLinear) C.gk_block_linear {
 		var c C.gk_block_linear
 		if l.Q != nil {
@@ -61,7 +106,6 @@ func DecodeBlock(a *DecodeBlockArgs) (*Array, error) {
 		}
 	}
 	args := (*C.gk_decode_block_args)(C.calloc(1, C.size_t(unsafe.Sizeof(C.gk_decode_block_args{}))))
-	defer C.free(unsafe.Pointer(args))
 	handle := func(x *Array) C.gk_array {
 		if x == nil {
 			return C.gk_array{}
@@ -76,16 +120,5 @@ func DecodeBlock(a *DecodeBlockArgs) (*Array, error) {
 	args.intermediate, args.offset = C.int(a.Intermediate), C.int(a.Offset)
 	args.traditional = cbool(a.Traditional)
 	args.eps, args.scale = C.float(a.Eps), C.float(a.Scale)
-	var pads *C.int
-	if len(a.Pads) > 0 {
-		p := (*[1 << 20]C.int)(C.malloc(C.size_t(len(a.Pads)) * C.size_t(unsafe.Sizeof(C.int(0)))))[:len(a.Pads):len(a.Pads)]
-		for i, v := range a.Pads {
-			p[i] = C.int(v)
-		}
-		pads = &p[0]
-		defer C.free(unsafe.Pointer(pads))
-	}
-	return call("decode_block", func(o *C.gk_array) C.int {
-		return C.gk_decode_block(o, args, pads, C.int(len(a.Pads)))
-	}, a.H, a.AttnNorm, a.FFNNorm, a.KCache, a.VCache, a.InvFreq)
+	return args, nil
 }

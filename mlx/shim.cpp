@@ -1497,127 +1497,348 @@ int gk_save_gguf(const char* path, gk_map m) {
 }  // extern "C"
 
 // ---------------------------------------------------------------------------
-// CUDA matrix-vector products for decode steps (at most gemv_max_rows rows).
+// CUDA kernels for decode steps: matrix-vector products and fused blocks.
 //
 // MLX's CUDA matmul multiplies one row with a GEMV but two to eight rows (a
 // base + steered pair, a sweep) with a general GEMM, and its quantized
-// product likewise; both spend most of a decode step's time there. These
-// kernels give each output row of W one warp, read W once in 16-byte loads
-// and compute every row of x against it, so a pair costs about what one lane
-// costs. They are written for MLX's fast::cuda_kernel (NVRTC, compiled once
-// per dtype and row count, cached across processes like MLX's own kernels).
+// product likewise. The product kernel here gives each output row of W one
+// warp, reads W once in 16-byte loads and computes every row of x (up to
+// gemv_max_rows) against it, so a pair costs about what one lane costs.
+//
+// A decode step of a small model on a GPU is bound by graph work and kernel
+// launches, not by the weights (measured: docs/benchmarks.md). The same
+// product kernel therefore takes optional prologues and epilogues (RMSNorm
+// of x, a bias, a residual add, SwiGLU over a fused gate/up weight), and one
+// attention kernel does q/k norms, RoPE, the cache write and attention over
+// the cache for one new position: a decoder block is five kernels
+// (gk_gpu_decode_block) instead of about fifteen.
+//
+// Rounding follows MLX's op-by-op graph: every value the graph would store
+// in the compute dtype T (the normalised x, a product before its residual,
+// q and k after RoPE, SiLU(gate)) is rounded to T here too, so float16 and
+// bfloat16 runs track the unfused graph closely.
+//
+// The sources are bodies for MLX's fast::cuda_kernel (NVRTC, compiled once
+// per dtype and template values, cached across processes like MLX's own).
 
 namespace {
 
 constexpr int gemv_max_rows = 8;
 
-// Dense: y[m, n] = sum_k x[m, k] * w[n, k]; w is [N, K] row-major.
-const char* kGemvSource = R"(
-  constexpr int VEC = 16 / sizeof(T);
-  const int N = w_shape[0];
-  const int K = w_shape[1];
-  const int n = (blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+// The product kernel: y[m, n] = epilogue(sum_k X(m, k) * W[n, k]) for x
+// [M, K] (any leading shape), one warp per output n. Template values: T
+// (dtype), M (rows), NORM (X is RMSNorm(x) * nw with eps prm[0]), GLU (W
+// holds gate rows then up rows; y = SiLU(gate) * up), HASBIAS (+ bias[n]),
+// RES (y = r + product). QUANT bodies read MLX's affine layout: w [N, K *
+// BITS / 32] uint32 (value j of a word in bits [BITS*j, BITS*j+BITS)),
+// scales and biases [N, K / group], a weight being scale * q + bias.
+const char* kProductPrologue = R"(
   const int lane = threadIdx.x & 31;
-  if (n >= N) return;
-  const T* row = w + (size_t)n * K;
-  float acc[M];
+  const int n = (blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+  const int NW = w_shape[0];
+  const int NOUT = GLU ? NW / 2 : NW;
+  if (n >= NOUT) return;
+  float inv[M];
 #pragma unroll
-  for (int m = 0; m < M; ++m) acc[m] = 0.f;
-  for (int k = lane * VEC; k < K; k += 32 * VEC) {
-    const uint4 packed = *reinterpret_cast<const uint4*>(row + k);
-    const T* wv = reinterpret_cast<const T*>(&packed);
-    float wf[VEC];
-#pragma unroll
-    for (int j = 0; j < VEC; ++j) wf[j] = static_cast<float>(wv[j]);
+  for (int m = 0; m < M; ++m) inv[m] = 1.f;
+  if (NORM) {
 #pragma unroll
     for (int m = 0; m < M; ++m) {
-      const T* xr = x + (size_t)m * K + k;
-      float a = 0.f;
+      float ss = 0.f;
+      for (int k = lane; k < K; k += 32) {
+        const float v = static_cast<float>(x[(size_t)m * K + k]);
+        ss += v * v;
+      }
 #pragma unroll
-      for (int j = 0; j < VEC; ++j) a += wf[j] * static_cast<float>(xr[j]);
-      acc[m] += a;
+      for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
+      inv[m] = rsqrtf(ss / K + prm[0]);
     }
   }
+  auto xval = [&](int m, int k) -> float {
+    const float v = static_cast<float>(x[(size_t)m * K + k]);
+    if (NORM) return static_cast<float>(static_cast<T>(nw[k] * (v * inv[m])));
+    return v;
+  };
+  float acc[M], acc2[M];
 #pragma unroll
-  for (int m = 0; m < M; ++m) {
-    float v = acc[m];
+  for (int m = 0; m < M; ++m) { acc[m] = 0.f; acc2[m] = 0.f; }
+)";
+
+const char* kDenseKDim = R"(
+  const int K = w_shape[1];
+)";
+
+const char* kDenseBody = R"(
+  constexpr int VEC = 16 / sizeof(T);
+  const T* row0 = w + (size_t)n * K;
+  const T* row1 = w + (size_t)(n + (GLU ? NOUT : 0)) * K;
+  for (int k = lane * VEC; k < K; k += 32 * VEC) {
+    float w0[VEC], w1[VEC];
+    {
+      const uint4 p = *reinterpret_cast<const uint4*>(row0 + k);
+      const T* v = reinterpret_cast<const T*>(&p);
 #pragma unroll
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    acc[m] = v;
-  }
-  if (lane == 0) {
+      for (int j = 0; j < VEC; ++j) w0[j] = static_cast<float>(v[j]);
+    }
+    if (GLU) {
+      const uint4 p = *reinterpret_cast<const uint4*>(row1 + k);
+      const T* v = reinterpret_cast<const T*>(&p);
 #pragma unroll
-    for (int m = 0; m < M; ++m) y[(size_t)m * N + n] = static_cast<T>(acc[m]);
+      for (int j = 0; j < VEC; ++j) w1[j] = static_cast<float>(v[j]);
+    }
+#pragma unroll
+    for (int m = 0; m < M; ++m) {
+      float a = 0.f, b = 0.f;
+#pragma unroll
+      for (int j = 0; j < VEC; ++j) {
+        const float xv = xval(m, k + j);
+        a += w0[j] * xv;
+        if (GLU) b += w1[j] * xv;
+      }
+      acc[m] += a;
+      if (GLU) acc2[m] += b;
+    }
   }
 )";
 
-// Affine-quantized: w is [N, K * BITS / 32] uint32 (value j of a word in
-// bits [BITS*j, BITS*j+BITS)), scales and biases [N, K / group]; a weight is
-// scale * q + bias, so a lane's dot product over its values (all in one
-// group) is scale * sum(x q) + bias * sum(x).
-const char* kQGemvSource = R"(
+const char* kQuantKDim = R"(
   constexpr int PER = 32 / BITS;
+  const int K = w_shape[1] * PER;
+)";
+
+const char* kQuantBody = R"(
   constexpr int VALS = 4 * PER;
   constexpr uint32_t MASK = (1u << BITS) - 1u;
-  const int N = w_shape[0];
-  const int K = w_shape[1] * PER;
   const int groups = scales_shape[1];
   const int G = K / groups;
-  const int n = (blockIdx.x * blockDim.x + threadIdx.x) >> 5;
-  const int lane = threadIdx.x & 31;
-  if (n >= N) return;
-  const uint32_t* row = w + (size_t)n * (K / PER);
-  const T* srow = scales + (size_t)n * groups;
-  const T* brow = biases + (size_t)n * groups;
-  float acc[M];
-#pragma unroll
-  for (int m = 0; m < M; ++m) acc[m] = 0.f;
+  const int r1 = n + (GLU ? NOUT : 0);
   for (int k = lane * VALS; k < K; k += 32 * VALS) {
-    const uint4 packed = *reinterpret_cast<const uint4*>(row + k / PER);
-    const uint32_t words[4] = {packed.x, packed.y, packed.z, packed.w};
-    const float sc = static_cast<float>(srow[k / G]);
-    const float bi = static_cast<float>(brow[k / G]);
-    float q[VALS];
+    float q0[VALS], q1[VALS];
+    float sc0, bi0, sc1 = 0.f, bi1 = 0.f;
+    {
+      const uint4 p = *reinterpret_cast<const uint4*>(w + (size_t)n * (K / PER) + k / PER);
+      const uint32_t words[4] = {p.x, p.y, p.z, p.w};
 #pragma unroll
-    for (int i = 0; i < 4; ++i) {
+      for (int i = 0; i < 4; ++i) {
 #pragma unroll
-      for (int j = 0; j < PER; ++j) q[i * PER + j] = static_cast<float>((words[i] >> (BITS * j)) & MASK);
+        for (int j = 0; j < PER; ++j) q0[i * PER + j] = static_cast<float>((words[i] >> (BITS * j)) & MASK);
+      }
+      sc0 = static_cast<float>(scales[(size_t)n * groups + k / G]);
+      bi0 = static_cast<float>(biases[(size_t)n * groups + k / G]);
+    }
+    if (GLU) {
+      const uint4 p = *reinterpret_cast<const uint4*>(w + (size_t)r1 * (K / PER) + k / PER);
+      const uint32_t words[4] = {p.x, p.y, p.z, p.w};
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+#pragma unroll
+        for (int j = 0; j < PER; ++j) q1[i * PER + j] = static_cast<float>((words[i] >> (BITS * j)) & MASK);
+      }
+      sc1 = static_cast<float>(scales[(size_t)r1 * groups + k / G]);
+      bi1 = static_cast<float>(biases[(size_t)r1 * groups + k / G]);
     }
 #pragma unroll
     for (int m = 0; m < M; ++m) {
-      const T* xr = x + (size_t)m * K + k;
-      float dot = 0.f, sum = 0.f;
+      float d0 = 0.f, d1 = 0.f, sum = 0.f;
 #pragma unroll
       for (int v = 0; v < VALS; ++v) {
-        const float xv = static_cast<float>(xr[v]);
-        dot += q[v] * xv;
+        const float xv = xval(m, k + v);
+        d0 += q0[v] * xv;
+        if (GLU) d1 += q1[v] * xv;
         sum += xv;
       }
-      acc[m] += sc * dot + bi * sum;
+      acc[m] += sc0 * d0 + bi0 * sum;
+      if (GLU) acc2[m] += sc1 * d1 + bi1 * sum;
     }
-  }
-#pragma unroll
-  for (int m = 0; m < M; ++m) {
-    float v = acc[m];
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    acc[m] = v;
-  }
-  if (lane == 0) {
-#pragma unroll
-    for (int m = 0; m < M; ++m) y[(size_t)m * N + n] = static_cast<T>(acc[m]);
   }
 )";
 
-mx::fast::CustomKernelFunction& gemv_kernel() {
-  static mx::fast::CustomKernelFunction k =
-      mx::fast::cuda_kernel("genkit_gemv", {"x", "w"}, {"y"}, kGemvSource, "", true, 0);
-  return k;
+const char* kProductEpilogue = R"(
+#pragma unroll
+  for (int m = 0; m < M; ++m) {
+    float a = acc[m], b = acc2[m];
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+      a += __shfl_xor_sync(0xffffffffu, a, o);
+      if (GLU) b += __shfl_xor_sync(0xffffffffu, b, o);
+    }
+    acc[m] = a;
+    acc2[m] = b;
+  }
+  if (lane == 0) {
+#pragma unroll
+    for (int m = 0; m < M; ++m) {
+      float v;
+      if (GLU) {
+        const float g = static_cast<float>(static_cast<T>(acc[m]));
+        const float u = static_cast<float>(static_cast<T>(acc2[m]));
+        const float s = static_cast<float>(static_cast<T>(g / (1.f + expf(-g))));
+        v = s * u;
+      } else {
+        v = acc[m];
+        if (HASBIAS) v = static_cast<float>(static_cast<T>(v)) + static_cast<float>(bias[n]);
+        if (RES) v = static_cast<float>(r[(size_t)m * NOUT + n]) + static_cast<float>(static_cast<T>(v));
+      }
+      y[(size_t)m * NOUT + n] = static_cast<T>(v);
+    }
+  }
+)";
+
+// The attention kernel for one new position per lane: one block of 32 warps
+// per (lane b, query head h). It takes the fused q/k/v row of b, applies the
+// per-head RMSNorm (QKNORM) and RoPE (TRAD: adjacent pairs, else halves) at
+// position meta[0] - meta[1 + b] with inverse frequencies invf, writes the
+// new key and value into the caches at meta[0] (the first query head of a
+// group writes; every head uses its own copy, so no block reads a position
+// another is writing) and attends over positions [meta[1 + b], meta[0]]
+// with an online softmax per warp, merged at the end. The caches kc and vc
+// [B, NKV, capacity, HD] are written in place: the engine's cache owns them.
+const char* kAttnSource = R"(
+  constexpr int WARPS = 32;
+  constexpr int DPL = (HD + 31) / 32;
+  constexpr int HALF = HD / 2;
+  const int b = blockIdx.x / NH;
+  const int h = blockIdx.x % NH;
+  const int GROUP = NH / NKV;
+  const int kh = h / GROUP;
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int cap = kc_shape[2];
+  const int offset = meta[0];
+  const int pad = meta[1 + b];
+  const float pos = static_cast<float>(offset - pad);
+  const float eps = prm[0], scale = prm[1];
+  const T* src = qkv + (size_t)b * (NH + 2 * NKV) * HD;
+  __shared__ float qs[HD], ks[HD], vs[HD];
+  __shared__ float inv[2];
+  __shared__ float wm[WARPS], wl[WARPS], wacc[WARPS][HD];
+  for (int d = tid; d < HD; d += blockDim.x) {
+    qs[d] = static_cast<float>(src[h * HD + d]);
+    ks[d] = static_cast<float>(src[(NH + kh) * HD + d]);
+    vs[d] = static_cast<float>(src[(NH + NKV + kh) * HD + d]);
+  }
+  __syncthreads();
+  if (QKNORM) {
+    if (warp == 0) {
+      float a = 0.f, c = 0.f;
+      for (int d = lane; d < HD; d += 32) { a += qs[d] * qs[d]; c += ks[d] * ks[d]; }
+#pragma unroll
+      for (int o = 16; o > 0; o >>= 1) {
+        a += __shfl_xor_sync(0xffffffffu, a, o);
+        c += __shfl_xor_sync(0xffffffffu, c, o);
+      }
+      if (lane == 0) { inv[0] = rsqrtf(a / HD + eps); inv[1] = rsqrtf(c / HD + eps); }
+    }
+    __syncthreads();
+    for (int d = tid; d < HD; d += blockDim.x) {
+      qs[d] = static_cast<float>(static_cast<T>(qn[d] * (qs[d] * inv[0])));
+      ks[d] = static_cast<float>(static_cast<T>(kn[d] * (ks[d] * inv[1])));
+    }
+    __syncthreads();
+  }
+  for (int i = tid; i < HALF; i += blockDim.x) {
+    const int a = TRAD ? 2 * i : i;
+    const int c = TRAD ? 2 * i + 1 : i + HALF;
+    float sn, cs;
+    sincosf(pos * invf[i], &sn, &cs);
+    const float q0 = qs[a], q1 = qs[c], k0 = ks[a], k1 = ks[c];
+    qs[a] = static_cast<float>(static_cast<T>(q0 * cs - q1 * sn));
+    qs[c] = static_cast<float>(static_cast<T>(q0 * sn + q1 * cs));
+    ks[a] = static_cast<float>(static_cast<T>(k0 * cs - k1 * sn));
+    ks[c] = static_cast<float>(static_cast<T>(k0 * sn + k1 * cs));
+  }
+  __syncthreads();
+  const size_t base = ((size_t)b * NKV + kh) * (size_t)cap * HD;
+  if (h % GROUP == 0) {
+    T* kw = const_cast<T*>(kc);
+    T* vw = const_cast<T*>(vc);
+    for (int d = tid; d < HD; d += blockDim.x) {
+      kw[base + (size_t)offset * HD + d] = static_cast<T>(ks[d]);
+      vw[base + (size_t)offset * HD + d] = static_cast<T>(vs[d]);
+    }
+  }
+  float q[DPL], acc[DPL];
+#pragma unroll
+  for (int j = 0; j < DPL; ++j) { q[j] = lane + 32 * j < HD ? qs[lane + 32 * j] : 0.f; acc[j] = 0.f; }
+  float mrun = -__int_as_float(0x7f800000), lrun = 0.f;
+  for (int t = pad + warp; t <= offset; t += WARPS) {
+    float kv[DPL], vv[DPL];
+    if (t == offset) {
+#pragma unroll
+      for (int j = 0; j < DPL; ++j) {
+        const int d = lane + 32 * j;
+        kv[j] = d < HD ? ks[d] : 0.f;
+        vv[j] = d < HD ? vs[d] : 0.f;
+      }
+    } else {
+      const T* kr = kc + base + (size_t)t * HD;
+      const T* vr = vc + base + (size_t)t * HD;
+#pragma unroll
+      for (int j = 0; j < DPL; ++j) {
+        const int d = lane + 32 * j;
+        kv[j] = d < HD ? static_cast<float>(kr[d]) : 0.f;
+        vv[j] = d < HD ? static_cast<float>(vr[d]) : 0.f;
+      }
+    }
+    float s = 0.f;
+#pragma unroll
+    for (int j = 0; j < DPL; ++j) s += q[j] * kv[j];
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+    s *= scale;
+    const float mnew = fmaxf(mrun, s);
+    const float corr = expf(mrun - mnew);
+    const float p = expf(s - mnew);
+    lrun = lrun * corr + p;
+#pragma unroll
+    for (int j = 0; j < DPL; ++j) acc[j] = acc[j] * corr + p * vv[j];
+    mrun = mnew;
+  }
+  if (lane == 0) { wm[warp] = mrun; wl[warp] = lrun; }
+#pragma unroll
+  for (int j = 0; j < DPL; ++j) {
+    if (lane + 32 * j < HD) wacc[warp][lane + 32 * j] = acc[j];
+  }
+  __syncthreads();
+  for (int d = tid; d < HD; d += blockDim.x) {
+    float mx = -__int_as_float(0x7f800000);
+#pragma unroll
+    for (int i = 0; i < WARPS; ++i) mx = fmaxf(mx, wm[i]);
+    float l = 0.f, o = 0.f;
+#pragma unroll
+    for (int i = 0; i < WARPS; ++i) {
+      if (wl[i] > 0.f) {
+        const float f = expf(wm[i] - mx);
+        l += wl[i] * f;
+        o += wacc[i][d] * f;
+      }
+    }
+    y[((size_t)b * NH + h) * HD + d] = static_cast<T>(o / l);
+  }
+)";
+
+std::string product_source(bool quant) {
+  std::string s = quant ? kQuantKDim : kDenseKDim;
+  s += kProductPrologue;
+  s += quant ? kQuantBody : kDenseBody;
+  s += kProductEpilogue;
+  return s;
 }
 
-mx::fast::CustomKernelFunction& qgemv_kernel() {
+mx::fast::CustomKernelFunction& product_kernel(bool quant) {
+  static mx::fast::CustomKernelFunction dense = mx::fast::cuda_kernel(
+      "genkit_product", {"x", "prm", "nw", "w", "bias", "r"}, {"y"}, product_source(false), "", true, 0);
+  static mx::fast::CustomKernelFunction q = mx::fast::cuda_kernel(
+      "genkit_qproduct", {"x", "prm", "nw", "w", "scales", "biases", "bias", "r"}, {"y"},
+      product_source(true), "", true, 0);
+  return quant ? q : dense;
+}
+
+mx::fast::CustomKernelFunction& attention_kernel() {
+  // Not ensure_row_contiguous: the caches must be the engine's own buffers
+  // (a contiguous copy would take the new key and value instead).
   static mx::fast::CustomKernelFunction k = mx::fast::cuda_kernel(
-      "genkit_qgemv", {"x", "w", "scales", "biases"}, {"y"}, kQGemvSource, "", true, 0);
+      "genkit_decode_attention", {"qkv", "prm", "qn", "kn", "invf", "meta", "kc", "vc"}, {"y"},
+      kAttnSource, "", false, 0);
   return k;
 }
 
@@ -1640,30 +1861,115 @@ int gemv_rows(const mx::array& x, int K) {
   return (m >= 1 && m <= gemv_max_rows) ? static_cast<int>(m) : 0;
 }
 
-mx::array gemv_out(const mx::array& x, const mx::array& y, int N) {
+// placeholder is a materialised one-element array of dtype t that stands
+// for an absent kernel input (the kernels never read it). One per dtype,
+// made once, so it adds no node to a step's graph.
+const mx::array& placeholder(mx::Dtype t) {
+  static std::map<int, mx::array> made;
+  int key = static_cast<int>(t.val());
+  auto it = made.find(key);
+  if (it == made.end()) {
+    mx::array a = mx::zeros({1}, t);
+    mx::eval(a);
+    it = made.emplace(key, a).first;
+  }
+  return it->second;
+}
+
+// ProductOp is one product kernel call: y = epilogue(prologue(x) W^T).
+struct ProductOp {
+  const mx::array* x = nullptr;
+  const mx::array* w = nullptr;       // dense [N, K] or quantized words
+  const mx::array* scales = nullptr;  // quantized only
+  const mx::array* biases = nullptr;
+  int bits = 0;
+  const mx::array* norm = nullptr;  // float32 [K]: NORM
+  const mx::array* prm = nullptr;   // float32 [eps, scale]
+  const mx::array* bias = nullptr;  // [N]
+  const mx::array* res = nullptr;   // [..., N]
+  bool glu = false;
+};
+
+// product_ok reports whether the product kernel takes op (shapes, dtypes,
+// alignment); what is wrong otherwise, for errors.
+std::string product_check(const ProductOp& op, int& M, int& K, int& N) {
+  const mx::array& x = *op.x;
+  const mx::array& w = *op.w;
+  if (!float_type(x.dtype())) return "x is not a float array";
+  if (w.ndim() != 2 || !weight_ok(w)) return "the weight is not a materialised, aligned, row-contiguous matrix";
+  if (op.bits == 0) {
+    if (w.dtype() != x.dtype()) return "the weight's dtype differs from x's";
+    K = w.shape(1);
+    if ((static_cast<int64_t>(K) * mx::size_of(x.dtype())) % 16 != 0) return "the weight's rows are not 16-byte multiples";
+  } else {
+    if ((op.bits != 4 && op.bits != 8) || w.dtype() != mx::uint32) return "the weight is not 4- or 8-bit affine";
+    const int per = 32 / op.bits, vals = 4 * per;
+    K = w.shape(1) * per;
+    const mx::array& sc = *op.scales;
+    const mx::array& bi = *op.biases;
+    if (sc.ndim() != 2 || bi.ndim() != 2 || sc.dtype() != x.dtype() || bi.dtype() != x.dtype() ||
+        sc.shape(0) != w.shape(0) || bi.shape(0) != w.shape(0) || sc.shape(1) != bi.shape(1) ||
+        !sc.is_available() || !sc.flags().row_contiguous || !bi.is_available() || !bi.flags().row_contiguous)
+      return "the scales and biases do not match the weight";
+    if (K % vals != 0 || sc.shape(1) <= 0 || K % sc.shape(1) != 0 || (K / sc.shape(1)) % vals != 0)
+      return "the quantization group does not divide into the kernel's loads";
+  }
+  N = op.glu ? w.shape(0) / 2 : w.shape(0);
+  if (op.glu && w.shape(0) % 2 != 0) return "a gate/up weight needs an even row count";
+  M = gemv_rows(x, K);
+  if (M == 0) return "x has too many rows or the wrong width";
+  if (op.norm && (op.norm->dtype() != mx::float32 || op.norm->size() != static_cast<size_t>(K)))
+    return "the norm weight is not float32 of the input width";
+  if (op.bias && (op.bias->size() != static_cast<size_t>(N) || !float_type(op.bias->dtype())))
+    return "the bias does not match the output";
+  if (op.res && (op.res->dtype() != x.dtype() || op.res->size() != static_cast<size_t>(M) * N))
+    return "the residual does not match the output";
+  return "";
+}
+
+// run_product builds the product kernel's node for op; the output has x's
+// leading shape and N columns.
+mx::array run_product(const ProductOp& op) {
+  int M = 0, K = 0, N = 0;
+  std::string bad = product_check(op, M, K, N);
+  if (!bad.empty()) throw std::invalid_argument("mlx: gpu product: " + bad);
+  const mx::array& x = *op.x;
+  const mx::Dtype t = x.dtype();
+  const mx::array& prm = op.prm ? *op.prm : placeholder(mx::float32);
+  const mx::array& nw = op.norm ? *op.norm : placeholder(mx::float32);
+  const mx::array& bias = op.bias ? *op.bias : placeholder(t);
+  const mx::array& r = op.res ? *op.res : placeholder(t);
   mx::Shape shape = x.shape();
   shape.back() = N;
-  return mx::reshape(y, shape);
+  std::vector<std::pair<std::string, mx::fast::TemplateArg>> targs = {
+      {"T", t}, {"M", M}, {"NORM", op.norm != nullptr}, {"GLU", op.glu},
+      {"HASBIAS", op.bias != nullptr}, {"RES", op.res != nullptr}};
+  std::vector<mx::array> in;
+  if (op.bits == 0) {
+    in = {x, prm, nw, *op.w, bias, r};
+  } else {
+    in = {x, prm, nw, *op.w, *op.scales, *op.biases, bias, r};
+    targs.push_back({"BITS", op.bits});
+  }
+  auto out = product_kernel(op.bits != 0)(in, {shape}, {t}, {N * 32, 1, 1}, {128, 1, 1}, targs,
+                                          std::nullopt, false, {});
+  return out[0];
 }
+
+const mx::array* opt_array(gk_array a) { return a.ctx ? &A(a) : nullptr; }
 
 }  // namespace
 
 int gk_gemv(gk_array* out, int* used, gk_array xa, gk_array wa) {
   *used = 0;
   GK_TRY({
-    const mx::array& x = A(xa);
-    const mx::array& w = A(wa);
-    if (mx::default_device() != mx::Device::gpu || w.ndim() != 2) return 0;
-    const int N = w.shape(0), K = w.shape(1);
-    const int M = gemv_rows(x, K);
-    if (M == 0 || x.dtype() != w.dtype() || !float_type(x.dtype()) ||
-        (static_cast<int64_t>(K) * mx::size_of(x.dtype())) % 16 != 0 || !weight_ok(w)) {
-      return 0;
-    }
-    auto xs = mx::reshape(x, {M, K});
-    auto r = gemv_kernel()({xs, w}, {{M, N}}, {x.dtype()}, {N * 32, 1, 1}, {128, 1, 1},
-                           {{"T", x.dtype()}, {"M", M}}, std::nullopt, false, {});
-    put(out, gemv_out(x, r[0], N));
+    if (mx::default_device() != mx::Device::gpu) return 0;
+    ProductOp op;
+    op.x = &A(xa);
+    op.w = &A(wa);
+    int M, K, N;
+    if (!product_check(op, M, K, N).empty()) return 0;
+    put(out, run_product(op));
     *used = 1;
   })
 }
@@ -1672,28 +1978,98 @@ int gk_qgemv(gk_array* out, int* used, gk_array xa, gk_array wa, gk_array sa,
              gk_array ba, int group_size, int bits) {
   *used = 0;
   GK_TRY({
-    const mx::array& x = A(xa);
-    const mx::array& w = A(wa);
-    const mx::array& sc = A(sa);
-    const mx::array& bi = A(ba);
-    if (mx::default_device() != mx::Device::gpu || (bits != 4 && bits != 8) ||
-        w.ndim() != 2 || sc.ndim() != 2 || bi.ndim() != 2 || w.dtype() != mx::uint32) {
-      return 0;
-    }
-    const int per = 32 / bits, vals = 4 * per;
-    const int N = w.shape(0), K = w.shape(1) * per;
-    const int M = gemv_rows(x, K);
-    if (M == 0 || !float_type(x.dtype()) || sc.dtype() != x.dtype() || bi.dtype() != x.dtype() ||
-        sc.shape(0) != N || bi.shape(0) != N || sc.shape(1) != bi.shape(1) ||
-        K % vals != 0 || group_size % vals != 0 || sc.shape(1) * group_size != K ||
-        !weight_ok(w) || !sc.is_available() || !sc.flags().row_contiguous ||
-        !bi.is_available() || !bi.flags().row_contiguous) {
-      return 0;
-    }
-    auto xs = mx::reshape(x, {M, K});
-    auto r = qgemv_kernel()({xs, w, sc, bi}, {{M, N}}, {x.dtype()}, {N * 32, 1, 1}, {128, 1, 1},
-                            {{"T", x.dtype()}, {"M", M}, {"BITS", bits}}, std::nullopt, false, {});
-    put(out, gemv_out(x, r[0], N));
+    if (mx::default_device() != mx::Device::gpu) return 0;
+    ProductOp op;
+    op.x = &A(xa);
+    op.w = &A(wa);
+    op.scales = &A(sa);
+    op.biases = &A(ba);
+    op.bits = bits;
+    int M, K, N;
+    if (!product_check(op, M, K, N).empty() || A(sa).shape(1) * group_size != K) return 0;
+    put(out, run_product(op));
     *used = 1;
+  })
+}
+
+int gk_gpu_decode_block(gk_array* out, const gk_decode_block_args* a, gk_array meta, gk_array prm) {
+  GK_TRY({
+    if (mx::default_device() != mx::Device::gpu)
+      throw std::invalid_argument("mlx: the GPU decode block needs the GPU as the default device");
+    const mx::array& h = A(a->h);
+    const int B = h.ndim() == 3 ? h.shape(0) : 0;
+    if (B < 1 || B > gemv_max_rows || h.shape(1) != 1 || !float_type(h.dtype()))
+      throw std::invalid_argument("mlx: gpu decode block: h must be [B <= 8, 1, D] float");
+    const int H = a->heads, Hkv = a->kv_heads, hd = a->head_dim;
+    if (H <= 0 || Hkv <= 0 || H % Hkv != 0 || hd % 2 != 0 || hd > 256)
+      throw std::invalid_argument("mlx: gpu decode block: head counts or head_dim (even, at most 256) unsupported");
+    const mx::array& kc = A(a->k_cache);
+    const mx::array& vc = A(a->v_cache);
+    for (const mx::array* c : {&kc, &vc}) {
+      if (c->dtype() != h.dtype() || c->ndim() != 4 || c->shape(0) != B || c->shape(1) != Hkv || c->shape(3) != hd ||
+          c->shape(2) <= a->offset)
+        throw std::invalid_argument("mlx: gpu decode block: the cache must be [B, Hkv, capacity > offset, head_dim] in h's dtype");
+      if (c->is_available() && !c->flags().row_contiguous)
+        throw std::invalid_argument("mlx: gpu decode block: the cache must be row-contiguous (it is written in place)");
+    }
+    const mx::array& mt = A(meta);
+    const mx::array& pr = A(prm);
+    if (mt.dtype() != mx::int32 || mt.size() != static_cast<size_t>(B + 1))
+      throw std::invalid_argument("mlx: gpu decode block: meta must be int32 [1 + B] (offset, pads)");
+    if (pr.dtype() != mx::float32 || pr.size() != 2)
+      throw std::invalid_argument("mlx: gpu decode block: prm must be float32 [eps, scale]");
+    const bool qknorm = a->q_norm.ctx != nullptr;
+    auto linear = [](const gk_block_linear& l, ProductOp& op) {
+      op.w = &A(l.w);
+      op.bits = l.bits;
+      if (l.bits != 0) {
+        op.scales = &A(l.scales);
+        op.biases = &A(l.biases);
+      }
+      op.bias = opt_array(l.bias);
+    };
+    // q/k/v: RMSNorm and the fused projection.
+    ProductOp p1;
+    p1.x = &h;
+    p1.prm = &pr;
+    p1.norm = &A(a->attn_norm);
+    linear(a->qkv, p1);
+    mx::array qkv = run_product(p1);
+    if (qkv.shape(-1) != (H + 2 * Hkv) * hd)
+      throw std::invalid_argument("mlx: gpu decode block: the q/k/v projection's width does not match the heads");
+    // Attention (writes the cache).
+    const mx::array& invf = A(a->inv_freq);
+    if (invf.dtype() != mx::float32 || invf.size() != static_cast<size_t>(hd / 2))
+      throw std::invalid_argument("mlx: gpu decode block: inv_freq must be float32 [head_dim / 2]");
+    const mx::array& qn = qknorm ? A(a->q_norm) : placeholder(mx::float32);
+    const mx::array& kn = qknorm ? A(a->k_norm) : placeholder(mx::float32);
+    if (qknorm && (qn.dtype() != mx::float32 || qn.size() != static_cast<size_t>(hd) ||
+                   kn.dtype() != mx::float32 || kn.size() != static_cast<size_t>(hd)))
+      throw std::invalid_argument("mlx: gpu decode block: q/k norms must be float32 [head_dim]");
+    auto att = attention_kernel()(
+        {qkv, pr, qn, kn, invf, mt, kc, vc}, {{B, 1, H * hd}}, {h.dtype()}, {B * H * 1024, 1, 1}, {1024, 1, 1},
+        {{"T", h.dtype()}, {"HD", hd}, {"NH", H}, {"NKV", Hkv}, {"QKNORM", qknorm}, {"TRAD", a->traditional != 0}},
+        std::nullopt, false, {})[0];
+    // Output projection and residual.
+    ProductOp p2;
+    p2.x = &att;
+    p2.res = &h;
+    linear(a->o, p2);
+    mx::array h1 = run_product(p2);
+    // RMSNorm, gate/up and SwiGLU.
+    ProductOp p3;
+    p3.x = &h1;
+    p3.prm = &pr;
+    p3.norm = &A(a->ffn_norm);
+    p3.glu = true;
+    linear(a->gate_up, p3);
+    if (p3.bias) throw std::invalid_argument("mlx: gpu decode block: a gate/up bias is not supported");
+    mx::array act = run_product(p3);
+    // Down projection and residual.
+    ProductOp p4;
+    p4.x = &act;
+    p4.res = &h1;
+    linear(a->down, p4);
+    put(out, run_product(p4));
   })
 }

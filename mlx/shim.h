@@ -237,6 +237,13 @@ typedef struct {
 // cache arrays in place (see DecodeBlock in shim.cpp). pads (n_pads = 0 or
 // one per lane) are the lanes' leading padded positions.
 int gk_decode_block(gk_array* out, const gk_decode_block_args* a, const int* pads, int n_pads);
+// gk_gpu_decode_block is the same block on a CUDA GPU as five kernels of
+// genkit's (see gk_gpu_decode_block in shim.cpp): dense weights are w [out,
+// in] in h's dtype (not wT), norms and inv_freq float32, meta int32 [1 + B]
+// (the cache offset, then each lane's padded positions) and prm float32
+// [eps, attention scale]. The new keys and values are written into the
+// caches in place.
+int gk_gpu_decode_block(gk_array* out, const gk_decode_block_args* a, gk_array meta, gk_array prm);
 // gk_device_probe evaluates a tiny op on the device's default stream.
 int gk_device_probe(int type);
 // gk_device_info writes the device's name, architecture and memory (0 when

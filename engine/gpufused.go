@@ -1,0 +1,164 @@
+package engine
+
+import (
+	"math"
+	"os"
+
+	"github.com/mlx-genkit/genkit/mlx"
+)
+
+// gpuBlocks is what the fused GPU decode block (mlx.GPUDecodeBlock) reads
+// beside the weights: float32 copies of every block's norms, RoPE's inverse
+// frequencies and the block's constants.
+type gpuBlocks struct {
+	// norms per layer: attention, MLP, q and k (the last two nil unless the
+	// model normalises q and k per head).
+	norms   [][4]*mlx.Array
+	invFreq *mlx.Array // float32 [head_dim / 2]
+	prm     *mlx.Array // float32 [eps, attention scale]
+	dtype   mlx.Dtype  // the activations' dtype the kernels were checked for
+}
+
+func (g *gpuBlocks) free() {
+	if g == nil {
+		return
+	}
+	for _, n := range g.norms {
+		mlx.Free(n[:]...)
+	}
+	mlx.Free(g.invFreq, g.prm)
+}
+
+// useGPUBlocks turns on the fused GPU decode block when the model runs
+// through genkit's CUDA product kernels (useGEMV) and every block fits the
+// kernels: fused q/k/v and gate/up weights, dense in the compute dtype or
+// 4/8-bit affine with groups the kernels' loads divide, no gate/up bias, an
+// even head_dim of at most 256. Decode steps of up to mlx.GEMVMaxRows lanes
+// are then five kernels a block (measured against the op-by-op graph in
+// docs/benchmarks.md). GENKIT_FUSED_BLOCKS=0 turns it off, as on the CPU.
+// It runs after useGEMV.
+func (m *Model) useGPUBlocks() error {
+	if os.Getenv("GENKIT_FUSED_BLOCKS") == "0" || !m.GEMV() {
+		return nil
+	}
+	cfg := m.Config
+	dt := m.DType
+	if dt != mlx.Float32 && dt != mlx.Float16 && dt != mlx.Bfloat16 {
+		return nil
+	}
+	hd, H, Hkv := cfg.HeadDim, cfg.NumHeads, cfg.NumKVHeads
+	if hd%2 != 0 || hd > 256 || H <= 0 || Hkv <= 0 || H%Hkv != 0 {
+		return nil
+	}
+	for _, b := range m.layers {
+		if b.qkv == nil || b.gateUp == nil || b.gateUp.bias != nil || (b.qNorm == nil) != (b.kNorm == nil) {
+			return nil
+		}
+		for _, l := range []*Linear{b.qkv, b.o, b.gateUp, b.down} {
+			if !gpuProductFits(l, dt) {
+				return nil
+			}
+		}
+	}
+	periods, err := ropePeriods(cfg)
+	if err != nil {
+		return err
+	}
+	inv := make([]float32, len(periods))
+	for i := range inv {
+		inv[i] = float32(1 / float64(periods[i]))
+	}
+	g := &gpuBlocks{dtype: dt}
+	ok := false
+	defer func() {
+		if !ok {
+			g.free()
+		}
+	}()
+	if g.invFreq, err = mlx.FromFloat32s(inv, len(inv)); err != nil {
+		return err
+	}
+	scale := float32(1 / math.Sqrt(float64(hd)))
+	if g.prm, err = mlx.FromFloat32s([]float32{float32(cfg.RMSNormEps), scale}, 2); err != nil {
+		return err
+	}
+	all := []*mlx.Array{g.invFreq, g.prm}
+	for _, b := range m.layers {
+		var n [4]*mlx.Array
+		for j, w := range []*mlx.Array{b.attnNorm, b.ffnNorm, b.qNorm, b.kNorm} {
+			if w == nil {
+				continue
+			}
+			if n[j], err = mlx.AsType(w, mlx.Float32); err != nil {
+				mlx.Free(n[:]...)
+				return err
+			}
+			all = append(all, n[j])
+		}
+		g.norms = append(g.norms, n)
+	}
+	if err := mlx.Eval(all...); err != nil {
+		return err
+	}
+	ok = true
+	m.gpu = g
+	return nil
+}
+
+// gpuProductFits reports whether the GPU product kernel reads l with
+// activations of dtype dt: 16-byte rows of dense weights in dt, or 4/8-bit
+// weights whose groups hold whole 16-byte loads, scales in dt.
+func gpuProductFits(l *Linear, dt mlx.Dtype) bool {
+	if !l.gemv {
+		return false
+	}
+	if l.bias != nil && l.bias.Dtype() != dt {
+		return false
+	}
+	if q := l.q; q != nil {
+		vals := 4 * (32 / q.Bits)
+		return (q.Bits == 4 || q.Bits == 8) && q.Scales.Dtype() == dt && q.Biases.Dtype() == dt &&
+			l.in%vals == 0 && q.GroupSize%vals == 0
+	}
+	return l.w != nil && l.w.Dtype() == dt && (l.in*dt.Size())%16 == 0
+}
+
+// gpuMeta is the fused GPU block's int32 [1 + B] positions for a decode
+// step at the cache's offset: the offset, then each lane's padded positions.
+func gpuMeta(offset, lanes int, pads []int) (*mlx.Array, error) {
+	vals := make([]int32, 1+lanes)
+	vals[0] = int32(offset)
+	for b, p := range pads {
+		vals[1+b] = int32(p)
+	}
+	return mlx.FromInt32s(vals, 1+lanes)
+}
+
+// gpuBlock runs block i on h ([B, 1, D]) as mlx.GPUDecodeBlock, writing the
+// new keys and values into the cache at its offset.
+func (m *Model) gpuBlock(s *mlx.Scope, i int, h *mlx.Array, cache *Cache, meta *mlx.Array) *mlx.Array {
+	if s.Err() != nil {
+		return nil
+	}
+	cfg := m.Config
+	b := m.layers[i]
+	if err := cache.reserve(i, h.Dim(0), cfg.NumKVHeads, cache.offset+1, cfg.HeadDim, h.Dtype()); err != nil {
+		s.Fail(err)
+		return nil
+	}
+	lin := func(l *Linear) mlx.BlockLinear {
+		bl := mlx.BlockLinear{Q: l.q, Bias: l.bias, In: l.in, Out: l.out}
+		if l.q == nil {
+			bl.Dense = l.w
+		}
+		return bl
+	}
+	n := m.gpu.norms[i]
+	return s.Track(mlx.GPUDecodeBlock(&mlx.DecodeBlockArgs{
+		H: h, AttnNorm: n[0], FFNNorm: n[1], QNorm: n[2], KNorm: n[3],
+		KCache: cache.keys[i], VCache: cache.values[i], InvFreq: m.gpu.invFreq,
+		QKV: lin(b.qkv), O: lin(b.o), GateUp: lin(b.gateUp), Down: lin(b.down),
+		Heads: cfg.NumHeads, KVHeads: cfg.NumKVHeads, HeadDim: cfg.HeadDim, Intermediate: b.gate.out,
+		Offset: cache.offset, Traditional: cfg.TraditionalRoPE,
+	}, meta, m.gpu.prm))
+}

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# A focused GPU pass for kernel work, after `bash scripts/gpu/suite.sh none`
+# has laid out the pack: selected tests of the mlx and engine packages, then
+# `genkit bench` (genkit's own rows, no python peers) with the fused GPU
+# decode blocks on and off, in one lease so the numbers compare.
+#   OUT=... bash scripts/gpu/quick.sh [TEST_PATTERN]
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$PWD
+OUT=${OUT:-$ROOT/gpu-results}
+GK=${GK_DIR:-/tmp/genkit-gpu}
+S=$GK/stage
+export LD_LIBRARY_PATH=$GK/site/mlx/lib:$S/libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+export PYTHONPATH=$GK/site${PYTHONPATH:+:$PYTHONPATH}
+export GENKIT_DEFAULT_MODEL=$S/model.gguf GENKIT_CACHE_DIR=$GK/cache GENKIT_DATA_DIR=$GK/data
+export MLX_PTX_CACHE_DIR=${MLX_PTX_CACHE_DIR:-$GK/ptx} GENKIT_GPU_SUITE=1
+mkdir -p "$OUT" "$GENKIT_CACHE_DIR" "$GENKIT_DATA_DIR"
+PAT=${1:-GEMV|Fused|TinyModels|Greedy|Parity}
+for pkg in mlx engine; do
+  (cd "$ROOT/$pkg" && timeout 400 "$S/tests/$pkg.test" -test.v -test.count=1 -test.run "$PAT") > "$OUT/quick-$pkg.log" 2>&1
+  echo "$pkg: rc=$? $(grep -c -- '--- PASS' "$OUT/quick-$pkg.log") passed, $(grep -c -- '--- FAIL' "$OUT/quick-$pkg.log") failed"
+  grep -B2 -A12 -- '--- FAIL' "$OUT/quick-$pkg.log" | head -60
+done
+for fused in 1 0; do
+  GENKIT_FUSED_BLOCKS=$fused timeout 300 "$S/bin/genkit" bench --json --python /bin/false > "$OUT/bench-fused$fused.json" 2> "$OUT/bench-fused$fused.err"
+  echo "bench GENKIT_FUSED_BLOCKS=$fused: rc=$?"
+  python3 - "$OUT/bench-fused$fused.json" <<'PY'
+import json, sys
+try:
+    d = json.load(open(sys.argv[1]))
+except Exception as e:
+    print("  unreadable:", e); sys.exit()
+for e in d.get("engines", d if isinstance(d, list) else []):
+    if isinstance(e, dict):
+        print("  ", {k: e.get(k) for k in ("name", "prefill_tps", "decode_tps", "pair_decode_tps", "sweep_decode_tps", "decode_steps_per_s", "steps_per_s", "error") if k in e})
+PY
+done
+tail -n 5 "$OUT"/bench-fused*.err
