@@ -1684,7 +1684,7 @@ const char* kProductEpilogue = R"(
   }
 )";
 
-// The attention kernel for one new position per lane: one block of 32 warps
+// The attention kernel for one new position per lane: one block of 8 warps
 // per (lane b, query head h). It takes the fused q/k/v row of b, applies the
 // per-head RMSNorm (QKNORM) and RoPE (TRAD: adjacent pairs, else halves) at
 // position meta[0] - meta[1 + b] with inverse frequencies invf, writes the
@@ -1693,8 +1693,10 @@ const char* kProductEpilogue = R"(
 // another is writing) and attends over positions [meta[1 + b], meta[0]]
 // with an online softmax per warp, merged at the end. The caches kc and vc
 // [B, NKV, capacity, HD] are written in place: the engine's cache owns them.
+// (32 warps a block asked for more registers than a block may have on an
+// H100: "too many resources requested for launch".)
 const char* kAttnSource = R"(
-  constexpr int WARPS = 32;
+  constexpr int WARPS = 8;
   constexpr int DPL = (HD + 31) / 32;
   constexpr int HALF = HD / 2;
   const int b = blockIdx.x / NH;
@@ -2047,7 +2049,7 @@ int gk_gpu_decode_block(gk_array* out, const gk_decode_block_args* a, gk_array m
                    kn.dtype() != mx::float32 || kn.size() != static_cast<size_t>(hd)))
       throw std::invalid_argument("mlx: gpu decode block: q/k norms must be float32 [head_dim]");
     auto att = attention_kernel()(
-        {qkv, pr, qn, kn, invf, mt, kc, vc}, {{B, 1, H * hd}}, {h.dtype()}, {B * H * 1024, 1, 1}, {1024, 1, 1},
+        {qkv, pr, qn, kn, invf, mt, kc, vc}, {{B, 1, H * hd}}, {h.dtype()}, {B * H * 256, 1, 1}, {256, 1, 1},
         {{"T", h.dtype()}, {"HD", hd}, {"NH", H}, {"NKV", Hkv}, {"QKNORM", qknorm}, {"TRAD", a->traditional != 0}},
         std::nullopt, false, {})[0];
     // Output projection and residual.

@@ -6,6 +6,8 @@
 # default GGUF. Results go to $OUT (or ./gpu-results): summary.txt, one log
 # per test binary, commands.log, bench.json.
 #   bash scripts/gpu/suite.sh [tests|commands|bench|profile|synthetic|all]...   (default: all)
+# peers only starts llama.cpp's build in the background (for a later bench
+# call on the same machine); SUITE_ONLY / SUITE_SKIP pick test packages.
 # synthetic (not part of all: 30 GB of disk, several minutes) measures
 # random Qwen3-4B-shaped weights with genkit, mlx-lm and llama.cpp.
 set -uo pipefail
@@ -60,7 +62,7 @@ say "$($GENKIT version 2>&1 | tr '\n' ';')"
 # llama.cpp's llama-bench with CUDA for the bench peer, built in the
 # background from the sdist while the tests run (about 5 minutes on 16 cores).
 PEERS=$GK/peers
-if { want bench || want synthetic; } && [ -f "$S/zy-llama-cpp.tar.gz" ] && [ ! -x "$PEERS/bin/llama-bench" ] && command -v nvcc >/dev/null; then
+if { want bench || want synthetic || want peers; } && [ -f "$S/zy-llama-cpp.tar.gz" ] && [ ! -x "$PEERS/bin/llama-bench" ] && command -v nvcc >/dev/null; then
   mkdir -p "$PEERS" && rm -rf "$PEERS/src" && mkdir "$PEERS/src" &&
     tar -xzf "$S/zy-llama-cpp.tar.gz" -C "$PEERS/src" --strip-components=1 &&
     setsid bash -c "cd '$PEERS' && cmake -S src -B b -DLLAMA_BUILD_EXAMPLES=OFF -G Ninja -DCMAKE_BUILD_TYPE=Release -DGGML_CUDA=ON \
@@ -71,6 +73,10 @@ fi
 # 2. Every package's tests on the GPU, each in its own package directory.
 if want tests; then
   while read -r name rel; do
+    # SUITE_ONLY / SUITE_SKIP (extended regexps on the package name) split
+    # the tests over several calls of a time-limited runner.
+    if [ -n "${SUITE_ONLY:-}" ] && ! [[ $name =~ ^(${SUITE_ONLY})$ ]]; then continue; fi
+    if [ -n "${SUITE_SKIP:-}" ] && [[ $name =~ ^(${SUITE_SKIP})$ ]]; then continue; fi
     log=$OUT/test-$name.log
     start=$(date +%s)
     (cd "$ROOT/$rel" && timeout 1500 "$S/tests/$name.test" -test.v -test.count=1 -test.timeout 25m) > "$log" 2>&1
