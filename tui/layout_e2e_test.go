@@ -267,8 +267,8 @@ func TestCompareInTmux(t *testing.T) {
 
 // TestWarningsInTmux (item 7): logit-bias at alpha 1 loops the steered text
 // on the default model and the UI warns (residual at alpha 1 does not);
-// PCA at alpha 0.02 leaves the text as the base's and the UI warns (mean at
-// 0.02 changes it, no warning).
+// PCA at a negligible alpha leaves the text as the base's and the UI warns
+// (mean at 0.02 changes it, no warning).
 func TestWarningsInTmux(t *testing.T) {
 	data := t.TempDir()
 	exit := filepath.Join(data, "exit")
@@ -293,8 +293,14 @@ func TestWarningsInTmux(t *testing.T) {
 	}
 	u2.keys("j", "j", "j", "j", "j", "j") // ... scope, schedule, method
 	u2.keys("l")
+	// Whether PCA at 0.02 moves a token depends on the platform's rounding
+	// (on an H100 the float16 GGUF path diverged at token 17), so the null
+	// case is made certain: alpha typed as 1e-6.
+	u2.keys("k", "k", "k", "k", "k", "k", "=", "C-u")
+	u2.typeLiteral("0.000001")
+	u2.keys("Enter")
 	u2.waitFor("the PCA warning", 4*time.Minute, func(s string) bool {
-		return runDone(2)(s) && strings.Contains(s, "⚠ PCA gives no effect here")
+		return (runDone(2)(s) || runDone(3)(s)) && strings.Contains(s, "⚠ PCA gives no effect here") && strings.Contains(s, "α 1e-06")
 	})
 	u2.keys("q")
 	waitFile(t, exit2, "0")

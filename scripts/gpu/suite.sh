@@ -7,7 +7,8 @@
 # per test binary, commands.log, bench.json.
 #   bash scripts/gpu/suite.sh [tests|commands|bench|profile|synthetic|all]...   (default: all)
 # peers only starts llama.cpp's build in the background (for a later bench
-# call on the same machine); SUITE_ONLY / SUITE_SKIP pick test packages.
+# call on the same machine); SUITE_ONLY / SUITE_SKIP pick test packages,
+# SUITE_RUN / SUITE_SKIPRUN tests within them.
 # synthetic (not part of all: 30 GB of disk, several minutes) measures
 # random Qwen3-4B-shaped weights with genkit, mlx-lm and llama.cpp.
 set -uo pipefail
@@ -79,7 +80,7 @@ if want tests; then
     if [ -n "${SUITE_SKIP:-}" ] && [[ $name =~ ^(${SUITE_SKIP})$ ]]; then continue; fi
     log=$OUT/test-$name.log
     start=$(date +%s)
-    (cd "$ROOT/$rel" && timeout 1500 "$S/tests/$name.test" -test.v -test.count=1 -test.timeout 25m) > "$log" 2>&1
+    (cd "$ROOT/$rel" && timeout 1500 "$S/tests/$name.test" -test.v -test.count=1 -test.timeout 25m -test.run "${SUITE_RUN:-.}" -test.skip "${SUITE_SKIPRUN:-}") > "$log" 2>&1
     rc=$?
     pass=$(grep -c -- '^--- PASS\|^    --- PASS' "$log"); fail=$(grep -c -- '--- FAIL' "$log"); skip=$(grep -c -- '--- SKIP' "$log")
     say "tests $rel: rc=$rc pass=$pass fail=$fail skip=$skip ($(( $(date +%s) - start )) s)"
