@@ -13,9 +13,11 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/mlx-genkit/genkit/engine"
 	"github.com/mlx-genkit/genkit/internal/atomicfile"
+	"github.com/mlx-genkit/genkit/internal/jsontext"
 	"github.com/mlx-genkit/genkit/sampling"
 	"github.com/mlx-genkit/genkit/steering"
 )
@@ -147,6 +149,22 @@ func LoadFile(path string) (*Session, error) {
 	}
 	if err := json.Unmarshal(data, &head); err != nil {
 		return nil, fmt.Errorf("session %s is malformed: %w", path, err)
+	}
+	// encoding/json turns invalid UTF-8 and lone surrogate escapes into
+	// U+FFFD silently; a session's prompt and messages are model input.
+	if !utf8.Valid(data) {
+		at := 0
+		for at < len(data) {
+			r, n := utf8.DecodeRune(data[at:])
+			if r == utf8.RuneError && n <= 1 {
+				break
+			}
+			at += n
+		}
+		return nil, fmt.Errorf("session %s: invalid UTF-8 at byte %d", path, at)
+	}
+	if err := jsontext.CheckEscapes(data, false); err != nil {
+		return nil, fmt.Errorf("session %s: %w", path, err)
 	}
 	switch {
 	case head.Version == 0:

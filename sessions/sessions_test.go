@@ -199,3 +199,31 @@ func TestListRemovesStaleTemporaryFiles(t *testing.T) {
 		t.Errorf("young temporary file removed: %v", err)
 	}
 }
+
+// TestSessionTextIsNotReplacedSilently: a session whose prompt holds invalid
+// UTF-8 or a lone surrogate escape is refused naming the byte offset (the
+// JSON decoder would hand the model U+FFFD instead); a surrogate pair loads.
+func TestSessionTextIsNotReplacedSilently(t *testing.T) {
+	t.Setenv("GENKIT_DATA_DIR", t.TempDir())
+	dir, _ := sessions.Dir()
+	os.MkdirAll(dir, 0o755)
+	for name, tc := range map[string]struct {
+		body, want string
+	}{
+		"badutf8":   {"{\"version\": 2, \"name\": \"badutf8\", \"prompt\": \"caf\xe9\", \"steering\": {\"preset\": \"pirate\"}}", "invalid UTF-8 at byte 48"},
+		"surrogate": {`{"version": 2, "name": "surrogate", "prompt": "a\ud800b", "steering": {"preset": "pirate"}}`, "surrogate (\\ud800) at byte offset 48"},
+		"pair":      {`{"version": 2, "name": "pair", "prompt": "a\ud83d\ude00b", "steering": {"preset": "pirate"}}`, ""},
+	} {
+		os.WriteFile(filepath.Join(dir, name+".json"), []byte(tc.body), 0o644)
+		s, err := sessions.Load(name)
+		if tc.want == "" {
+			if err != nil || s.Prompt != "a\U0001F600b" {
+				t.Errorf("%s: %v, prompt %q", name, err, s.Prompt)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: got %v, want an error naming %q", name, err, tc.want)
+		}
+	}
+}
