@@ -110,6 +110,12 @@ func NewRunner(m *engine.Model, send func(tea.Msg)) *Runner { return &Runner{m: 
 
 // Start begins a run with s and returns its id.
 func (r *Runner) Start(s Settings) int {
+	return r.launch(func(ctx context.Context, id int) { r.run(ctx, id, s) })
+}
+
+// launch cancels the run in flight and starts work as the next run in its
+// own goroutine, returning the run's id.
+func (r *Runner) launch(work func(ctx context.Context, id int)) int {
 	r.mu.Lock()
 	if r.cancel != nil {
 		r.cancel()
@@ -122,7 +128,7 @@ func (r *Runner) Start(s Settings) int {
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
-		r.run(ctx, id, s)
+		work(ctx, id)
 	}()
 	return id
 }

@@ -116,21 +116,7 @@ func (md *Model) sweepSelected() tea.Cmd {
 // variants' in order, titled by labels; it returns the run's id. It
 // cancels the run in flight, as Start does.
 func (r *Runner) StartSweep(vs []Settings, labels []string, cur int) int {
-	r.mu.Lock()
-	if r.cancel != nil {
-		r.cancel()
-	}
-	r.nextID++
-	id := r.nextID
-	ctx, cancel := context.WithCancel(context.Background())
-	r.cancel = cancel
-	r.mu.Unlock()
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		r.sweep(ctx, id, vs, labels, cur)
-	}()
-	return id
+	return r.launch(func(ctx context.Context, id int) { r.sweep(ctx, id, vs, labels, cur) })
 }
 
 // sweep runs the variants in turn through run (the one steered run),

@@ -296,29 +296,22 @@ func (md *Model) restore(s Settings, verb string) tea.Cmd {
 }
 
 // undo steps back one change.
-func (md *Model) undo() tea.Cmd {
-	t := &md.tuner
-	if len(t.undo) == 0 {
-		md.status = "nothing to undo"
-		return nil
-	}
-	c := t.undo[len(t.undo)-1]
-	t.undo = t.undo[:len(t.undo)-1]
-	t.redo = append(t.redo, change{before: cloneSettings(md.settings)})
-	return md.restore(c.before, "undo")
-}
+func (md *Model) undo() tea.Cmd { return md.travel(&md.tuner.undo, &md.tuner.redo, "undo") }
 
 // redo steps forward one undone change.
-func (md *Model) redo() tea.Cmd {
-	t := &md.tuner
-	if len(t.redo) == 0 {
-		md.status = "nothing to redo"
+func (md *Model) redo() tea.Cmd { return md.travel(&md.tuner.redo, &md.tuner.undo, "redo") }
+
+// travel restores the newest change of from and records the current
+// settings on to (undo and redo are the same move in opposite directions).
+func (md *Model) travel(from, to *[]change, verb string) tea.Cmd {
+	if len(*from) == 0 {
+		md.status = "nothing to " + verb
 		return nil
 	}
-	c := t.redo[len(t.redo)-1]
-	t.redo = t.redo[:len(t.redo)-1]
-	t.undo = append(t.undo, change{before: cloneSettings(md.settings)})
-	return md.restore(c.before, "redo")
+	c := (*from)[len(*from)-1]
+	*from = (*from)[:len(*from)-1]
+	*to = append(*to, change{before: cloneSettings(md.settings)})
+	return md.restore(c.before, verb)
 }
 
 // tunerKey handles the tools' keys in the controls context; ok is false
