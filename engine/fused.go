@@ -29,15 +29,7 @@ func (m *Model) useFusedBlocks() error {
 		}
 	}
 	m.fusedQuantized = quantized
-	periods, err := ropePeriods(m.Config)
-	if err != nil {
-		return err
-	}
-	inv := make([]float32, len(periods))
-	for i := range inv {
-		inv[i] = float32(1 / float64(periods[i]))
-	}
-	a, err := mlx.FromFloat32s(inv, len(inv))
+	a, err := invFrequencies(m.Config)
 	if err != nil {
 		return err
 	}
@@ -47,6 +39,20 @@ func (m *Model) useFusedBlocks() error {
 	}
 	m.invFreq = a
 	return nil
+}
+
+// invFrequencies is RoPE's inverse frequencies [head_dim / 2] (float32) as
+// the fused decode blocks read them: 1 / ropePeriods.
+func invFrequencies(cfg *Config) (*mlx.Array, error) {
+	periods, err := ropePeriods(cfg)
+	if err != nil {
+		return nil, err
+	}
+	inv := make([]float32, len(periods))
+	for i := range inv {
+		inv[i] = float32(1 / float64(periods[i]))
+	}
+	return mlx.FromFloat32s(inv, len(inv))
 }
 
 // blockLinear is l as the fused decode block reads it.

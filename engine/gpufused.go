@@ -60,14 +60,6 @@ func (m *Model) useGPUBlocks() error {
 			}
 		}
 	}
-	periods, err := ropePeriods(cfg)
-	if err != nil {
-		return err
-	}
-	inv := make([]float32, len(periods))
-	for i := range inv {
-		inv[i] = float32(1 / float64(periods[i]))
-	}
 	g := &gpuBlocks{dtype: dt}
 	ok := false
 	defer func() {
@@ -75,7 +67,8 @@ func (m *Model) useGPUBlocks() error {
 			g.free()
 		}
 	}()
-	if g.invFreq, err = mlx.FromFloat32s(inv, len(inv)); err != nil {
+	var err error
+	if g.invFreq, err = invFrequencies(cfg); err != nil {
 		return err
 	}
 	scale := float32(1 / math.Sqrt(float64(hd)))

@@ -1892,8 +1892,8 @@ struct ProductOp {
   bool glu = false;
 };
 
-// product_ok reports whether the product kernel takes op (shapes, dtypes,
-// alignment); what is wrong otherwise, for errors.
+// product_check is "" when the product kernel takes op (shapes, dtypes,
+// alignment), else what is wrong, for errors; it sets M, K and N.
 std::string product_check(const ProductOp& op, int& M, int& K, int& N) {
   const mx::array& x = *op.x;
   const mx::array& w = *op.w;

@@ -12,20 +12,19 @@ import (
 	"github.com/mlx-genkit/genkit/steering"
 )
 
-func loadDefault(b *testing.B) *engine.Model {
+// loadDefault loads the default model for a test or benchmark and frees it
+// when tb ends.
+func loadDefault(tb testing.TB) *engine.Model {
+	tb.Helper()
 	path, err := engine.DefaultModelPath()
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	var m *engine.Model
-	if err := mlx.Do(context.Background(), func() error {
-		var err error
-		m, err = engine.LoadModel(path, engine.LoadOptions{})
-		return err
-	}); err != nil {
-		b.Fatal(err)
+	m, err := engine.Load(context.Background(), path, engine.LoadOptions{})
+	if err != nil {
+		tb.Fatal(err)
 	}
-	b.Cleanup(func() { _ = mlx.Do(context.Background(), func() error { m.Free(); return nil }) })
+	tb.Cleanup(m.Close)
 	return m
 }
 

@@ -1,7 +1,6 @@
 package tui
 
 import (
-	"context"
 	"fmt"
 	"image/color"
 	"reflect"
@@ -13,7 +12,6 @@ import (
 
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/ansi"
-	"github.com/mlx-genkit/genkit/engine"
 	"github.com/mlx-genkit/genkit/sampling"
 	"github.com/mlx-genkit/genkit/steering"
 	"github.com/mlx-genkit/genkit/themes"
@@ -253,15 +251,7 @@ func TestWarnings(t *testing.T) {
 // sweeps its steps, W again stops; the runs are real (the tiny model).
 func TestSweepOverAControl(t *testing.T) {
 	t.Setenv("GENKIT_DATA_DIR", t.TempDir())
-	path, err := engine.DefaultModelPath()
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := engine.Load(context.Background(), path, engine.LoadOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m := loadDefault(t)
 	md := New(Options{SessionName: "test", Settings: DefaultSettings(), Theme: "dark"})
 	md.Update(loaded(m, nil))
 	md.Update(tea.WindowSizeMsg{Width: 160, Height: 45})

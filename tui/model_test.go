@@ -244,18 +244,7 @@ func TestSessionPickerOpensASavedSession(t *testing.T) {
 func TestMakeVectorFromOwnTexts(t *testing.T) {
 	t.Setenv("GENKIT_DATA_DIR", t.TempDir())
 	t.Setenv("GENKIT_CACHE_DIR", t.TempDir())
-	path, err := engine.DefaultModelPath()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var m *engine.Model
-	if err := mlx.Do(context.Background(), func() error {
-		m, err = engine.LoadModel(path, engine.LoadOptions{})
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	defer mlx.Do(context.Background(), func() error { m.Free(); return nil })
+	m := loadDefault(t)
 	md := New(Options{Settings: DefaultSettings(), Theme: "dark"})
 	md.Update(loaded(m, nil))
 	md.Update(tea.WindowSizeMsg{Width: 120, Height: 40})
@@ -286,15 +275,7 @@ func TestMakeVectorFromOwnTexts(t *testing.T) {
 
 func TestExportFromTheUI(t *testing.T) {
 	t.Setenv("GENKIT_DATA_DIR", t.TempDir())
-	path, err := engine.DefaultModelPath()
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := engine.Load(context.Background(), path, engine.LoadOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m := loadDefault(t)
 	md := New(Options{SessionName: "test", Settings: DefaultSettings(), Theme: "dark"})
 	md.Update(loaded(m, nil))
 	md.runner = nil

@@ -30,9 +30,9 @@ try:
     d = json.load(open(sys.argv[1]))
 except Exception as e:
     print("  unreadable:", e); sys.exit()
-for e in d.get("engines", d if isinstance(d, list) else []):
-    if isinstance(e, dict):
-        print("  ", {k: e.get(k) for k in ("name", "prefill_tps", "decode_tps", "pair_decode_tps", "sweep_decode_tps", "decode_steps_per_s", "steps_per_s", "error") if k in e})
+for name, e in d.items():
+    if isinstance(e, dict) and "decode_steps_per_s" in e:
+        print("  ", name, round(e.get("prefill_tps", 0)), e["decode_steps_per_s"], e.get("weights", ""))
 PY
 done
 tail -n 5 "$OUT"/bench-fused*.err
