@@ -79,6 +79,9 @@ func convert(src, out string, opts ConvertOptions) error {
 		tensors[name+".weight"] = s.Track(mlx.AsType(w, opts.DType))
 	}
 	cfg := *m.Config
+	if !m.fusable {
+		return fmt.Errorf("convert: %s models cannot be converted yet (llama, qwen2 and qwen3 without sliding windows can)", cfg.Architecture)
+	}
 	linear := func(name string, l *Linear, heads int) {
 		if l == nil {
 			return
@@ -95,7 +98,7 @@ func convert(src, out string, opts ConvertOptions) error {
 	put("model.embed_tokens", m.embed.w, true)
 	tensors["model.norm.weight"] = s.Track(mlx.AsType(m.norm, opts.DType))
 	for i, b := range m.layers {
-		n := hfNames.layer(i)
+		n := hfNames(m.arch).layer(i)
 		tensors[n.attnNorm] = s.Track(mlx.AsType(b.attnNorm, opts.DType))
 		tensors[n.ffnNorm] = s.Track(mlx.AsType(b.ffnNorm, opts.DType))
 		if b.qNorm != nil {

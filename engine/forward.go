@@ -78,97 +78,34 @@ func (m *Model) Forward(tokens *mlx.Array, cache *Cache, opts ForwardOptions) (*
 		s.Keep(h)
 	}
 
-	// Positions and mask.
-	var offsets, mask *mlx.Array
-	maskMode := mlx.MaskNone
+	h = m.scaleEmbeddings(s, h)
+	f := &pass{B: B, L: L, cache: cache, padding: opts.Padding, masks: map[int]*mlx.Array{}, dtype: mlx.Float32}
+	if h != nil {
+		f.dtype = h.Dtype()
+	}
 	if opts.Padding != nil {
 		offs := make([]int32, B)
 		for b, p := range opts.Padding {
 			offs[b] = int32(cache.offset - p)
 		}
-		offsets = s.Track(mlx.FromInt32s(offs, B))
-		mask = s.Track(paddingMask(opts.Padding, cache.offset, L))
-		if h != nil && h.Dtype() != mlx.Float32 {
-			// The attention wants the mask in the compute dtype.
-			mask = s.Track(mlx.AsType(mask, h.Dtype()))
-		}
-		maskMode = mlx.MaskArray
-	} else if L > 1 {
-		maskMode = mlx.MaskCausal
+		f.offsets = s.Track(mlx.FromInt32s(offs, B))
 	}
-
-	scale := float32(1 / math.Sqrt(float64(cfg.HeadDim)))
-	eps := float32(cfg.RMSNormEps)
-	H, Hkv, hd := cfg.NumHeads, cfg.NumKVHeads, cfg.HeadDim
 	fused := m.fusedStep(B, L, h)
 	var meta *mlx.Array
 	if fused && m.gpu != nil {
 		meta = s.Track(gpuMeta(cache.offset, B, opts.Padding))
 	}
-	for i, b := range m.layers {
+	for i := range m.layers {
 		if s.Err() != nil {
 			break
 		}
-		if fused {
-			if meta != nil {
-				h = m.gpuBlock(s, i, h, cache, meta)
-			} else {
-				h = m.fusedBlock(s, i, h, cache, opts.Padding)
-			}
-			if !m.afterBlock(s, i, &h, step, opts.Hook, capture[i], res) {
-				break
-			}
-			continue
-		}
-		// Attention.
-		x := s.Track(mlx.RMSNorm(h, b.attnNorm, eps))
-		var q, k, v *mlx.Array
-		if b.qkv != nil {
-			y := b.qkv.Apply(s, x)
-			q = s.Track(mlx.Slice(y, []int{0, 0, 0}, []int{B, L, H * hd}, nil))
-			k = s.Track(mlx.Slice(y, []int{0, 0, H * hd}, []int{B, L, (H + Hkv) * hd}, nil))
-			v = s.Track(mlx.Slice(y, []int{0, 0, (H + Hkv) * hd}, []int{B, L, (H + 2*Hkv) * hd}, nil))
-		} else {
-			q, k, v = b.q.Apply(s, x), b.k.Apply(s, x), b.v.Apply(s, x)
-		}
-		q = s.Track(mlx.Reshape(q, B, L, H, hd))
-		k = s.Track(mlx.Reshape(k, B, L, Hkv, hd))
-		v = s.Track(mlx.Reshape(v, B, L, Hkv, hd))
-		if b.qNorm != nil {
-			q = s.Track(mlx.RMSNorm(q, b.qNorm, eps))
-			k = s.Track(mlx.RMSNorm(k, b.kNorm, eps))
-		}
-		q = s.Track(mlx.Transpose(q, 0, 2, 1, 3))
-		k = s.Track(mlx.Transpose(k, 0, 2, 1, 3))
-		v = s.Track(mlx.Transpose(v, 0, 2, 1, 3))
-		q = m.rope(s, q, cache.offset, offsets)
-		k = m.rope(s, k, cache.offset, offsets)
-		if s.Err() != nil {
-			break
-		}
-		kk, vv, err := cache.update(s, i, k, v)
-		if err != nil {
-			s.Fail(err)
-			break
-		}
-		a := s.Track(mlx.ScaledDotProductAttention(q, kk, vv, scale, maskMode, mask))
-		a = s.Track(mlx.Reshape(s.Track(mlx.Transpose(a, 0, 2, 1, 3)), B, L, H*hd))
-		h = s.Track(mlx.Add(h, b.o.Apply(s, a)))
-		// MLP.
-		x = s.Track(mlx.RMSNorm(h, b.ffnNorm, eps))
-		var g, u *mlx.Array
-		if b.gateUp != nil {
-			y := b.gateUp.Apply(s, x)
-			F := b.gate.out
-			g = s.Track(mlx.Slice(y, []int{0, 0, 0}, []int{B, L, F}, nil))
-			u = s.Track(mlx.Slice(y, []int{0, 0, F}, []int{B, L, 2 * F}, nil))
-		} else {
-			g, u = b.gate.Apply(s, x), b.up.Apply(s, x)
-		}
-		g = s.Track(mlx.SiLU(g))
-		h = s.Track(mlx.Add(h, b.down.Apply(s, s.Track(mlx.Multiply(g, u)))))
-		if s.Err() != nil {
-			break
+		switch {
+		case fused && meta != nil:
+			h = m.gpuBlock(s, i, h, cache, meta)
+		case fused:
+			h = m.fusedBlock(s, i, h, cache, opts.Padding)
+		default:
+			h = m.block(m, s, i, h, f)
 		}
 		if !m.afterBlock(s, i, &h, step, opts.Hook, capture[i], res) {
 			break
@@ -186,7 +123,7 @@ func (m *Model) Forward(tokens *mlx.Array, cache *Cache, opts ForwardOptions) (*
 		h = s.Track(mlx.Slice(h, []int{0, L - 1, 0}, []int{B, L, cfg.HiddenSize}, nil))
 	}
 	h = m.FinalNorm(s, h)
-	logits := m.lmHead.Apply(s, h)
+	logits := m.finishLogits(s, m.lmHead.Apply(s, h))
 	if logits != nil && logits.Dtype() != mlx.Float32 {
 		logits = s.Track(mlx.AsType(logits, mlx.Float32))
 	}
@@ -231,35 +168,40 @@ func mustIDs(s *mlx.Scope, tokens *mlx.Array) *mlx.Array {
 	return s.Track(mlx.AsType(tokens, mlx.Int32))
 }
 
-func (m *Model) rope(s *mlx.Scope, x *mlx.Array, offset int, offsets *mlx.Array) *mlx.Array {
+// rope rotates x ([B, heads, L, hd]) by its positions with the layer's
+// RoPE (base, periods, and the rotated share of head_dim).
+func (m *Model) rope(s *mlx.Scope, x *mlx.Array, spec attnSpec, f *pass) *mlx.Array {
 	cfg := m.Config
 	if x == nil {
 		return nil
 	}
-	if offsets != nil {
-		return s.Track(mlx.RoPEOffsets(x, cfg.HeadDim, cfg.TraditionalRoPE, float32(cfg.RopeTheta), 1, offsets, m.ropeFreqs))
+	dims := cfg.RotaryDim()
+	if f.offsets != nil {
+		return s.Track(mlx.RoPEOffsets(x, dims, cfg.TraditionalRoPE, spec.base, 1, f.offsets, spec.freqs))
 	}
-	return s.Track(mlx.RoPE(x, cfg.HeadDim, cfg.TraditionalRoPE, float32(cfg.RopeTheta), 1, offset, m.ropeFreqs))
+	return s.Track(mlx.RoPE(x, dims, cfg.TraditionalRoPE, spec.base, 1, f.cache.offset, spec.freqs))
 }
 
-// paddingMask is an additive mask [B, 1, L, offset+L]: -inf on left padding
-// and on future positions.
-func paddingMask(padding []int, offset, L int) (*mlx.Array, error) {
-	B, K := len(padding), offset+L
-	data := make([]float32, B*L*K)
-	neg := float32(math.Inf(-1))
-	for b, p := range padding {
-		for i := 0; i < L; i++ {
-			qpos := offset + i
-			for j := 0; j < K; j++ {
-				// A padded query attends to itself only, so no row is all -inf.
-				if qpos < p && j != qpos || qpos >= p && (j < p || j > qpos) {
-					data[(b*L+i)*K+j] = neg
-				}
-			}
-		}
+// scaleEmbeddings applies the family's embedding scale: sqrt(hidden_size)
+// rounded to the compute dtype (gemma) or embedding_multiplier (granite).
+func (m *Model) scaleEmbeddings(s *mlx.Scope, h *mlx.Array) *mlx.Array {
+	if h == nil {
+		return nil
 	}
-	return mlx.FromFloat32s(data, B, 1, L, K)
+	if m.arch.EmbedScale {
+		k := s.Track(mlx.Scalar(math.Sqrt(float64(m.Config.HiddenSize)), h.Dtype()))
+		return s.Track(mlx.Multiply(h, k))
+	}
+	return scaled(s, h, m.Config.EmbeddingMultiplier)
+}
+
+// finishLogits applies what the family does after the head: division by
+// logits_scaling (granite) and final soft-capping (gemma2).
+func (m *Model) finishLogits(s *mlx.Scope, logits *mlx.Array) *mlx.Array {
+	if k := m.Config.LogitsScaling; k != 0 && k != 1 {
+		logits = scaled(s, logits, 1/k)
+	}
+	return softcap(s, logits, m.Config.FinalSoftcap)
 }
 
 // Eval evaluates the result and the cache together, so the graph behind the

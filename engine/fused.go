@@ -12,7 +12,7 @@ import (
 // and every block's projections usable by the fused kernel.
 // GENKIT_FUSED_BLOCKS=0 turns it off (for comparison and bisecting).
 func (m *Model) useFusedBlocks() error {
-	if os.Getenv("GENKIT_FUSED_BLOCKS") == "0" || !rowProducts(m.DType) || !mlx.RowProductAvailable() || m.DType != mlx.Float32 {
+	if os.Getenv("GENKIT_FUSED_BLOCKS") == "0" || !m.fusable || !rowProducts(m.DType) || !mlx.RowProductAvailable() || m.DType != mlx.Float32 {
 		return nil
 	}
 	quantized := true

@@ -38,7 +38,7 @@ func (g *gpuBlocks) free() {
 // docs/benchmarks.md). GENKIT_FUSED_BLOCKS=0 turns it off, as on the CPU.
 // It runs after useGEMV.
 func (m *Model) useGPUBlocks() error {
-	if os.Getenv("GENKIT_FUSED_BLOCKS") == "0" || !m.GEMV() {
+	if os.Getenv("GENKIT_FUSED_BLOCKS") == "0" || !m.fusable || !m.GEMV() {
 		return nil
 	}
 	cfg := m.Config

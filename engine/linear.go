@@ -177,6 +177,73 @@ func (t *tensorSource) dense(name string, shape ...int) (*mlx.Array, error) {
 	return mlx.AsType(a, t.dtype)
 }
 
+// norm returns a norm weight in the compute dtype; plusOne adds one first
+// in float32 (gemma's (1 + w) RMSNorm, so every family runs the same op).
+func (t *tensorSource) norm(name string, dim int, plusOne bool) (*mlx.Array, error) {
+	if !plusOne {
+		return t.dense(name, dim)
+	}
+	a, err := t.take(name)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkShape(t.file, name, a, []int{dim}); err != nil {
+		return nil, err
+	}
+	f, err := mlx.AsType(a, mlx.Float32)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Free()
+	one, err := mlx.Scalar(1, mlx.Float32)
+	if err != nil {
+		return nil, err
+	}
+	defer one.Free()
+	w, err := mlx.Add(f, one)
+	if err != nil || t.dtype == mlx.Float32 {
+		return w, err
+	}
+	defer w.Free()
+	return mlx.AsType(w, t.dtype)
+}
+
+// splitRows splits the fused tensor prefix (weight, and scales, biases and
+// bias when present) along its rows into tensors named parts, of rows rows
+// each; the fused tensor counts as used.
+func (t *tensorSource) splitRows(prefix string, parts []string, rows []int) error {
+	total := 0
+	for _, r := range rows {
+		total += r
+	}
+	for _, suffix := range []string{".weight", ".scales", ".biases", ".bias"} {
+		a, ok := t.arrays[prefix+suffix]
+		if !ok {
+			continue
+		}
+		t.used[prefix+suffix] = true
+		sh := a.Shape()
+		if len(sh) == 0 || sh[0] != total {
+			return fmt.Errorf("tensor %s%s has shape %v, want %d rows (%v)", prefix, suffix, sh, total, rows)
+		}
+		start := 0
+		for j, name := range parts {
+			lo, hi := make([]int, len(sh)), append([]int(nil), sh...)
+			lo[0], hi[0] = start, start+rows[j]
+			part, err := mlx.Slice(a, lo, hi, nil)
+			if err != nil {
+				return fmt.Errorf("split %s%s: %w", prefix, suffix, err)
+			}
+			if old, dup := t.arrays[name+suffix]; dup {
+				old.Free()
+			}
+			t.arrays[name+suffix] = part
+			start += rows[j]
+		}
+	}
+	return nil
+}
+
 func checkShape(file, name string, a *mlx.Array, want []int) error {
 	got := a.Shape()
 	if len(want) == 0 {

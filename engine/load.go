@@ -103,7 +103,7 @@ func loadGGUF(path string, opts LoadOptions) (*Model, error) {
 	src.dtype = computeDtype(opts, mlx.Float16)
 	dense := opts.Weights.dense(cfg, src.dtype)
 	src.keepQ = keepQuantized(opts, dense, src.dtype)
-	m, err := build(cfg, src, ggufNames, dense)
+	m, err := build(cfg, src, "gguf", dense)
 	if err != nil {
 		return nil, err
 	}
@@ -122,9 +122,9 @@ func loadGGUF(path string, opts LoadOptions) (*Model, error) {
 
 func configFromGGUF(meta map[string]mlx.MetaValue, arrays map[string]*mlx.Array) (*Config, error) {
 	arch := meta["general.architecture"].String
-	a, ok := lookupArch(arch)
+	a, ok := lookupGGUFArch(arch)
 	if !ok {
-		return nil, fmt.Errorf("unknown architecture %q (supported: %v)", arch, archNames())
+		return nil, unknownArch(arch)
 	}
 	num := func(key string, def float64) float64 {
 		if v, ok := meta[arch+"."+key].Float(); ok {
@@ -133,7 +133,7 @@ func configFromGGUF(meta map[string]mlx.MetaValue, arrays map[string]*mlx.Array)
 		return def
 	}
 	c := &Config{
-		Architecture:     arch,
+		Architecture:     a.Name,
 		HiddenSize:       int(num("embedding_length", 0)),
 		IntermediateSize: int(num("feed_forward_length", 0)),
 		NumLayers:        int(num("block_count", 0)),
@@ -177,7 +177,9 @@ func configFromGGUF(meta map[string]mlx.MetaValue, arrays map[string]*mlx.Array)
 	if id, ok := meta["tokenizer.ggml.padding_token_id"].Int(); ok {
 		c.PadTokenID = &id
 	}
-	a.adjust(c)
+	if err := a.adjust(c, 0); err != nil {
+		return nil, err
+	}
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
@@ -214,7 +216,7 @@ func loadDir(dir string, opts LoadOptions) (*Model, error) {
 	src.dtype = computeDtype(opts, native)
 	dense := opts.Weights.dense(cfg, src.dtype)
 	src.keepQ = keepQuantized(opts, dense, src.dtype)
-	m, err := build(cfg, src, hfNames, dense)
+	m, err := build(cfg, src, "hf", dense)
 	if err != nil {
 		return nil, err
 	}

@@ -37,6 +37,24 @@ type Model struct {
 	// gpu, when set, runs decode steps' blocks as genkit's fused CUDA
 	// kernels (see useGPUBlocks).
 	gpu *gpuBlocks
+	// arch is the model's family; block runs one of its decoder blocks.
+	arch  Arch
+	block blockFunc
+	// attn is each layer's attention: window and RoPE.
+	attn []attnSpec
+	// fusable: decode steps may run the fused CPU and GPU blocks.
+	fusable bool
+	// localFreqs are RoPE's periods of sliding layers when their base
+	// differs (gemma3); nil otherwise.
+	localFreqs *mlx.Array
+}
+
+// attnSpec is one layer's attention: its sliding window (0 for none) and
+// RoPE base and periods.
+type attnSpec struct {
+	window int
+	base   float32
+	freqs  *mlx.Array
 }
 
 type block struct {
@@ -48,6 +66,13 @@ type block struct {
 	// their rows, kept for conversion and inspection.
 	qkv, gateUp  *Linear
 	qNorm, kNorm *mlx.Array
+	// qNormFull: the q/k norms span all heads (olmo2), not one head.
+	qNormFull bool
+	// postAttnNorm and postFFNNorm normalise each sublayer's output
+	// (gemma2/3, olmo2); nil when absent.
+	postAttnNorm, postFFNNorm *mlx.Array
+	// moe replaces gate/up/down in a sparse block (qwen3_moe).
+	moe *moeMLP
 }
 
 // NumLayers is the number of decoder blocks.
@@ -65,14 +90,15 @@ func (m *Model) Free() {
 		m.embed.free()
 	}
 	for _, b := range m.layers {
-		mlx.Free(b.attnNorm, b.ffnNorm, b.qNorm, b.kNorm)
+		mlx.Free(b.attnNorm, b.ffnNorm, b.qNorm, b.kNorm, b.postAttnNorm, b.postFFNNorm)
+		b.moe.free()
 		for _, l := range []*Linear{b.q, b.k, b.v, b.o, b.gate, b.up, b.down, b.qkv, b.gateUp} {
 			if l != nil {
 				l.free()
 			}
 		}
 	}
-	mlx.Free(m.norm, m.ropeFreqs, m.invFreq)
+	mlx.Free(m.norm, m.ropeFreqs, m.invFreq, m.localFreqs)
 	m.gpu.free()
 	m.gpu = nil
 	m.Tokenizer.Close()
@@ -109,9 +135,14 @@ func (m *Model) weights() []*mlx.Array {
 		add(m.embed.q.Weight, m.embed.q.Scales, m.embed.q.Biases)
 	}
 	for _, b := range m.layers {
-		add(b.attnNorm, b.ffnNorm, b.qNorm, b.kNorm)
+		add(b.attnNorm, b.ffnNorm, b.qNorm, b.kNorm, b.postAttnNorm, b.postFFNNorm)
 		for _, l := range []*Linear{b.qkv, b.gateUp, b.q, b.k, b.v, b.o, b.gate, b.up, b.down} {
 			addLinear(l)
+		}
+		if b.moe != nil {
+			for _, l := range b.moe.linears() {
+				addLinear(l)
+			}
 		}
 	}
 	if m.lmHead != nil && m.lmHead.q == nil {
@@ -126,13 +157,28 @@ func (m *Model) LMHead() *Linear { return m.lmHead }
 
 // FinalNorm applies the model's final RMSNorm to h.
 func (m *Model) FinalNorm(s *mlx.Scope, h *mlx.Array) *mlx.Array {
-	return s.Track(mlx.RMSNorm(h, m.norm, float32(m.Config.RMSNormEps)))
+	return m.rmsNorm(s, h, m.norm)
 }
 
-// build loads every weight from src into a Model for cfg.
-func build(cfg *Config, src *tensorSource, names tensorNames, dequantize bool) (*Model, error) {
-	m := &Model{Config: cfg, DType: src.dtype}
-	ok := false
+// build loads every weight from src into a Model for cfg, naming tensors
+// by format ("gguf" or the Hugging Face layout).
+func build(cfg *Config, src *tensorSource, format string, dequantize bool) (*Model, error) {
+	arch, ok := lookupArch(cfg.Architecture)
+	if !ok {
+		return nil, fmt.Errorf("%s: %w", src.file, unknownArch(cfg.Architecture))
+	}
+	gguf := format == "gguf"
+	names := hfNames(arch)
+	if gguf {
+		names = ggufNames(arch)
+	}
+	if arch.Prepare != nil {
+		if err := arch.Prepare(src, cfg, gguf); err != nil {
+			return nil, fmt.Errorf("%s: %w", src.file, err)
+		}
+	}
+	m := &Model{Config: cfg, DType: src.dtype, arch: arch, block: arch.block()}
+	ok = false
 	defer func() {
 		if !ok {
 			m.Free()
@@ -140,20 +186,29 @@ func build(cfg *Config, src *tensorSource, names tensorNames, dequantize bool) (
 	}()
 	D, F, hd := cfg.HiddenSize, cfg.IntermediateSize, cfg.HeadDim
 	qOut, kvOut := cfg.NumHeads*hd, cfg.NumKVHeads*hd
-	arch, _ := lookupArch(cfg.Architecture)
+	// llama.cpp's converter stores gemma's norms with the one added.
+	plusOne := arch.NormPlusOne && !gguf
+	norm := func(name string, dim int) (*mlx.Array, error) {
+		if name == "" {
+			return nil, nil
+		}
+		return src.norm(name, dim, plusOne)
+	}
 	var err error
 	if m.embed, err = src.embedding(names.embed, cfg.VocabSize, D, dequantize); err != nil {
 		return nil, err
 	}
 	for i := 0; i < cfg.NumLayers; i++ {
 		n := names.layer(i)
-		b := &block{}
+		b := &block{qNormFull: arch.QKNormFull}
 		m.layers = append(m.layers, b)
-		if b.attnNorm, err = src.dense(n.attnNorm, D); err != nil {
-			return nil, err
-		}
-		if b.ffnNorm, err = src.dense(n.ffnNorm, D); err != nil {
-			return nil, err
+		for _, w := range []struct {
+			dst  **mlx.Array
+			name string
+		}{{&b.attnNorm, n.attnNorm}, {&b.ffnNorm, n.ffnNorm}, {&b.postAttnNorm, n.postAttnNorm}, {&b.postFFNNorm, n.postFFNNorm}} {
+			if *w.dst, err = norm(w.name, D); err != nil {
+				return nil, err
+			}
 		}
 		qkvBias := arch.QKVBias || cfg.AttentionBias
 		if b.q, err = src.linear(n.q, qOut, D, qkvBias, dequantize); err != nil {
@@ -168,33 +223,44 @@ func build(cfg *Config, src *tensorSource, names tensorNames, dequantize bool) (
 		if b.o, err = src.linear(n.o, D, qOut, cfg.AttentionBias, dequantize); err != nil {
 			return nil, err
 		}
-		if b.gate, err = src.linear(n.gate, F, D, cfg.MLPBias, dequantize); err != nil {
-			return nil, err
-		}
-		if b.up, err = src.linear(n.up, F, D, cfg.MLPBias, dequantize); err != nil {
-			return nil, err
-		}
-		if b.down, err = src.linear(n.down, D, F, cfg.MLPBias, dequantize); err != nil {
-			return nil, err
+		if cfg.sparseLayer(i) {
+			if b.moe, err = loadMoE(src, cfg, n, dequantize, gguf); err != nil {
+				return nil, err
+			}
+		} else {
+			if b.gate, err = src.linear(n.gate, F, D, cfg.MLPBias, dequantize); err != nil {
+				return nil, err
+			}
+			if b.up, err = src.linear(n.up, F, D, cfg.MLPBias, dequantize); err != nil {
+				return nil, err
+			}
+			if b.down, err = src.linear(n.down, D, F, cfg.MLPBias, dequantize); err != nil {
+				return nil, err
+			}
+			if b.gateUp, err = fuseLinears(b.gate, b.up); err != nil {
+				return nil, fmt.Errorf("%s: fuse gate/up of layer %d: %w", src.file, i, err)
+			}
 		}
 		if b.qkv, err = fuseLinears(b.q, b.k, b.v); err != nil {
 			return nil, fmt.Errorf("%s: fuse q/k/v of layer %d: %w", src.file, i, err)
 		}
-		if b.gateUp, err = fuseLinears(b.gate, b.up); err != nil {
-			return nil, fmt.Errorf("%s: fuse gate/up of layer %d: %w", src.file, i, err)
-		}
 		if cfg.QKNorm {
-			if b.qNorm, err = src.dense(n.qNorm, hd); err != nil {
+			qn, kn := hd, hd
+			if arch.QKNormFull {
+				qn, kn = qOut, kvOut
+			}
+			if b.qNorm, err = norm(n.qNorm, qn); err != nil {
 				return nil, err
 			}
-			if b.kNorm, err = src.dense(n.kNorm, hd); err != nil {
+			if b.kNorm, err = norm(n.kNorm, kn); err != nil {
 				return nil, err
 			}
 		}
 	}
-	if m.norm, err = src.dense(names.norm, D); err != nil {
+	if m.norm, err = norm(names.norm, D); err != nil {
 		return nil, err
 	}
+	m.fusable = arch.Fusable && cfg.plain()
 	switch {
 	case src.has(names.lmHead + ".weight"):
 		if m.lmHead, err = src.linear(names.lmHead, cfg.VocabSize, D, false, dequantize); err != nil {
@@ -216,6 +282,9 @@ func build(cfg *Config, src *tensorSource, names tensorNames, dequantize bool) (
 		}
 	}
 	if m.ropeFreqs, err = ropeFrequencies(cfg); err != nil {
+		return nil, err
+	}
+	if err := m.attentionSpecs(); err != nil {
 		return nil, err
 	}
 	m.useRowProduct()
@@ -254,7 +323,7 @@ func ropeFrequencies(cfg *Config) (*mlx.Array, error) {
 // pair: base^(2i/head_dim), rescaled by the config's rope scaling.
 func ropePeriods(cfg *Config) ([]float32, error) {
 	rs := cfg.RopeScaling
-	dims := cfg.HeadDim
+	dims := cfg.RotaryDim()
 	periods := make([]float32, dims/2)
 	for i := range periods {
 		periods[i] = float32(math.Pow(cfg.RopeTheta, float64(2*i)/float64(dims)))
@@ -403,4 +472,40 @@ func (m *Model) useRowProduct() {
 	if m.lmHead != nil && m.lmHead.q == nil {
 		m.lmHead.rows = true
 	}
+}
+
+// attentionSpecs fills each layer's attention: the sliding window of
+// sliding layers, and RoPE's base and periods (a sliding layer's own base
+// when the config gives one, unscaled, as transformers does for gemma3).
+func (m *Model) attentionSpecs() error {
+	cfg := m.Config
+	global := attnSpec{base: float32(cfg.RopeTheta), freqs: m.ropeFreqs}
+	local := global
+	if cfg.LocalRopeTheta != 0 && (cfg.LocalRopeTheta != cfg.RopeTheta || cfg.RopeScaling != nil) {
+		lc := *cfg
+		lc.RopeTheta, lc.RopeScaling = cfg.LocalRopeTheta, nil
+		local = attnSpec{base: float32(lc.RopeTheta)}
+		if cfg.RopeScaling != nil {
+			// MLX's RoPE takes either a base or periods: give the local
+			// layers their plain periods beside the global scaled ones.
+			p, err := ropePeriods(&lc)
+			if err != nil {
+				return err
+			}
+			if m.localFreqs, err = mlx.FromFloat32s(p); err != nil {
+				return err
+			}
+			local.freqs = m.localFreqs
+		}
+	}
+	m.attn = make([]attnSpec, cfg.NumLayers)
+	for i := range m.attn {
+		if cfg.Sliding(i) {
+			m.attn[i] = local
+			m.attn[i].window = cfg.SlidingWindow
+		} else {
+			m.attn[i] = global
+		}
+	}
+	return nil
 }

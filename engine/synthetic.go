@@ -113,7 +113,7 @@ func writeSynthetic(dir string, spec SyntheticSpec, seed uint64) error {
 		put("lm_head.weight", false, spec.Vocab, spec.Hidden)
 	}
 	for i := 0; i < spec.Layers; i++ {
-		n := hfNames.layer(i)
+		n := hfNames(registry["llama"]).layer(i)
 		put(n.attnNorm, true, spec.Hidden)
 		put(n.ffnNorm, true, spec.Hidden)
 		put(n.q+".weight", false, q, spec.Hidden)
