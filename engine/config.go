@@ -110,6 +110,7 @@ type rawConfig struct {
 	RopeLocalBase    float64                    `json:"rope_local_base_freq"`
 	AttnSoftcapRaw   *float64                   `json:"attn_logit_softcapping"`
 	FinalSoftcapRaw  *float64                   `json:"final_logit_softcapping"`
+	NumLocalExperts  int                        `json:"num_local_experts"`
 }
 
 // ParseConfig reads a Hugging Face config.json (transformers 4.x keys
@@ -192,6 +193,9 @@ func ParseConfig(data []byte) (*Config, error) {
 	}
 	if raw.SlidingRaw != nil && (raw.UseSliding == nil || *raw.UseSliding) {
 		c.SlidingWindow = *raw.SlidingRaw
+	}
+	if c.NumExperts == 0 {
+		c.NumExperts = raw.NumLocalExperts // transformers 5.x's name
 	}
 	if raw.AttnSoftcapRaw != nil {
 		c.AttnSoftcap = *raw.AttnSoftcapRaw

@@ -30,7 +30,8 @@ type tinyRef struct {
 	} `json:"padded"`
 }
 
-var tinyModels = []string{"llama_tied", "llama3_rope", "qwen2_bias", "qwen3_headdim"}
+var tinyModels = []string{"llama_tied", "llama3_rope", "qwen2_bias", "qwen3_headdim",
+	"mistral_window", "granite_mult", "olmo2_post", "phi3_fused", "gemma2_caps", "gemma3_local", "qwen3_moe"}
 
 // TestTinyModelsMatchHF compares logits at every position, every block's
 // output and greedy continuations with transformers on seeded random-weight

@@ -54,6 +54,45 @@ TINY = {
         hidden_size=64, intermediate_size=128, num_hidden_layers=3, num_attention_heads=4,
         num_key_value_heads=2, head_dim=32, vocab_size=256, max_position_embeddings=256,
         rms_norm_eps=1e-6, rope_theta=1000000.0, tie_word_embeddings=True)),
+    # The families of issue 17, each with what sets it apart switched on at
+    # a size the tiny prompts reach (windows shorter than the 24-token one).
+    "mistral_window": dict(cls="MistralConfig", seed=5, kw=dict(
+        hidden_size=64, intermediate_size=128, num_hidden_layers=3, num_attention_heads=4,
+        num_key_value_heads=2, vocab_size=256, max_position_embeddings=256, rms_norm_eps=1e-5,
+        rope_theta=1000000.0, sliding_window=8, tie_word_embeddings=False)),
+    "granite_mult": dict(cls="GraniteConfig", seed=6, kw=dict(
+        hidden_size=64, intermediate_size=128, num_hidden_layers=3, num_attention_heads=4,
+        num_key_value_heads=2, vocab_size=256, max_position_embeddings=256, rms_norm_eps=1e-5,
+        rope_theta=10000.0, embedding_multiplier=3.0, attention_multiplier=0.07,
+        residual_multiplier=0.4, logits_scaling=2.5, tie_word_embeddings=True)),
+    "olmo2_post": dict(cls="Olmo2Config", seed=7, kw=dict(
+        hidden_size=64, intermediate_size=128, num_hidden_layers=3, num_attention_heads=4,
+        num_key_value_heads=2, vocab_size=256, max_position_embeddings=256, rms_norm_eps=1e-6,
+        rope_theta=500000.0, eos_token_id=2, tie_word_embeddings=False)),
+    "phi3_fused": dict(cls="Phi3Config", seed=8, kw=dict(
+        hidden_size=64, intermediate_size=128, num_hidden_layers=3, num_attention_heads=4,
+        num_key_value_heads=2, vocab_size=256, max_position_embeddings=256, rms_norm_eps=1e-5,
+        rope_theta=10000.0, sliding_window=10, pad_token_id=0, bos_token_id=1, eos_token_id=2,
+        rope_extra=dict(partial_rotary_factor=0.5), tie_word_embeddings=False)),
+    "gemma2_caps": dict(cls="Gemma2Config", seed=9, kw=dict(
+        hidden_size=64, intermediate_size=128, num_hidden_layers=4, num_attention_heads=4,
+        num_key_value_heads=2, head_dim=32, vocab_size=256, max_position_embeddings=256,
+        rms_norm_eps=1e-6, rope_theta=10000.0, query_pre_attn_scalar=24, sliding_window=8,
+        attn_logit_softcapping=5.0, final_logit_softcapping=3.0, tie_word_embeddings=True)),
+    "gemma3_local": dict(cls="Gemma3TextConfig", seed=10, kw=dict(
+        hidden_size=64, intermediate_size=128, num_hidden_layers=6, num_attention_heads=4,
+        num_key_value_heads=2, head_dim=32, vocab_size=256, max_position_embeddings=256,
+        rms_norm_eps=1e-6, query_pre_attn_scalar=32, sliding_window=8,
+        layer_types=["sliding_attention", "sliding_attention", "full_attention"] * 2,
+        rope_parameters={"full_attention": {"rope_type": "linear", "factor": 2.0, "rope_theta": 1000000.0},
+                         "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0}},
+        tie_word_embeddings=True)),
+    "qwen3_moe": dict(cls="Qwen3MoeConfig", seed=11, kw=dict(
+        hidden_size=64, intermediate_size=128, moe_intermediate_size=32, num_experts=8,
+        num_experts_per_tok=2, norm_topk_prob=True, decoder_sparse_step=1, mlp_only_layers=[1],
+        num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2, head_dim=32,
+        vocab_size=256, max_position_embeddings=256, rms_norm_eps=1e-6, rope_theta=1000000.0,
+        tie_word_embeddings=False)),
 }
 
 PROMPTS = [[5], [17, 3, 99, 42, 7, 250, 1], [(i * 37 + 11) % 256 for i in range(24)]]
@@ -80,10 +119,16 @@ def config(cls_name, kw):
     where the installed transformers (5.x) wants that."""
     cls = getattr(transformers, cls_name)
     kw = dict(kw)
-    if "rope_parameters" in inspect.signature(cls.__init__).parameters:
+    extra = kw.pop("rope_extra", {})
+    if "rope_parameters" in kw:
+        pass  # given per layer type (gemma3)
+    elif "rope_parameters" in inspect.signature(cls.__init__).parameters or hasattr(cls, "__dataclass_fields__") and "rope_parameters" in cls.__dataclass_fields__:
         rp = dict(kw.pop("rope_scaling", None) or {"rope_type": "default"})
         rp["rope_theta"] = kw.pop("rope_theta", 10000.0)
+        rp.update(extra)
         kw["rope_parameters"] = rp
+    else:
+        kw.update(extra)
     return cls(**kw)
 
 
@@ -265,9 +310,12 @@ if __name__ == "__main__":
     ap.add_argument("--out", required=True)
     ap.add_argument("--gguf")
     ap.add_argument("--prompts")
+    ap.add_argument("--only", help="comma-separated tiny model names (default: all)")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     for name, spec in TINY.items():
+        if args.only and name not in args.only.split(","):
+            continue
         make_tiny(name, spec, args.out)
     if args.gguf:
         make_smollm(args.gguf, args.prompts, args.out)

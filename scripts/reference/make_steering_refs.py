@@ -63,10 +63,12 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--models", required=True)
     ap.add_argument("--out", required=True)
+    ap.add_argument("--names", default="llama_tied,qwen2_bias,qwen3_headdim,mistral_window,granite_mult,"
+                    "olmo2_post,phi3_fused,gemma2_caps,gemma3_local,qwen3_moe")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     out = {"transformers": transformers.__version__, "prompt": PROMPT, "alpha": ALPHA, "models": {}}
-    for name in ("llama_tied", "qwen2_bias", "qwen3_headdim"):
+    for name in args.names.split(","):
         model = transformers.AutoModelForCausalLM.from_pretrained(os.path.join(args.models, name),
                                                                   attn_implementation="eager",
                                                                   dtype=torch.float32).to(DEV).eval()
