@@ -162,6 +162,31 @@ func configFromGGUF(meta map[string]mlx.MetaValue, arrays map[string]*mlx.Array)
 		}
 		c.RopeScaling = &RopeScaling{Type: typ, Factor: f, OriginalMaxPositionEmbeddings: int(num("rope.scaling.original_context_length", 0))}
 	}
+	// What llama.cpp's converter writes for the other families.
+	c.SlidingWindow = int(num("attention.sliding_window", 0))
+	c.AttnSoftcap = num("attn_logit_softcapping", 0)
+	c.FinalSoftcap = num("final_logit_softcapping", 0)
+	c.EmbeddingMultiplier = num("embedding_scale", 0)
+	c.AttentionMultiplier = num("attention.scale", 0)
+	c.ResidualMultiplier = num("residual_scale", 0)
+	c.LogitsScaling = num("logit_scale", 0)
+	c.LocalRopeTheta = num("rope.freq_base_swa", 0)
+	if n := int(num("rope.dimension_count", 0)); n > 0 && n != c.HeadDim && c.HeadDim > 0 {
+		c.PartialRotaryFactor = float64(n) / float64(c.HeadDim)
+	}
+	if a.Name == "gemma2" || a.Name == "gemma3_text" {
+		// llama.cpp's rule for the attention scale, which gemma GGUFs do
+		// not carry: hidden/heads for the 27B models (46 and 62 layers),
+		// head_dim otherwise.
+		if a.Name == "gemma2" && c.NumLayers == 46 || a.Name == "gemma3_text" && c.NumLayers == 62 {
+			c.QueryPreAttnScalar = float64(c.HiddenSize / c.NumHeads)
+		}
+	}
+	for _, t := range []string{"rope_factors_long.weight", "rope_factors_short.weight"} {
+		if _, ok := arrays[t]; ok {
+			return nil, fmt.Errorf("GGUF tensor %s (LongRoPE scaling) is not supported; use a model without rope_scaling longrope", t)
+		}
+	}
 	if _, ok := arrays["rope_freqs.weight"]; ok {
 		return nil, fmt.Errorf("GGUF files with rope_freqs (llama3 scaled RoPE) are not supported yet; use the HF checkpoint")
 	}

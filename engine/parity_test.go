@@ -205,3 +205,56 @@ func TestSmolLM2MatchesHF(t *testing.T) {
 		})
 	}
 }
+
+// TestFamilyGGUFsMatchHF loads the tiny families as llama.cpp's converter
+// writes them (F32 GGUFs from scripts/reference/make_family_ggufs.py: its
+// tensor names, Q/K permutations, gemma's norms with the one added, phi3's
+// fused tensors, the metadata it keeps) and compares logits at every
+// position, greedy continuations and every block with the transformers
+// reference of the same weights. llama.cpp writes Mistral as "llama"
+// without its sliding window, so that file is compared on prompts inside
+// the window only.
+func TestFamilyGGUFsMatchHF(t *testing.T) {
+	within := map[string]int{"mistral_window": 8}
+	for _, name := range []string{"llama_tied", "mistral_window", "granite_mult", "olmo2_post", "phi3_fused", "gemma2_caps"} {
+		t.Run(name, func(t *testing.T) {
+			var ref tinyRef
+			readJSON(t, filepath.Join(hfDir(name), "reference.json"), &ref)
+			m := load(t, filepath.Join("testdata", "gguf_families", name+".gguf"), engine.LoadOptions{})
+			layers := make([]int, m.NumLayers())
+			for i := range layers {
+				layers[i] = i
+			}
+			compared := 0
+			for pi, p := range ref.Prompts {
+				w := within[name]
+				if w > 0 && len(p.Tokens) > w {
+					continue
+				}
+				compared++
+				logits, hidden := forward(t, m, p.Tokens, layers)
+				if d := maxAbsDiff(t, logits, p.Logits); d > 1e-4 {
+					t.Errorf("prompt %d: GGUF logits differ from HF by %g (max abs), want <= 1e-4", pi, d)
+				}
+				for l := range layers {
+					if d := maxAbsDiff(t, hidden[l], p.Hidden[strconv.Itoa(l)]); d > 1e-4 {
+						t.Errorf("prompt %d: block %d output differs from HF by %g", pi, l, d)
+					}
+				}
+				if w > 0 && len(p.Tokens)+len(p.Greedy) > w {
+					continue
+				}
+				res, _, err := m.Generate(context.Background(), engine.Request{Prompt: p.Tokens, MaxNewTokens: len(p.Greedy), IgnoreEOS: true})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if fmt.Sprint(res[0].Tokens) != fmt.Sprint(p.Greedy) {
+					t.Errorf("prompt %d: greedy %v, HF %v", pi, res[0].Tokens, p.Greedy)
+				}
+			}
+			if compared == 0 {
+				t.Fatal("no prompt compared")
+			}
+		})
+	}
+}

@@ -77,12 +77,12 @@ TINY = {
     "gemma2_caps": dict(cls="Gemma2Config", seed=9, kw=dict(
         hidden_size=64, intermediate_size=128, num_hidden_layers=4, num_attention_heads=4,
         num_key_value_heads=2, head_dim=32, vocab_size=256, max_position_embeddings=256,
-        rms_norm_eps=1e-6, rope_theta=10000.0, query_pre_attn_scalar=24, sliding_window=8,
+        rms_norm_eps=1e-6, rope_theta=10000.0, query_pre_attn_scalar=32, sliding_window=8,
         attn_logit_softcapping=5.0, final_logit_softcapping=3.0, tie_word_embeddings=True)),
     "gemma3_local": dict(cls="Gemma3TextConfig", seed=10, kw=dict(
         hidden_size=64, intermediate_size=128, num_hidden_layers=6, num_attention_heads=4,
         num_key_value_heads=2, head_dim=32, vocab_size=256, max_position_embeddings=256,
-        rms_norm_eps=1e-6, query_pre_attn_scalar=32, sliding_window=8,
+        rms_norm_eps=1e-6, query_pre_attn_scalar=24, sliding_window=8,
         layer_types=["sliding_attention", "sliding_attention", "full_attention"] * 2,
         rope_parameters={"full_attention": {"rope_type": "linear", "factor": 2.0, "rope_theta": 1000000.0},
                          "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0}},
