@@ -100,7 +100,7 @@ func TestBadModelFilesGiveClearErrors(t *testing.T) {
 		{"gguf header only", headerOnly, []string{"header.gguf"}},
 		{"not a gguf", notGGUF, []string{"text.gguf", "magic"}},
 		{"shape mismatch", badShape, []string{"mlp.gate_proj", "shape"}},
-		{"unknown architecture", unknownArch, []string{"mamba"}},
+		{"unknown architecture", unknownArch, []string{"mamba", "supported: gemma2, gemma3_text, granite, llama, mistral, olmo2, phi3, qwen2, qwen3, qwen3_moe"}},
 		{"no weights", noWeights, []string{"no .safetensors"}},
 		{"corrupt safetensors", corruptST, []string{"model.safetensors"}},
 		{"untied without lm_head", missingTensor, []string{"lm_head"}},
