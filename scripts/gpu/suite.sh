@@ -5,7 +5,7 @@
 # runs every package's tests on the GPU, then the headless commands on the
 # default GGUF. Results go to $OUT (or ./gpu-results): summary.txt, one log
 # per test binary, commands.log, bench.json.
-#   bash scripts/gpu/suite.sh [tests|commands|bench|profile|synthetic|all]...   (default: all)
+#   bash scripts/gpu/suite.sh [refs|tests|commands|bench|profile|synthetic|all]...   (default: all)
 # peers only starts llama.cpp's build in the background (for a later bench
 # call on the same machine); SUITE_ONLY / SUITE_SKIP pick test packages,
 # SUITE_RUN / SUITE_SKIPRUN tests within them.
@@ -69,6 +69,19 @@ if { want bench || want synthetic || want peers; } && [ -f "$S/zy-llama-cpp.tar.
     setsid bash -c "cd '$PEERS' && cmake -S src -B b -DLLAMA_BUILD_EXAMPLES=OFF -G Ninja -DCMAKE_BUILD_TYPE=Release -DGGML_CUDA=ON \
       -DCMAKE_CUDA_ARCHITECTURES=90 -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF > build.log 2>&1 &&
       cmake --build b -j16 --target llama-bench llama-quantize >> build.log 2>&1 && mkdir -p bin && cp b/bin/llama-bench b/bin/llama-quantize bin/; touch done" &
+fi
+
+# refs (not part of all): the transformers references of the tiny models
+# (scripts/reference/make_engine_refs.py, make_steering_refs.py) made here,
+# with this machine's torch and transformers, into the checkout the tests
+# read, and into $OUT/refs.tgz to commit.
+if [ -n "${STEPS##*all*}" ] && want refs; then
+  start=$(date +%s)
+  python3 scripts/reference/make_engine_refs.py --out engine/testdata/hf > "$OUT/refs.log" 2>&1 &&
+    python3 scripts/reference/make_steering_refs.py --models engine/testdata/hf --out steering/testdata >> "$OUT/refs.log" 2>&1
+  rc=$?
+  tar -czf "$OUT/refs.tgz" engine/testdata/hf steering/testdata/hf_steering.json
+  say "refs: rc=$rc ($(( $(date +%s) - start )) s) $(python3 -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__, "cuda", torch.cuda.is_available())')"
 fi
 
 # 2. Every package's tests on the GPU, each in its own package directory.
