@@ -360,3 +360,26 @@ func (m *Model) experts(s *mlx.Scope, e *moeMLP, h, idx *mlx.Array, sorted bool)
 	a := s.Track(mlx.Multiply(m.activation(s, g), u))
 	return e.down.apply(s, a, idx, sorted)
 }
+
+// moeFromGGUF reads a mixture of experts' sizes from llama.cpp's metadata
+// (arch.expert_count, .expert_used_count, .expert_feed_forward_length).
+// llama.cpp always renormalises qwen3moe's chosen weights; a layer
+// without a router (blk.N.ffn_gate_inp) is a dense one.
+func moeFromGGUF(c *Config, arch string, num func(string, float64) float64, arrays map[string]*mlx.Array) error {
+	c.NumExperts = int(num("expert_count", 0))
+	if c.NumExperts == 0 {
+		if c.Architecture == "qwen3_moe" {
+			return fmt.Errorf("%s GGUF lacks %s.expert_count", arch, arch)
+		}
+		return nil
+	}
+	c.NumExpertsPerTok = int(num("expert_used_count", 0))
+	c.MoEIntermediateSize = int(num("expert_feed_forward_length", 0))
+	c.NormTopKProb = num("expert_weights_norm", 1) != 0
+	for i := 0; i < c.NumLayers; i++ {
+		if _, ok := arrays[fmt.Sprintf("blk.%d.ffn_gate_inp.weight", i)]; !ok {
+			c.MLPOnlyLayers = append(c.MLPOnlyLayers, i)
+		}
+	}
+	return nil
+}
