@@ -232,13 +232,32 @@ func TestMoELoadGuards(t *testing.T) {
 				return nil
 			})
 		}, engine.LoadOptions{}, []string{"model.layers.2.mlp.switch_mlp.up_proj.weight", "[7 32 64]", "[8 32 64]"}},
-		{"quantized stack with scales of too few rows", func() string {
+		{"quantized stack with scales and biases of too few rows", func() string {
 			return rewrite(t, hfDir("qwen3_moe_mlx4"), func(s *mlx.Scope, ts map[string]*mlx.Array) error {
-				k := "model.layers.0.mlp.switch_mlp.down_proj.scales"
-				ts[k] = slice(s, ts[k], 1, 63)
+				for _, k := range []string{"model.layers.0.mlp.switch_mlp.down_proj.scales", "model.layers.0.mlp.switch_mlp.down_proj.biases"} {
+					ts[k] = slice(s, ts[k], 1, 63)
+				}
 				return nil
 			})
 		}, engine.LoadOptions{Weights: engine.WeightsQuantized}, []string{"quantized expert stack model.layers.0.mlp.switch_mlp.down_proj"}},
+		{"quantized stack unlike the config's quantization for it", func() string {
+			dir := rewrite(t, hfDir("qwen3_moe_mlx4"), func(s *mlx.Scope, ts map[string]*mlx.Array) error { return nil })
+			p := filepath.Join(dir, "config.json")
+			data, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			old := `"mode": "affine",`
+			edited := strings.Replace(string(data), old, old+`
+    "model.layers.0.mlp.switch_mlp.down_proj": {"group_size": 32, "bits": 8},`, 1)
+			if edited == string(data) {
+				t.Fatal("could not edit config.json")
+			}
+			if err := os.WriteFile(p, []byte(edited), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			return dir
+		}, engine.LoadOptions{Weights: engine.WeightsQuantized}, []string{"model.layers.0.mlp.switch_mlp.down_proj: config says 8 bits / group 32, tensors say 4 / 32"}},
 		{"per-expert tensor missing", func() string {
 			return rewrite(t, src, func(s *mlx.Scope, ts map[string]*mlx.Array) error {
 				delete(ts, "model.layers.2.mlp.experts.5.up_proj.weight")
