@@ -375,19 +375,33 @@ func (c *Config) AttentionScale() float32 {
 	return float32(1 / math.Sqrt(float64(c.HeadDim)))
 }
 
-// ParamCount is the number of weights of the model.
+// ParamCount is the number of weights of the model: embeddings, attention
+// (with q/k norms when present), each layer's MLP (a sparse layer's router
+// and all its experts; see sparseLayer), norms and the output head.
 func (c *Config) ParamCount() int64 {
 	D, F, hd := int64(c.HiddenSize), int64(c.IntermediateSize), int64(c.HeadDim)
 	q, kv := int64(c.NumHeads)*hd, int64(c.NumKVHeads)*hd
-	perLayer := D*(q+2*kv) + q*D + 3*D*F + 2*D
-	if c.NumExperts > 0 {
-		perLayer += int64(c.NumExperts)*3*D*int64(c.MoEIntermediateSize) + int64(c.NumExperts)*D - 3*D*F
+	attn := D*(q+2*kv) + q*D + 2*D
+	if c.QKNorm {
+		if a, ok := lookupArch(c.Architecture); ok && a.QKNormFull {
+			attn += q + kv
+		} else {
+			attn += 2 * hd
+		}
 	}
-	emb := int64(c.VocabSize) * D
+	n := int64(c.VocabSize) * D
 	if !c.TieEmbeddings {
-		emb *= 2
+		n *= 2
 	}
-	return emb + int64(c.NumLayers)*perLayer + D
+	for i := 0; i < c.NumLayers; i++ {
+		n += attn
+		if c.sparseLayer(i) {
+			n += int64(c.NumExperts)*3*D*int64(c.MoEIntermediateSize) + int64(c.NumExperts)*D
+		} else {
+			n += 3 * D * F
+		}
+	}
+	return n + D
 }
 
 // CheckContext is the rule for a run's length, used by every decode: the

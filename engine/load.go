@@ -202,6 +202,9 @@ func configFromGGUF(meta map[string]mlx.MetaValue, arrays map[string]*mlx.Array)
 	if id, ok := meta["tokenizer.ggml.padding_token_id"].Int(); ok {
 		c.PadTokenID = &id
 	}
+	if err := moeFromGGUF(c, arch, num, arrays); err != nil {
+		return nil, err
+	}
 	if err := a.adjust(c, 0); err != nil {
 		return nil, err
 	}

@@ -140,9 +140,8 @@ func (m *Model) weights() []*mlx.Array {
 			addLinear(l)
 		}
 		if b.moe != nil {
-			for _, l := range b.moe.linears() {
-				addLinear(l)
-			}
+			addLinear(b.moe.router)
+			add(b.moe.arrays()...)
 		}
 	}
 	if m.lmHead != nil && m.lmHead.q == nil {
@@ -224,7 +223,7 @@ func build(cfg *Config, src *tensorSource, format string, dequantize bool) (*Mod
 			return nil, err
 		}
 		if cfg.sparseLayer(i) {
-			if b.moe, err = loadMoE(src, cfg, n, dequantize, gguf); err != nil {
+			if b.moe, err = loadMoE(src, cfg, i, n, dequantize); err != nil {
 				return nil, err
 			}
 		} else {

@@ -14,8 +14,12 @@ type tensorNames struct {
 type layerNames struct {
 	attnNorm, ffnNorm, postAttnNorm, postFFNNorm string
 	q, k, v, o, gate, up, down, qNorm, kNorm     string
-	// router and experts (gate, up, down per expert e) of a sparse MLP.
+	// router and experts of a sparse MLP: stacks names the stacked
+	// tensors ([experts, out, in]) of the gate, up and down projections
+	// (MLX's switch_mlp, llama.cpp's ffn_*_exps); experts, when not nil,
+	// names expert e's own tensors (Hugging Face).
 	router  string
+	stacks  [3]string
 	experts func(e int) (gate, up, down string)
 }
 
@@ -32,6 +36,7 @@ func hfNames(a Arch) tensorNames {
 				gate: p + "mlp.gate_proj", up: p + "mlp.up_proj", down: p + "mlp.down_proj",
 				qNorm: p + "self_attn.q_norm.weight", kNorm: p + "self_attn.k_norm.weight",
 				router: p + "mlp.gate",
+				stacks: [3]string{p + "mlp.switch_mlp.gate_proj", p + "mlp.switch_mlp.up_proj", p + "mlp.switch_mlp.down_proj"},
 				experts: func(e int) (string, string, string) {
 					x := fmt.Sprintf("%smlp.experts.%d.", p, e)
 					return x + "gate_proj", x + "up_proj", x + "down_proj"
@@ -62,6 +67,7 @@ func ggufNames(a Arch) tensorNames {
 				gate: p + "ffn_gate", up: p + "ffn_up", down: p + "ffn_down",
 				qNorm: p + "attn_q_norm.weight", kNorm: p + "attn_k_norm.weight",
 				router: p + "ffn_gate_inp",
+				stacks: [3]string{p + "ffn_gate_exps", p + "ffn_up_exps", p + "ffn_down_exps"},
 			}
 			if !a.Norms.noPre {
 				n.attnNorm, n.ffnNorm = p+"attn_norm.weight", p+"ffn_norm.weight"

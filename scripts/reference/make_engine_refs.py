@@ -93,6 +93,14 @@ TINY = {
         num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2, head_dim=32,
         vocab_size=256, max_position_embeddings=256, rms_norm_eps=1e-6, rope_theta=1000000.0,
         tie_word_embeddings=False)),
+    # Every layer sparse (llama.cpp's qwen3moe has no dense layers), so
+    # llama.cpp's converter can write it as GGUF (make_moe_gguf.py).
+    "qwen3_moe_all": dict(cls="Qwen3MoeConfig", seed=12, kw=dict(
+        hidden_size=64, intermediate_size=128, moe_intermediate_size=32, num_experts=16,
+        num_experts_per_tok=4, norm_topk_prob=True, decoder_sparse_step=1, mlp_only_layers=[],
+        num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=32,
+        vocab_size=256, max_position_embeddings=256, rms_norm_eps=1e-6, rope_theta=1000000.0,
+        tie_word_embeddings=False)),
 }
 
 PROMPTS = [[5], [17, 3, 99, 42, 7, 250, 1], [(i * 37 + 11) % 256 for i in range(24)]]
