@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"testing"
 )
 
@@ -109,5 +110,79 @@ func TestDequantizeMatchesGGML(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// oneTensor is a GGUF file with one tensor "blk.0.attn_q.weight" of ggml
+// type typ and dims, its data zero.
+func oneTensor(t *testing.T, typ uint32, dims ...uint64) string {
+	t.Helper()
+	var b []byte
+	le32 := func(v uint32) { b = binary.LittleEndian.AppendUint32(b, v) }
+	le64 := func(v uint64) { b = binary.LittleEndian.AppendUint64(b, v) }
+	b = append(b, "GGUF"...)
+	le32(3)
+	le64(1)
+	le64(0)
+	name := "blk.0.attn_q.weight"
+	le64(uint64(len(name)))
+	b = append(b, name...)
+	le32(uint32(len(dims)))
+	for _, d := range dims {
+		le64(d)
+	}
+	le32(typ)
+	le64(0)
+	for len(b)%32 != 0 {
+		b = append(b, 0)
+	}
+	ti := TensorInfo{Name: name, Dims: dims, Type: typ}
+	n, err := ti.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = append(b, make([]byte, n)...)
+	p := filepath.Join(t.TempDir(), "one.gguf")
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestUnsupportedTypesRefusedByName: a tensor of an IQ format, Q8_K, Q8_1,
+// TQ, MXFP4, an integer type or F64 is refused naming the tensor, the type
+// and the supported list; every supported type with the same shape passes
+// the check and dequantizes.
+func TestUnsupportedTypesRefusedByName(t *testing.T) {
+	for typ, name := range TypeNames {
+		path := oneTensor(t, typ, 256, 2)
+		h, err := ReadHeader(path)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		err = h.CheckTypes()
+		if supported[typ] {
+			if err != nil {
+				t.Errorf("%s refused: %v", name, err)
+			}
+			if _, err := h.ReadTensor(path, h.Tensors[0]); err != nil {
+				t.Errorf("%s: %v", name, err)
+			}
+			continue
+		}
+		if err == nil {
+			t.Errorf("%s accepted", name)
+			continue
+		}
+		for _, want := range []string{"blk.0.attn_q.weight", name + " (", "supported: F32"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("%s: error %q does not name %q", name, err, want)
+			}
+		}
+	}
+	// A type number ggml does not know.
+	b := TensorInfo{Name: "x", Dims: []uint64{32}, Type: 99}
+	if _, err := b.Bytes(); err == nil || !strings.Contains(err.Error(), "unknown ggml type 99") {
+		t.Errorf("type 99: %v", err)
 	}
 }
