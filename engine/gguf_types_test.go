@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -12,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/mlx-genkit/genkit/engine"
+	"github.com/mlx-genkit/genkit/engine/gguf"
 	"github.com/mlx-genkit/genkit/mlx"
 )
 
@@ -103,5 +105,82 @@ func TestGGUFUnsupportedTypeRefused(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not name %q", err, want)
 		}
+	}
+}
+
+// ropeFreqsFile is the tiny llama3-RoPE model as llama.cpp's converter
+// writes Llama 3.1+ GGUFs: the llama3 scaling only as rope_freqs.weight
+// (scripts/reference/make_rope_freqs_gguf.py).
+const ropeFreqsFile = "testdata/hf/llama3_rope/rope_freqs.gguf"
+
+// patchRopeFreqs writes a copy of ropeFreqsFile with its rope_freqs values
+// replaced by vals.
+func patchRopeFreqs(t *testing.T, vals []float32) string {
+	t.Helper()
+	h, err := gguf.ReadHeader(ropeFreqsFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(ropeFreqsFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ti := range h.Tensors {
+		if ti.Name == "rope_freqs.weight" {
+			at := h.DataStart + int64(ti.Offset)
+			for i, v := range vals {
+				binary.LittleEndian.PutUint32(data[at+4*int64(i):], math.Float32bits(v))
+			}
+		}
+	}
+	p := filepath.Join(t.TempDir(), "patched.gguf")
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestGGUFRopeFreqsMatchesHF: the GGUF carrying rope_freqs gives
+// transformers' logits for the HF checkpoint with llama3 RoPE scaling
+// (engine/testdata/hf/llama3_rope/reference.json) at every position of
+// every prompt; with the factors replaced by ones (plain RoPE) it does not,
+// and a zero factor is refused by name.
+func TestGGUFRopeFreqsMatchesHF(t *testing.T) {
+	var ref tinyRef
+	readJSON(t, filepath.Join(hfDir("llama3_rope"), "reference.json"), &ref)
+	m := load(t, ropeFreqsFile, engine.LoadOptions{})
+	if m.Config.RopeScaling == nil || m.Config.RopeScaling.Type != "rope_freqs" {
+		t.Fatalf("rope scaling %+v, want rope_freqs", m.Config.RopeScaling)
+	}
+	worst := 0.0
+	for pi, p := range ref.Prompts {
+		logits, _ := forward(t, m, p.Tokens, nil)
+		d := maxAbsDiff(t, logits, p.Logits)
+		worst = math.Max(worst, d)
+		if d > 1e-4 {
+			t.Errorf("prompt %d (%d tokens): logits differ from HF by %g", pi, len(p.Tokens), d)
+		}
+	}
+	t.Logf("max |logit diff| vs HF over %d prompts: %.2g", len(ref.Prompts), worst)
+
+	plain := load(t, patchRopeFreqs(t, []float32{1, 1, 1, 1}), engine.LoadOptions{})
+	worst = 0
+	for _, p := range ref.Prompts {
+		logits, _ := forward(t, plain, p.Tokens, nil)
+		worst = math.Max(worst, maxAbsDiff(t, logits, p.Logits))
+	}
+	if worst <= 1e-3 {
+		t.Errorf("with unit rope_freqs the logits still match HF (%g): the test cannot see the factors", worst)
+	}
+
+	err := mlx.Do(context.Background(), func() error {
+		m, err := engine.LoadModel(patchRopeFreqs(t, []float32{0}), engine.LoadOptions{})
+		if err == nil {
+			m.Free()
+		}
+		return err
+	})
+	if err == nil || !strings.Contains(err.Error(), "rope_freqs.weight[0] = 0") {
+		t.Errorf("a zero rope_freqs factor: %v", err)
 	}
 }

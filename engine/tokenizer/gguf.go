@@ -74,7 +74,7 @@ func GGUFJSON(meta map[string]mlx.MetaValue) ([]byte, error) {
 		return nil, err
 	}
 	vocab := make(map[string]int, len(tokens))
-	var added []map[string]any
+	added := []map[string]any{} // never null: the library wants a list
 	for id, tok := range tokens {
 		vocab[tok] = id
 		if len(types) > 0 && (types[id] == typeControl || types[id] == typeUserDefined) {
