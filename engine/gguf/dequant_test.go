@@ -186,3 +186,66 @@ func TestUnsupportedTypesRefusedByName(t *testing.T) {
 		t.Errorf("type 99: %v", err)
 	}
 }
+
+// TestDequantizeRandomBlocksMatchGGML: 16 blocks of random bytes (random
+// finite float16 scales) of every supported quantized type, and 512 random
+// F16 and BF16 values, dequantize bit for bit to what ggml's own functions
+// gave (scripts/reference/make_kquant_refs.py).
+func TestDequantizeRandomBlocksMatchGGML(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(typesDir, "ggml_dequant.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ref struct {
+		RandomBlocks map[string]struct {
+			Raw    []byte
+			Count  int
+			SHA256 string `json:"sha256"`
+			First  []float64
+		} `json:"random_blocks"`
+	}
+	if err := json.Unmarshal(b, &ref); err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]uint32{}
+	for typ, n := range TypeNames {
+		byName[n] = typ
+	}
+	seen := 0
+	for name, r := range ref.RandomBlocks {
+		typ, ok := byName[name]
+		if !ok {
+			t.Fatalf("unknown type %s", name)
+		}
+		vals, err := Dequantize(typ, r.Raw, r.Count)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		for i, want := range r.First {
+			if float64(vals[i]) != want {
+				t.Errorf("%s value %d = %g, ggml %g", name, i, vals[i], want)
+			}
+		}
+		if hashF32(vals) != r.SHA256 {
+			t.Errorf("%s: values differ from ggml's", name)
+		}
+		seen++
+	}
+	if seen != len(supported)-1 { // every supported type but F32
+		t.Errorf("%d types covered, want %d", seen, len(supported)-1)
+	}
+}
+
+// TestHalfEdgeValues: float16 subnormals, signed zero, the largest finite
+// half and infinity convert exactly (IEEE 754 binary16 facts).
+func TestHalfEdgeValues(t *testing.T) {
+	for bits, want := range map[uint16]float64{
+		0x0001: math.Ldexp(1, -24), 0x03ff: math.Ldexp(1023, -24), 0x0400: math.Ldexp(1, -14),
+		0x8000: math.Copysign(0, -1), 0x7bff: 65504, 0xfc00: math.Inf(-1), 0x3c00: 1, 0xc000: -2,
+	} {
+		got := half([]byte{byte(bits), byte(bits >> 8)})
+		if float64(got) != want || math.Signbit(float64(got)) != math.Signbit(want) {
+			t.Errorf("half(%#04x) = %g, want %g", bits, got, want)
+		}
+	}
+}

@@ -12,6 +12,9 @@ as ggml's reference C code dequantizes them, for genkit's GGUF type tests.
    sum and sum of squares (float64), and 64 sampled values (fixed indices);
    and per file the logits at every position of a short prompt from an
    independent float64 numpy forward pass over those dequantized weights.
+4. Dequantizes 16 blocks of random bytes (random finite float16 scales) of
+   every supported quantized type, and 512 random F16 and BF16 values, with
+   ggml's functions, recording the bytes and the SHA-256 of the values.
 
 Runs once on the developer machine (never in CI), in `make interop`'s venv:
 
@@ -165,6 +168,50 @@ def dequantize(lib, tensor, gguf):
     return out
 
 
+# Random blocks: every byte random except the float16 scale fields, which
+# get random finite halves (offsets per block), so bit patterns the tiny
+# model's quantizer never writes are covered too.
+BLOCKS = {  # type: (block elements, block bytes, float16 field offsets)
+    "Q4_0": (32, 18, [0]), "Q4_1": (32, 20, [0, 2]), "Q5_0": (32, 22, [0]), "Q5_1": (32, 24, [0, 2]),
+    "Q8_0": (32, 34, [0]), "Q2_K": (256, 84, [80, 82]), "Q3_K": (256, 110, [108]),
+    "Q4_K": (256, 144, [0, 2]), "Q5_K": (256, 176, [0, 2]), "Q6_K": (256, 210, [208]),
+}
+
+
+def random_blocks(lib):
+    import base64
+    rng = np.random.default_rng(7)
+    out = {}
+    halves = lambda n: (rng.standard_normal(n) * 0.05).astype(np.float16).view(np.uint8)
+    for name, (per, size, offs) in BLOCKS.items():
+        nb = 16
+        raw = rng.integers(0, 256, size=(nb, size), dtype=np.uint8)
+        for o in offs:
+            raw[:, o:o + 2] = halves(nb).reshape(nb, 2)
+        raw = np.ascontiguousarray(raw.reshape(-1))
+        sym = name.lower()
+        if sym.endswith("_k"):
+            sym = sym[:-2] + "_K"
+        fn = getattr(lib, "dequantize_row_" + sym)
+        fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64]
+        vals = np.zeros(nb * per, dtype=np.float32)
+        fn(raw.ctypes.data, vals.ctypes.data, nb * per)
+        out[name] = {"raw": base64.b64encode(raw.tobytes()).decode(), "count": nb * per,
+                     "sha256": hashlib.sha256(vals.astype("<f4").tobytes()).hexdigest(), "first": vals[:8].tolist()}
+    for name, fn_name, raw in [
+        ("F16", "ggml_fp16_to_fp32_row", (rng.standard_normal(512) * 3).astype(np.float16).view(np.uint8)),
+        ("BF16", "ggml_bf16_to_fp32_row", (rng.standard_normal(512).astype(np.float32) * 3).view(np.uint32).__rshift__(16).astype("<u2").view(np.uint8)),
+    ]:
+        raw = np.ascontiguousarray(raw)
+        fn = getattr(lib, fn_name)
+        fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64]
+        vals = np.zeros(512, dtype=np.float32)
+        fn(raw.ctypes.data, vals.ctypes.data, 512)
+        out[name] = {"raw": base64.b64encode(raw.tobytes()).decode(), "count": 512,
+                     "sha256": hashlib.sha256(vals.astype("<f4").tobytes()).hexdigest(), "first": vals[:8].tolist()}
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--llama-bin", required=True)
@@ -204,6 +251,7 @@ def main():
         logits = forward(weights, PROMPT)
         refs["files"][os.path.basename(out)] = {"tensors": tensors, "logits": logits.astype(np.float32).tolist()}
         print(t, os.path.getsize(out), "bytes,", len(tensors), "tensors")
+    refs["random_blocks"] = random_blocks(lib)
     with open(os.path.join(args.out, "ggml_dequant.json"), "w") as f:
         json.dump(refs, f, indent=0)
 
