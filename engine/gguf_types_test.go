@@ -108,9 +108,9 @@ func TestGGUFUnsupportedTypeRefused(t *testing.T) {
 	}
 }
 
-// ropeFreqsFile is the tiny llama3-RoPE model as llama.cpp's converter
-// writes Llama 3.1+ GGUFs: the llama3 scaling only as rope_freqs.weight
-// (scripts/reference/make_rope_freqs_gguf.py).
+// ropeFreqsFile is the tiny llama3-RoPE model converted by llama.cpp's
+// convert_hf_to_gguf.py: the llama3 scaling only as rope_freqs.weight, as in
+// Llama 3.1+ GGUFs (scripts/reference/make_rope_freqs_gguf.py).
 const ropeFreqsFile = "testdata/hf/llama3_rope/rope_freqs.gguf"
 
 // patchRopeFreqs writes a copy of ropeFreqsFile with its rope_freqs values
