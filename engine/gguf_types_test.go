@@ -21,8 +21,8 @@ import (
 // llama-quantize to Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q5_0, Q5_1 and Q4_0 load
 // and give, at every position of a prompt, the logits of an independent
 // float64 numpy forward pass over ggml's own dequantization of the same
-// file (scripts/reference/make_kquant_refs.py), within 1e-4; Q4_0 also with
-// the weights kept quantized. (The per-tensor values are checked bit for bit
+// file (scripts/reference/make_kquant_refs.py), within 1e-4; Q4_0 and Q4_K
+// (loaded as MLX affine 4-bit weights) also with the weights kept quantized. (The per-tensor values are checked bit for bit
 // in engine/gguf and mlx.)
 func TestGGUFTypesForward(t *testing.T) {
 	dir := "testdata/gguf_types"
@@ -49,7 +49,7 @@ func TestGGUFTypesForward(t *testing.T) {
 	}
 	for _, f := range files {
 		modes := []engine.WeightMode{engine.WeightsDense}
-		if f == "tiny_q4_0.gguf" {
+		if f == "tiny_q4_0.gguf" || f == "tiny_q4_k.gguf" {
 			modes = append(modes, engine.WeightsQuantized)
 		}
 		for _, mode := range modes {

@@ -95,8 +95,10 @@ func sha(v []float32) string {
 }
 
 // TestLoadGGUFTypesExact: every tensor LoadGGUF returns for llama.cpp's
-// Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q5_0 and Q5_1 files is float32 and bit-identical to ggml's
-// reference dequantization (SHA-256 over all values); Q4_0 goes through
+// Q2_K, Q3_K, Q5_K, Q6_K, Q5_0 and Q5_1 files is float32 and bit-identical
+// to ggml's reference dequantization (SHA-256 over all values); Q4_K
+// matrices come back as affine triples with float32 scales whose MLX
+// dequantization (in float32) is bit-identical too; Q4_0 goes through
 // MLX's reader as an affine triple whose dequantized values (in float32)
 // equal ggml's at the 64 sampled positions (the whole-tensor hash differs:
 // some values differ in their bits, not determined which).

@@ -281,3 +281,43 @@ func dequantQ6K(x []byte, y []float32) {
 		ql, qh, sc = ql[64:], qh[32:], sc[8:]
 	}
 }
+
+// Q4KAffine rewrites n Q4_K values as MLX affine 4-bit quantization with
+// groups of 32: packed holds 8 four-bit values per uint32 (value k of a
+// word in bits 4k..4k+3), and value i is scales[i/32] * q_i + biases[i/32].
+// A Q4_K sub-block of 32 is exactly such a group: ggml computes
+// (d*sc)*q - dmin*m in float32, and scales = d*sc, biases = -(dmin*m) are
+// those same float32 numbers, so scale*q + bias rounds to the same value.
+func Q4KAffine(raw []byte, n int) (packed []uint32, scales, biases []float32, err error) {
+	if n < 0 || n%256 != 0 || len(raw) != n/256*144 {
+		return nil, nil, nil, fmt.Errorf("Q4_K: %d bytes for %d values", len(raw), n)
+	}
+	packed = make([]uint32, n/8)
+	scales = make([]float32, n/32)
+	biases = make([]float32, n/32)
+	for b := 0; b < n/256; b++ {
+		x := raw[b*144 : (b+1)*144]
+		d, dmin := half(x), half(x[2:])
+		sc, q := x[4:16], x[16:144]
+		for j := 0; j < 4; j++ { // 64 values: 32 low nibbles, then 32 high
+			for h := 0; h < 2; h++ {
+				s, m := scaleMinK4(2*j+h, sc)
+				g := b*8 + 2*j + h
+				scales[g] = d * float32(s)
+				biases[g] = -(dmin * float32(m))
+				for w := 0; w < 4; w++ { // 4 words of 8 values
+					var word uint32
+					for k := 0; k < 8; k++ {
+						v := q[32*j+8*w+k]
+						if h == 1 {
+							v >>= 4
+						}
+						word |= uint32(v&15) << (4 * uint(k))
+					}
+					packed[g*4+w] = word
+				}
+			}
+		}
+	}
+	return packed, scales, biases, nil
+}

@@ -249,3 +249,49 @@ func TestHalfEdgeValues(t *testing.T) {
 		}
 	}
 }
+
+// TestQ4KAffineIsExact: the affine form of every Q4_K tensor of the
+// llama-quantize'd file and of the random blocks, expanded as
+// scale*q + bias, equals Dequantize's values bit for bit (themselves equal
+// to ggml's).
+func TestQ4KAffineIsExact(t *testing.T) {
+	path := filepath.Join(typesDir, "tiny_q4_k.gguf")
+	h, err := ReadHeader(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checked := 0
+	for _, ti := range h.Tensors {
+		if ti.Type != TypeQ4_K {
+			continue
+		}
+		nb, _ := ti.Bytes()
+		raw := f[h.DataStart+int64(ti.Offset):][:nb]
+		want, err := Dequantize(TypeQ4_K, raw, int(ti.Elements()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		packed, scales, biases, err := Q4KAffine(raw, int(ti.Elements()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range want {
+			q := float32(packed[i/8] >> (4 * uint(i%8)) & 15)
+			got := float32(scales[i/32]*q) + biases[i/32]
+			if math.Float32bits(got) != math.Float32bits(want[i]) && !(got == 0 && want[i] == 0) {
+				t.Fatalf("%s value %d: affine %g, Q4_K %g", ti.Name, i, got, want[i])
+			}
+		}
+		checked++
+	}
+	if checked < 8 {
+		t.Fatalf("%d Q4_K tensors checked", checked)
+	}
+	if _, _, _, err := Q4KAffine(make([]byte, 143), 256); err == nil {
+		t.Fatal("a short Q4_K block was accepted")
+	}
+}

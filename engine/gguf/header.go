@@ -417,10 +417,9 @@ func (t TensorInfo) Bytes() (uint64, error) {
 	return n / bs[0] * bs[1], nil
 }
 
-// ReadTensor reads tensor t of the file path whose header is h and returns
-// its values as float32, dequantized exactly as ggml's reference code does
-// (see Dequantize).
-func (h *Header) ReadTensor(path string, t TensorInfo) ([]float32, error) {
+// ReadRaw reads the stored bytes of tensor t of the file path whose header
+// is h.
+func (h *Header) ReadRaw(path string, t TensorInfo) ([]byte, error) {
 	n, err := t.Bytes()
 	if err != nil {
 		return nil, err
@@ -433,6 +432,17 @@ func (h *Header) ReadTensor(path string, t TensorInfo) ([]float32, error) {
 	raw := make([]byte, n)
 	if _, err := f.ReadAt(raw, h.DataStart+int64(t.Offset)); err != nil {
 		return nil, fmt.Errorf("tensor %s: %w", t.Name, err)
+	}
+	return raw, nil
+}
+
+// ReadTensor reads tensor t of the file path whose header is h and returns
+// its values as float32, dequantized exactly as ggml's reference code does
+// (see Dequantize).
+func (h *Header) ReadTensor(path string, t TensorInfo) ([]float32, error) {
+	raw, err := h.ReadRaw(path, t)
+	if err != nil {
+		return nil, err
 	}
 	vals, err := Dequantize(t.Type, raw, int(t.Elements()))
 	if err != nil {
