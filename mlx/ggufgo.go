@@ -86,6 +86,12 @@ func loadGGUFGo(path string, h *gguf.Header) (map[string]*Array, map[string]Meta
 		}
 		arrays[t.Name] = a
 	}
+	return arrays, metaFromHeader(h), nil
+}
+
+// metaFromHeader converts engine/gguf metadata to MetaValues as MLX's
+// reader gives them (scalars and numeric arrays as numbers, bools as 0/1).
+func metaFromHeader(h *gguf.Header) map[string]MetaValue {
 	meta := make(map[string]MetaValue, len(h.Meta))
 	for k, v := range h.Meta {
 		switch {
@@ -103,5 +109,5 @@ func loadGGUFGo(path string, h *gguf.Header) (map[string]*Array, map[string]Meta
 			}
 		}
 	}
-	return arrays, meta, nil
+	return meta
 }

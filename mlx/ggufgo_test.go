@@ -6,12 +6,15 @@ import (
 	bin "encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/mlx-genkit/genkit/engine/gguf"
 )
 
 // typesDir holds tiny GGUFs quantized by llama.cpp's llama-quantize and
@@ -186,6 +189,55 @@ func TestMLXReaderKQuants(t *testing.T) {
 			}
 			if typ == "Q4_K" && worst < 0.01 {
 				t.Errorf("Q4_K: MLX's reader now gives close values (%.3g); re-measure it", worst)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestMetaFromHeaderMatchesMLX: the metadata genkit's own reader gives
+// (used for files MLX's reader must not load) equals MLX's reader's, key
+// by key, on a gpt2-vocabulary model, a SentencePiece vocabulary and the
+// default model.
+func TestMetaFromHeaderMatchesMLX(t *testing.T) {
+	files := []string{filepath.Join(typesDir, "tiny_q4_0.gguf"), "../engine/tokenizer/testdata/ggml-vocab-llama-spm.gguf"}
+	if p := os.Getenv("GENKIT_DEFAULT_MODEL"); p != "" {
+		files = append(files, p)
+	}
+	err := Do(context.Background(), func() error {
+		for _, f := range files {
+			h, err := gguf.ReadHeader(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ours := metaFromHeader(h)
+			arrays, theirs, err := loadGGUFMLX(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			Free(values(arrays)...)
+			for k, want := range theirs {
+				got, ok := ours[k]
+				if !ok {
+					t.Errorf("%s: key %s missing", f, k)
+					continue
+				}
+				if got.Kind != want.Kind || got.String != want.String || fmt.Sprint(got.Numbers) != fmt.Sprint(want.Numbers) || len(got.Strings) != len(want.Strings) {
+					t.Errorf("%s: %s = %+.80v, MLX %+.80v", f, k, got, want)
+					continue
+				}
+				for i := range want.Strings {
+					if got.Strings[i] != want.Strings[i] {
+						t.Errorf("%s: %s[%d] = %q, MLX %q", f, k, i, got.Strings[i], want.Strings[i])
+						break
+					}
+				}
+			}
+			if len(ours) < len(theirs) {
+				t.Errorf("%s: %d keys, MLX %d", f, len(ours), len(theirs))
 			}
 		}
 		return nil

@@ -311,9 +311,20 @@ func SaveNpy(path string, a *Array) error {
 }
 
 // LoadGGUFMeta reads only a GGUF file's metadata (the tensors are loaded
-// lazily by MLX and released at once).
+// lazily by MLX and released at once; a file genkit reads itself is not
+// dequantized) and the number of tensors.
 func LoadGGUFMeta(path string) (int, map[string]MetaValue, error) {
-	arrays, meta, err := LoadGGUF(path)
+	h, err := gguf.ReadHeader(path)
+	if err != nil {
+		return 0, nil, err
+	}
+	if err := h.CheckTypes(); err != nil {
+		return 0, nil, fmt.Errorf("load %s: %w", path, err)
+	}
+	if needsGoLoader(h) {
+		return len(h.Tensors), metaFromHeader(h), nil
+	}
+	arrays, meta, err := loadGGUFMLX(path)
 	if err != nil {
 		return 0, nil, err
 	}
