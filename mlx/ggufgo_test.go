@@ -226,7 +226,8 @@ func TestMetaFromHeaderMatchesMLX(t *testing.T) {
 					continue
 				}
 				if got.Kind != want.Kind || got.String != want.String || fmt.Sprint(got.Numbers) != fmt.Sprint(want.Numbers) || len(got.Strings) != len(want.Strings) {
-					t.Errorf("%s: %s = %+.80v, MLX %+.80v", f, k, got, want)
+					t.Errorf("%s: %s differs from MLX's: kind %d vs %d, string %.40q vs %.40q, %d vs %d numbers, %d vs %d strings",
+						f, k, got.Kind, want.Kind, got.String, want.String, len(got.Numbers), len(want.Numbers), len(got.Strings), len(want.Strings))
 					continue
 				}
 				for i := range want.Strings {
