@@ -18,7 +18,7 @@ import (
 )
 
 // TestGGUFTypesForward: tiny llama GGUFs quantized by llama.cpp's
-// llama-quantize to Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q5_0, Q5_1 and Q4_0 load
+// llama-quantize to Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q5_0, Q5_1, Q4_0 and IQ4_XS load
 // and give, at every position of a prompt, the logits of an independent
 // float64 numpy forward pass over ggml's own dequantization of the same
 // file (scripts/reference/make_kquant_refs.py), within 1e-4; Q4_0 and Q4_K
@@ -44,8 +44,8 @@ func TestGGUFTypesForward(t *testing.T) {
 		files = append(files, f)
 	}
 	sort.Strings(files)
-	if len(files) < 8 {
-		t.Fatalf("%d reference files, want 8", len(files))
+	if len(files) < 9 {
+		t.Fatalf("%d reference files, want 9", len(files))
 	}
 	for _, f := range files {
 		modes := []engine.WeightMode{engine.WeightsDense}
@@ -65,11 +65,11 @@ func TestGGUFTypesForward(t *testing.T) {
 }
 
 // TestGGUFUnsupportedTypeRefused: LoadModel refuses a GGUF holding an
-// IQ4_NL tensor (tiny_q4_k.gguf with token_embd's type patched from Q4_K to
-// IQ4_NL, same byte size), naming the tensor, the type and the supported
-// types; the unpatched file loads.
+// IQ3_S tensor (tiny_q3_k.gguf with token_embd's type patched from Q3_K to
+// IQ3_S, the same byte size), naming the tensor, the type and the
+// supported types; the unpatched file loads.
 func TestGGUFUnsupportedTypeRefused(t *testing.T) {
-	src := filepath.Join("testdata/gguf_types", "tiny_q4_k.gguf")
+	src := filepath.Join("testdata/gguf_types", "tiny_q3_k.gguf")
 	data, err := os.ReadFile(src)
 	if err != nil {
 		t.Fatal(err)
@@ -82,11 +82,11 @@ func TestGGUFUnsupportedTypeRefused(t *testing.T) {
 	at := i + len(name)
 	nd := int(binary.LittleEndian.Uint32(data[at:]))
 	at += 4 + 8*nd
-	if got := binary.LittleEndian.Uint32(data[at:]); got != 12 {
-		t.Fatalf("token_embd type %d, want 12 (Q4_K)", got)
+	if got := binary.LittleEndian.Uint32(data[at:]); got != 11 {
+		t.Fatalf("token_embd type %d, want 11 (Q3_K)", got)
 	}
-	binary.LittleEndian.PutUint32(data[at:], 20) // IQ4_NL
-	bad := filepath.Join(t.TempDir(), "iq4_nl.gguf")
+	binary.LittleEndian.PutUint32(data[at:], 21) // IQ3_S
+	bad := filepath.Join(t.TempDir(), "iq3_s.gguf")
 	if err := os.WriteFile(bad, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -99,9 +99,9 @@ func TestGGUFUnsupportedTypeRefused(t *testing.T) {
 		return err
 	})
 	if err == nil {
-		t.Fatal("an IQ4_NL tensor was accepted")
+		t.Fatal("an IQ3_S tensor was accepted")
 	}
-	for _, want := range []string{"token_embd.weight", "IQ4_NL", "supported: F32, F16, BF16, Q4_0"} {
+	for _, want := range []string{"token_embd.weight", "IQ3_S (21)", "supported: F32, F16, BF16, Q4_0"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not name %q", err, want)
 		}

@@ -57,7 +57,7 @@ func q4kArrays(path string, h *gguf.Header, t gguf.TensorInfo, arrays map[string
 // dequantization) into a float32 array, except Q4_K matrices, which become
 // exact MLX affine 4-bit triples (q4kArrays); the metadata comes from the
 // header. MLX's reader rounds Q2_K/Q6_K/BF16 to float16, gets Q4_K wrong
-// and fails on Q3_K, Q5_K, Q5_0 and Q5_1, so files with such tensors never
+// and fails on Q3_K, Q5_K, Q5_0, Q5_1 and IQ4_XS, so files with such tensors never
 // reach it.
 func loadGGUFGo(path string, h *gguf.Header) (map[string]*Array, map[string]MetaValue, error) {
 	arrays := make(map[string]*Array, len(h.Tensors))

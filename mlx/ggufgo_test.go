@@ -98,7 +98,7 @@ func sha(v []float32) string {
 }
 
 // TestLoadGGUFTypesExact: every tensor LoadGGUF returns for llama.cpp's
-// Q2_K, Q3_K, Q5_K, Q6_K, Q5_0 and Q5_1 files is float32 and bit-identical
+// Q2_K, Q3_K, Q5_K, Q6_K, Q5_0, Q5_1 and IQ4_XS files is float32 and bit-identical
 // to ggml's reference dequantization (SHA-256 over all values); Q4_K
 // matrices come back as affine triples with float32 scales whose MLX
 // dequantization (in float32) is bit-identical too; Q4_0 goes through
@@ -146,13 +146,13 @@ func TestLoadGGUFTypesExact(t *testing.T) {
 }
 
 // TestMLXReaderKQuants pins what MLX's own GGUF reader does with the types
-// genkit dequantizes itself (the reason it does): Q3_K, Q5_K, Q5_0 and Q5_1
-// fail; Q2_K and Q6_K come back rounded to float16; Q4_K comes back as
+// genkit dequantizes itself (the reason it does): Q3_K, Q5_K, Q5_0, Q5_1
+// and IQ4_XS fail; Q2_K and Q6_K come back rounded to float16; Q4_K comes back as
 // float16 with wrong values. If this test starts failing, MLX's reader
 // changed: re-measure before routing any type back to it.
 func TestMLXReaderKQuants(t *testing.T) {
 	ref, files := readTypesRef(t)
-	fails := map[string]bool{"Q3_K": true, "Q5_K": true, "Q5_0": true, "Q5_1": true}
+	fails := map[string]bool{"Q3_K": true, "Q5_K": true, "Q5_0": true, "Q5_1": true, "IQ4_XS": true}
 	err := Do(context.Background(), func() error {
 		for _, f := range files {
 			typ := ref.Files[f].Tensors["blk.0.attn_q.weight"].Type

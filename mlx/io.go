@@ -141,10 +141,11 @@ func LoadSafetensors(path string) (map[string]*Array, map[string]string, error) 
 // F16, Q4_0, Q4_1 and Q8_0 tensors goes through MLX's reader: Q4_0, Q4_1 and
 // Q8_0 tensors come back as MLX affine-quantized triples (name.weight,
 // name.scales, name.biases; group size 32). A file holding any other
-// supported type (Q2_K-Q6_K, Q5_0, Q5_1, BF16) is read by genkit itself and
-// every tensor comes back as float32 with exactly ggml's dequantized values
-// (see loadGGUFGo). Other types (IQ formats, Q8_K, ...) are refused,
-// naming the tensor and the type.
+// supported type (Q2_K-Q6_K, Q5_0, Q5_1, IQ4_NL, IQ4_XS, BF16) is read by
+// genkit itself: every tensor comes back with exactly ggml's dequantized
+// values, as float32, or for Q4_K matrices as an exact affine 4-bit triple
+// (see loadGGUFGo). Other types (the other IQ formats, Q8_K, ...) are
+// refused, naming the tensor and the type.
 //
 // MLX's reader trusts the file, so the header is checked first by
 // engine/gguf (types, lengths, dimensions, every tensor inside the file):

@@ -9,8 +9,8 @@ import (
 // Why genkit dequantizes these types itself: MLX's GGUF reader (through the
 // gguflib it bundles) turns Q2_K, Q4_K and Q6_K into float16 (rounding
 // ggml's float32 values; its Q4_K values are plainly wrong: relative errors
-// up to 100 on llama.cpp's own Q4_K files, see TestGGUFTypesExact in
-// engine) and fails on Q3_K, Q5_K, Q5_0 and Q5_1. The functions below
+// up to 100 on llama.cpp's own Q4_K files, see TestMLXReaderKQuants in
+// mlx) and fails on Q3_K, Q5_K, Q5_0, Q5_1 and IQ4_XS. The functions below
 // follow the block layouts of ggml (ggml-common.h) and compute each value
 // with the same float32 operations in the same order as ggml's reference
 // dequantize_row_* functions, so the results are bit-identical to them.
@@ -45,18 +45,20 @@ var dequantizers = map[uint32]func(x []byte, y []float32){
 	TypeF32: func(x []byte, y []float32) {
 		y[0] = math.Float32frombits(binary.LittleEndian.Uint32(x))
 	},
-	TypeF16:  func(x []byte, y []float32) { y[0] = half(x) },
-	TypeBF16: func(x []byte, y []float32) { y[0] = math.Float32frombits(uint32(binary.LittleEndian.Uint16(x)) << 16) },
-	TypeQ4_0: dequantQ4_0,
-	TypeQ4_1: dequantQ4_1,
-	TypeQ5_0: dequantQ5_0,
-	TypeQ5_1: dequantQ5_1,
-	TypeQ8_0: dequantQ8_0,
-	TypeQ2_K: dequantQ2K,
-	TypeQ3_K: dequantQ3K,
-	TypeQ4_K: dequantQ4K,
-	TypeQ5_K: dequantQ5K,
-	TypeQ6_K: dequantQ6K,
+	TypeF16:    func(x []byte, y []float32) { y[0] = half(x) },
+	TypeBF16:   func(x []byte, y []float32) { y[0] = math.Float32frombits(uint32(binary.LittleEndian.Uint16(x)) << 16) },
+	TypeQ4_0:   dequantQ4_0,
+	TypeQ4_1:   dequantQ4_1,
+	TypeQ5_0:   dequantQ5_0,
+	TypeQ5_1:   dequantQ5_1,
+	TypeQ8_0:   dequantQ8_0,
+	TypeQ2_K:   dequantQ2K,
+	TypeQ3_K:   dequantQ3K,
+	TypeQ4_K:   dequantQ4K,
+	TypeQ5_K:   dequantQ5K,
+	TypeQ6_K:   dequantQ6K,
+	TypeIQ4_NL: dequantIQ4NL,
+	TypeIQ4_XS: dequantIQ4XS,
 }
 
 // half converts the IEEE binary16 value in b[0:2] (little-endian) to
@@ -320,4 +322,35 @@ func Q4KAffine(raw []byte, n int) (packed []uint32, scales, biases []float32, er
 		}
 	}
 	return packed, scales, biases, nil
+}
+
+// iq4Values are the 16 non-uniform levels of IQ4_NL and IQ4_XS
+// (ggml-common.h's kvalues_iq4nl).
+var iq4Values = [16]float32{-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113}
+
+// IQ4_NL: f16 d, u8 qs[16]; w = d * level[q].
+func dequantIQ4NL(x []byte, y []float32) {
+	d := half(x)
+	qs := x[2:18]
+	for j := 0; j < 16; j++ {
+		y[j] = d * iq4Values[qs[j]&15]
+		y[j+16] = d * iq4Values[qs[j]>>4]
+	}
+}
+
+// IQ4_XS: f16 d, u16 scales_h, u8 scales_l[4], u8 qs[128]; 8 sub-blocks of
+// 32 with six-bit scales: w = d * (scale - 32) * level[q].
+func dequantIQ4XS(x []byte, y []float32) {
+	d := half(x)
+	sh := binary.LittleEndian.Uint16(x[2:])
+	sl, qs := x[4:8], x[8:136]
+	for ib := 0; ib < 8; ib++ {
+		ls := int(sl[ib/2]>>(4*uint(ib%2)))&15 | int(sh>>(2*uint(ib))&3)<<4
+		dl := d * float32(ls-32)
+		q := qs[16*ib : 16*ib+16]
+		for j := 0; j < 16; j++ {
+			y[32*ib+j] = dl * iq4Values[q[j]&15]
+			y[32*ib+j+16] = dl * iq4Values[q[j]>>4]
+		}
+	}
 }

@@ -60,7 +60,7 @@ func hashF32(v []float32) string {
 }
 
 // TestDequantizeMatchesGGML: every tensor of llama.cpp-quantized Q2_K, Q3_K,
-// Q4_K, Q5_K, Q6_K, Q5_0, Q5_1 and Q4_0 files dequantizes bit for bit to
+// Q4_K, Q5_K, Q6_K, Q5_0, Q5_1, Q4_0 and IQ4_XS files dequantizes bit for bit to
 // ggml's reference values (SHA-256 of the float32 bytes, and 64 sampled
 // values compared exactly for a readable failure).
 func TestDequantizeMatchesGGML(t *testing.T) {

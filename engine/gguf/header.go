@@ -49,6 +49,9 @@ const (
 	TypeQ5_K uint32 = 13
 	TypeQ6_K uint32 = 14
 	TypeBF16 uint32 = 30
+	// IQ4_NL and IQ4_XS: 4-bit indices into a fixed non-uniform table.
+	TypeIQ4_NL uint32 = 20
+	TypeIQ4_XS uint32 = 23
 )
 
 // ggml element types and their block sizes (elements, bytes), as ggml's
@@ -73,10 +76,10 @@ var TypeNames = map[uint32]string{0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 6: "
 // supported are the ggml types genkit loads with exactly ggml's values.
 var supported = map[uint32]bool{TypeF32: true, TypeF16: true, TypeBF16: true, TypeQ4_0: true,
 	TypeQ4_1: true, TypeQ5_0: true, TypeQ5_1: true, TypeQ8_0: true, TypeQ2_K: true, TypeQ3_K: true,
-	TypeQ4_K: true, TypeQ5_K: true, TypeQ6_K: true}
+	TypeQ4_K: true, TypeQ5_K: true, TypeQ6_K: true, TypeIQ4_NL: true, TypeIQ4_XS: true}
 
 // SupportedTypes lists the ggml types genkit loads, by name.
-const SupportedTypes = "F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K"
+const SupportedTypes = "F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS"
 
 // MLXNative says whether MLX's own GGUF reader loads type t with ggml's
 // exact values (F32 and F16 copied, Q4_0/Q4_1/Q8_0 as affine-quantized
@@ -93,8 +96,9 @@ func typeName(t uint32) string {
 }
 
 // CheckTypes refuses, naming the tensor and its type, a file holding a
-// tensor of a type genkit does not load exactly (the IQ formats, Q8_K,
-// Q8_1, TQ*, MXFP4, integer and F64 tensors).
+// tensor of a type genkit does not load exactly (the IQ formats but IQ4_NL
+// and IQ4_XS, Q8_K, Q8_1, TQ*, MXFP4, NVFP4, Q1_0, Q2_0, integer and F64
+// tensors).
 func (h *Header) CheckTypes() error {
 	for _, t := range h.Tensors {
 		if !supported[t.Type] {
