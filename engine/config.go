@@ -89,6 +89,9 @@ type RopeScaling struct {
 	LowFreqFactor                 float64 `json:"low_freq_factor"`
 	HighFreqFactor                float64 `json:"high_freq_factor"`
 	OriginalMaxPositionEmbeddings int     `json:"original_max_position_embeddings"`
+	// FreqFactors, with Type "rope_freqs", divides each rotated pair's
+	// frequency (a GGUF rope_freqs.weight tensor, as llama.cpp applies it).
+	FreqFactors []float64 `json:"-"`
 }
 
 // rawConfig holds the config.json fields whose shape varies across

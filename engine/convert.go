@@ -150,6 +150,9 @@ func writeConfig(out string, cfg *Config, m *Model, opts ConvertOptions) error {
 		"attention_bias": cfg.AttentionBias, "mlp_bias": cfg.MLPBias, "hidden_act": "silu",
 		"torch_dtype": map[mlx.Dtype]string{mlx.Float16: "float16", mlx.Bfloat16: "bfloat16", mlx.Float32: "float32"}[opts.DType],
 	}
+	if cfg.RopeScaling != nil && cfg.RopeScaling.Type == "rope_freqs" {
+		return fmt.Errorf("convert: per-pair rope_freqs factors (a GGUF rope_freqs.weight tensor) have no config.json form")
+	}
 	if cfg.RopeScaling != nil {
 		c["rope_scaling"] = map[string]any{"rope_type": cfg.RopeScaling.Type, "factor": cfg.RopeScaling.Factor,
 			"low_freq_factor": cfg.RopeScaling.LowFreqFactor, "high_freq_factor": cfg.RopeScaling.HighFreqFactor,

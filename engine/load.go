@@ -3,6 +3,7 @@ package engine
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -187,8 +188,12 @@ func configFromGGUF(meta map[string]mlx.MetaValue, arrays map[string]*mlx.Array)
 			return nil, fmt.Errorf("GGUF tensor %s (LongRoPE scaling) is not supported; use a model without rope_scaling longrope", t)
 		}
 	}
-	if _, ok := arrays["rope_freqs.weight"]; ok {
-		return nil, fmt.Errorf("GGUF files with rope_freqs (llama3 scaled RoPE) are not supported yet; use the HF checkpoint")
+	if a, ok := arrays["rope_freqs.weight"]; ok {
+		rs, err := ropeFreqsScaling(a, c)
+		if err != nil {
+			return nil, err
+		}
+		c.RopeScaling = rs
 	}
 	if id, ok := meta["tokenizer.ggml.bos_token_id"].Int(); ok {
 		c.BOSTokenID = &id
@@ -212,6 +217,37 @@ func configFromGGUF(meta map[string]mlx.MetaValue, arrays map[string]*mlx.Array)
 		return nil, err
 	}
 	return c, nil
+}
+
+// ropeFreqsScaling reads a GGUF rope_freqs.weight tensor (Llama 3.1+ files:
+// one divisor of each rotated pair's frequency, which llama.cpp applies as
+// theta / factor) into a "rope_freqs" RopeScaling. It refuses a tensor
+// whose length is not head_dim/2, a factor that is not finite and
+// positive, and a file that also sets rope.scaling.factor.
+func ropeFreqsScaling(a *mlx.Array, c *Config) (*RopeScaling, error) {
+	if c.RopeScaling != nil {
+		return nil, fmt.Errorf("rope_freqs.weight together with rope.scaling.type %q is not supported", c.RopeScaling.Type)
+	}
+	f32, err := mlx.AsType(a, mlx.Float32)
+	if err != nil {
+		return nil, fmt.Errorf("rope_freqs.weight: %w", err)
+	}
+	defer f32.Free()
+	vals, err := f32.Float32s()
+	if err != nil {
+		return nil, fmt.Errorf("rope_freqs.weight: %w", err)
+	}
+	if a.Ndim() != 1 || len(vals) != c.HeadDim/2 {
+		return nil, fmt.Errorf("rope_freqs.weight has shape %v; want [%d] (head_dim/2)", a.Shape(), c.HeadDim/2)
+	}
+	rs := &RopeScaling{Type: "rope_freqs", FreqFactors: make([]float64, len(vals))}
+	for i, v := range vals {
+		if !(v > 0) || math.IsInf(float64(v), 0) {
+			return nil, fmt.Errorf("rope_freqs.weight[%d] = %g; factors must be finite and positive", i, v)
+		}
+		rs.FreqFactors[i] = float64(v)
+	}
+	return rs, nil
 }
 
 func loadDir(dir string, opts LoadOptions) (*Model, error) {

@@ -350,6 +350,13 @@ func ropePeriods(cfg *Config) ([]float32, error) {
 		for i := range periods {
 			periods[i] *= float32(rs.Factor)
 		}
+	case "rope_freqs":
+		if len(rs.FreqFactors) != len(periods) {
+			return nil, fmt.Errorf("config: %d rope_freqs factors for %d rotated pairs", len(rs.FreqFactors), len(periods))
+		}
+		for i := range periods {
+			periods[i] = float32(math.Pow(cfg.RopeTheta, float64(2*i)/float64(dims)) * rs.FreqFactors[i])
+		}
 	default:
 		return nil, fmt.Errorf("config: rope scaling type %q is not supported (llama3, linear)", rs.Type)
 	}

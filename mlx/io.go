@@ -137,17 +137,35 @@ func LoadSafetensors(path string) (map[string]*Array, map[string]string, error) 
 	return arrays, strs, nil
 }
 
-// LoadGGUF reads the tensors and metadata of a GGUF file. Q4_0, Q4_1 and Q8_0
-// tensors come back as MLX affine-quantized triples (name.weight, name.scales,
-// name.biases; group size 32); K-quants and BF16 as float16.
+// LoadGGUF reads the tensors and metadata of a GGUF file. A file of F32,
+// F16, Q4_0, Q4_1 and Q8_0 tensors goes through MLX's reader: Q4_0, Q4_1 and
+// Q8_0 tensors come back as MLX affine-quantized triples (name.weight,
+// name.scales, name.biases; group size 32). A file holding any other
+// supported type (Q2_K-Q6_K, Q5_0, Q5_1, IQ4_NL, IQ4_XS, BF16) is read by
+// genkit itself: every tensor comes back with exactly ggml's dequantized
+// values, as float32, or for Q4_K matrices as an exact affine 4-bit triple
+// (see loadGGUFGo). Other types (the other IQ formats, Q8_K, ...) are
+// refused, naming the tensor and the type.
 //
 // MLX's reader trusts the file, so the header is checked first by
 // engine/gguf (types, lengths, dimensions, every tensor inside the file):
 // a malformed file is refused with an error instead of crashing.
 func LoadGGUF(path string) (map[string]*Array, map[string]MetaValue, error) {
-	if _, err := gguf.ReadHeader(path); err != nil {
+	h, err := gguf.ReadHeader(path)
+	if err != nil {
 		return nil, nil, err
 	}
+	if err := h.CheckTypes(); err != nil {
+		return nil, nil, fmt.Errorf("load %s: %w", path, err)
+	}
+	if needsGoLoader(h) {
+		return loadGGUFGo(path, h)
+	}
+	return loadGGUFMLX(path)
+}
+
+// loadGGUFMLX reads a GGUF file with MLX's own reader.
+func loadGGUFMLX(path string) (map[string]*Array, map[string]MetaValue, error) {
 	cp := C.CString(path)
 	defer C.free(unsafe.Pointer(cp))
 	var m C.gk_map
@@ -294,9 +312,20 @@ func SaveNpy(path string, a *Array) error {
 }
 
 // LoadGGUFMeta reads only a GGUF file's metadata (the tensors are loaded
-// lazily by MLX and released at once).
+// lazily by MLX and released at once; a file genkit reads itself is not
+// dequantized) and the number of tensors.
 func LoadGGUFMeta(path string) (int, map[string]MetaValue, error) {
-	arrays, meta, err := LoadGGUF(path)
+	h, err := gguf.ReadHeader(path)
+	if err != nil {
+		return 0, nil, err
+	}
+	if err := h.CheckTypes(); err != nil {
+		return 0, nil, fmt.Errorf("load %s: %w", path, err)
+	}
+	if needsGoLoader(h) {
+		return len(h.Tensors), metaFromHeader(h), nil
+	}
+	arrays, meta, err := loadGGUFMLX(path)
 	if err != nil {
 		return 0, nil, err
 	}

@@ -88,3 +88,25 @@ func TestOverflowingDimsAreRefused(t *testing.T) {
 		t.Fatalf("wrapping dimensions: %v", err)
 	}
 }
+
+// FuzzDequantize: any bytes of any type either are refused (a type genkit
+// does not dequantize, a length that is not whole blocks) or give exactly
+// the element count asked for, without panicking.
+func FuzzDequantize(f *testing.F) {
+	f.Add(uint32(TypeQ4_K), make([]byte, 144), 256)
+	f.Add(uint32(TypeQ3_K), make([]byte, 110), 256)
+	f.Add(uint32(TypeQ5_0), make([]byte, 44), 64)
+	f.Add(uint32(16), make([]byte, 66), 256)
+	f.Fuzz(func(t *testing.T, typ uint32, raw []byte, n int) {
+		if n > 1<<20 {
+			return
+		}
+		vals, err := Dequantize(typ, raw, n)
+		if err != nil {
+			return
+		}
+		if !supported[typ] || len(vals) != n {
+			t.Fatalf("type %d: %d values for n = %d (supported %v)", typ, len(vals), n, supported[typ])
+		}
+	})
+}

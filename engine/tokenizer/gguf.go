@@ -54,11 +54,16 @@ func preTokenizer(pre string) (map[string]any, error) {
 }
 
 // GGUFJSON renders the tokenizer described by GGUF metadata as a Hugging
-// Face tokenizer.json (byte-level BPE: tokenizer.ggml.model = gpt2).
+// Face tokenizer.json: byte-level BPE for tokenizer.ggml.model "gpt2",
+// SentencePiece (as a BPE model with merges derived from the scores and
+// byte fallback) for "llama".
 func GGUFJSON(meta map[string]mlx.MetaValue) ([]byte, error) {
-	model := meta["tokenizer.ggml.model"].String
-	if model != "gpt2" {
-		return nil, fmt.Errorf("GGUF tokenizer model %q is not supported (byte-level BPE \"gpt2\" is); pass a tokenizer.json", model)
+	switch model := meta["tokenizer.ggml.model"].String; model {
+	case "gpt2":
+	case "llama":
+		return spmJSON(meta)
+	default:
+		return nil, fmt.Errorf("GGUF tokenizer model %q is not supported (supported: \"gpt2\" byte-level BPE, \"llama\" SentencePiece); pass a tokenizer.json", model)
 	}
 	tokens := meta["tokenizer.ggml.tokens"].Strings
 	merges := meta["tokenizer.ggml.merges"].Strings
@@ -128,10 +133,15 @@ func FromGGUF(meta map[string]mlx.MetaValue) (*Tokenizer, error) {
 	}
 	if v, ok := meta["tokenizer.ggml.add_bos_token"].Int(); ok {
 		t.AddBOS = v != 0
+	} else if meta["tokenizer.ggml.model"].String == "llama" {
+		t.AddBOS = true // llama.cpp's default for SentencePiece vocabularies
+	}
+	if v, ok := meta["tokenizer.ggml.add_eos_token"].Int(); ok {
+		t.AddEOS = v != 0
 	}
 	t.ChatTemplate = meta["tokenizer.chat_template"].String
 	for id, tok := range tokens {
-		if len(types) > 0 && types[id] == typeControl {
+		if len(types) > 0 && (types[id] == typeControl || types[id] == typeUnknown && meta["tokenizer.ggml.model"].String == "llama") {
 			t.Special[tok] = id
 		}
 	}

@@ -29,6 +29,9 @@ type Tokenizer struct {
 	Pad int
 	// AddBOS says whether prompts start with BOS.
 	AddBOS bool
+	// AddEOS says whether prompts end with EOS (GGUF
+	// tokenizer.ggml.add_eos_token; applied where BOS is, see Encode).
+	AddEOS bool
 	// ChatTemplate is the Jinja chat template, "" when the model has none.
 	ChatTemplate string
 	// Special maps special token text to id (BOS, EOS, control tokens).
@@ -82,7 +85,8 @@ func (t *Tokenizer) Close() error {
 func (t *Tokenizer) VocabSize() int { return t.vocab }
 
 // Encode turns text into ids. Special tokens written in the text (such as
-// <|im_start|>) become their ids. addBOS prepends BOS when the model wants it.
+// <|im_start|>) become their ids. addBOS prepends BOS when the model wants it
+// (and appends EOS when the model wants that: GGUF add_eos_token).
 func (t *Tokenizer) Encode(text string, addBOS bool) ([]int, error) {
 	if t == nil || t.tk == nil {
 		return nil, errors.New("tokenizer: closed")
@@ -99,6 +103,9 @@ func (t *Tokenizer) Encode(text string, addBOS bool) ([]int, error) {
 	}
 	for _, id := range ids {
 		out = append(out, int(id))
+	}
+	if addBOS && t.AddEOS && len(t.EOS) > 0 {
+		out = append(out, t.EOS[0])
 	}
 	return out, nil
 }

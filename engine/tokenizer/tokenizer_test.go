@@ -158,10 +158,15 @@ func TestChatTemplate(t *testing.T) {
 	}
 }
 
+// TestFromGGUFRefusesOtherModels: tokenizer models other than gpt2 and
+// llama (t5's unigram, bert's WordPiece, rwkv, none) are refused naming the
+// model and the supported ones.
 func TestFromGGUFRefusesOtherModels(t *testing.T) {
-	_, err := tokenizer.FromGGUF(map[string]mlx.MetaValue{"tokenizer.ggml.model": {Kind: mlx.MetaString, String: "llama"}})
-	if err == nil || !strings.Contains(err.Error(), "tokenizer.json") {
-		t.Fatalf("SentencePiece GGUF: %v", err)
+	for _, model := range []string{"t5", "bert", "rwkv", ""} {
+		_, err := tokenizer.FromGGUF(map[string]mlx.MetaValue{"tokenizer.ggml.model": {Kind: mlx.MetaString, String: model}})
+		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("%q is not supported", model)) || !strings.Contains(err.Error(), `"llama" SentencePiece`) {
+			t.Errorf("tokenizer model %q: %v", model, err)
+		}
 	}
 }
 
