@@ -300,3 +300,39 @@ func RingHostfile(addrs []string) ([]byte, error) {
 	}
 	return json.Marshal(rows)
 }
+
+// Environment variables of genkit's own, set by genkit launch for every rank.
+const (
+	// EnvBackend names the backend a launched rank initialises ("ring",
+	// "nccl", ...). Unset, the process is not distributed.
+	EnvBackend = "GENKIT_DIST_BACKEND"
+	// EnvInitTimeout bounds how long a launched rank waits for its peers
+	// (a Go duration such as "90s"; DefaultInitTimeout when unset).
+	EnvInitTimeout = "GENKIT_DIST_TIMEOUT"
+)
+
+// DefaultInitTimeout is how long InitFromEnv waits for the peers when
+// EnvInitTimeout is unset.
+const DefaultInitTimeout = 2 * time.Minute
+
+// InitFromEnv joins the group genkit launch (or a scheduler setting the same
+// variables) started this process in: the backend EnvBackend names, strict,
+// within EnvInitTimeout. When EnvBackend is unset it returns nil and no error:
+// the process runs alone.
+func InitFromEnv(ctx context.Context) (*Group, error) {
+	backend := os.Getenv(EnvBackend)
+	if backend == "" {
+		return nil, nil
+	}
+	timeout := DefaultInitTimeout
+	if s := os.Getenv(EnvInitTimeout); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d <= 0 {
+			return nil, fmt.Errorf("%s=%q: want a positive duration such as 90s", EnvInitTimeout, s)
+		}
+		timeout = d
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	return InitGroup(ctx, backend, true)
+}
