@@ -46,7 +46,7 @@ func TestShardMLPTwoProcesses(t *testing.T) {
 	cmds := make([]*exec.Cmd, 2)
 	for r := range cmds {
 		c := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestShardMLPWorker$", "-test.v", "-test.count=1")
-		c.Env = append(os.Environ(), shardWorkerEnv+"=1", mlx.EnvRank+"="+strconv.Itoa(r), mlx.EnvHostfile+"="+path)
+		c.Env = append(os.Environ(), shardWorkerEnv+"=1", mlx.EnvBackend+"=", mlx.EnvRank+"="+strconv.Itoa(r), mlx.EnvHostfile+"="+path)
 		c.Stdout, c.Stderr = &outs[r], &outs[r]
 		if err := c.Start(); err != nil {
 			t.Fatal(err)
@@ -69,7 +69,13 @@ func TestShardMLPWorker(t *testing.T) {
 	if os.Getenv(shardWorkerEnv) == "" {
 		t.Skip("run by TestShardMLPTwoProcesses only")
 	}
-	g, err := mlx.InitGroupTimeout(mlx.BackendRing, true, 30*time.Second)
+	// Under genkit launch's variables (GENKIT_DIST_BACKEND=nccl on a
+	// machine with two GPUs, say) the worker joins that group; else the ring
+	// the test set up.
+	g, err := mlx.InitFromEnv(context.Background())
+	if err == nil && g == nil {
+		g, err = mlx.InitGroupTimeout(mlx.BackendRing, true, 30*time.Second)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,5 +134,6 @@ func TestShardMLPWorker(t *testing.T) {
 		}
 		return nil
 	})
-	fmt.Printf("rank %d: sharded MLP ok\n", g.Rank())
+	dev, _ := mlx.Call(context.Background(), mlx.DefaultDevice)
+	fmt.Printf("rank %d: sharded MLP ok (%v, %s)\n", g.Rank(), g, dev)
 }
