@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"runtime"
@@ -335,4 +336,61 @@ func InitFromEnv(ctx context.Context) (*Group, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	return InitGroup(ctx, backend, true)
+}
+
+// BroadcastBytes sends data from rank root to every rank of g and returns
+// it on each (the others' data is ignored), so rank 0 can hand its requests
+// to the ranks that follow it. Every rank must call it at the same point. It
+// is two all-sums (the length, then the bytes, zeros on the other ranks) and
+// must run on the MLX thread.
+func BroadcastBytes(g *Group, root int, data []byte) ([]byte, error) {
+	if g == nil {
+		return nil, errors.New("broadcast: nil group")
+	}
+	if root < 0 || root >= g.Size() {
+		return nil, fmt.Errorf("broadcast: root %d is not a rank of %v", root, g)
+	}
+	if len(data) > math.MaxInt32 {
+		return nil, fmt.Errorf("broadcast: %d bytes, at most %d", len(data), math.MaxInt32)
+	}
+	mine := g.Rank() == root
+	n := 0
+	if mine {
+		n = len(data)
+	}
+	s := NewScope()
+	defer s.Close()
+	ln := s.Track(FromInt32s([]int32{int32(n)}, 1))
+	total := s.Track(AllSum(ln, g))
+	if err := s.Err(); err != nil {
+		return nil, fmt.Errorf("broadcast: %w", err)
+	}
+	got, err := total.Int32s()
+	if err != nil {
+		return nil, fmt.Errorf("broadcast: %w", err)
+	}
+	n = int(got[0])
+	if mine && n != len(data) {
+		return nil, fmt.Errorf("broadcast: the ranks summed to a length of %d for %d bytes: another rank broadcast at the same time", n, len(data))
+	}
+	if n < 0 {
+		return nil, fmt.Errorf("broadcast: length %d", n)
+	}
+	if n == 0 {
+		return []byte{}, nil
+	}
+	buf := make([]byte, n)
+	if mine {
+		copy(buf, data)
+	}
+	x := s.Track(FromBytes(buf, Uint8, n))
+	sum := s.Track(AllSum(x, g))
+	if err := s.Err(); err != nil {
+		return nil, fmt.Errorf("broadcast: %w", err)
+	}
+	out, err := readInto[byte](sum, "broadcast", Uint8)
+	if err != nil {
+		return nil, fmt.Errorf("broadcast: %w", err)
+	}
+	return out, nil
 }

@@ -185,7 +185,30 @@ func TestDistWorker(t *testing.T) {
 				return fmt.Errorf("all_gather = %v, want %v", ga, want)
 			}
 		}
-		return Barrier(g)
+		if err := Barrier(g); err != nil {
+			return err
+		}
+		// Broadcasts: from rank 0, from rank 1, an empty one.
+		for _, c := range []struct {
+			root int
+			msg  string
+		}{{0, "request from rank 0: décode ✓"}, {1, "\x00\xffbytes from rank 1"}, {0, ""}} {
+			data := []byte("not the root's bytes")
+			if r == c.root {
+				data = []byte(c.msg)
+			}
+			got, err := BroadcastBytes(g, c.root, data)
+			if err != nil {
+				return err
+			}
+			if string(got) != c.msg {
+				return fmt.Errorf("broadcast from rank %d = %q, want %q", c.root, got, c.msg)
+			}
+		}
+		if _, err := BroadcastBytes(g, 2, nil); err == nil {
+			return fmt.Errorf("broadcast from rank 2 of 2 accepted")
+		}
+		return nil
 	})
 	if err != nil {
 		t.Fatalf("rank %d: %v", r, err)

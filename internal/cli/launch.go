@@ -319,6 +319,9 @@ func runLaunch(cmd *cobra.Command, f launchFlags, args []string) error {
 		interrupted bool
 		rank0Ended  <-chan time.Time
 	)
+	// Main cancels the context on a signal; should one come before our own
+	// channel was registered, the context still stops the ranks.
+	cancelled := cmd.Context().Done()
 	for alive > 0 {
 		select {
 		case s := <-sigs:
@@ -326,6 +329,15 @@ func runLaunch(cmd *cobra.Command, f launchFlags, args []string) error {
 			signalAlive(s)
 			if kill == nil {
 				kill = time.After(f.grace)
+			}
+		case <-cancelled:
+			cancelled = nil
+			if !interrupted {
+				interrupted = true
+				signalAlive(syscall.SIGTERM)
+				if kill == nil {
+					kill = time.After(f.grace)
+				}
 			}
 		case <-kill:
 			signalAlive(os.Kill)
