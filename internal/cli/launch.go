@@ -68,7 +68,7 @@ See docs/distributed.md.`,
 }
 
 // rankEnv is the environment of one rank: the launcher's own, with the
-// distributed variables replaced.
+// variables of set replaced (an empty value removes the variable).
 func rankEnv(base []string, set map[string]string) []string {
 	out := make([]string, 0, len(base)+len(set))
 	for _, kv := range base {
@@ -88,7 +88,9 @@ func rankEnv(base []string, set map[string]string) []string {
 		}
 	}
 	for _, k := range keys {
-		out = append(out, k+"="+set[k])
+		if set[k] != "" {
+			out = append(out, k+"="+set[k])
+		}
 	}
 	return out
 }
@@ -101,6 +103,11 @@ func launchPlan(n int, backend string, initTimeout time.Duration, dir string) ([
 	}
 	if initTimeout <= 0 {
 		return nil, fmt.Errorf("--init-timeout %v: want a positive duration", initTimeout)
+	}
+	if n == 1 {
+		// One rank is no group (MLX's ring cannot close a ring of one):
+		// the copy runs alone, without inherited distributed variables.
+		return []map[string]string{{mlx.EnvRank: "", mlx.EnvHostfile: "", mlx.EnvWorldSize: "", mlx.EnvBackend: ""}}, nil
 	}
 	if backend == "auto" {
 		backend = mlx.BackendRing
@@ -393,7 +400,10 @@ func newDistCheckCmd() *cobra.Command {
 				return err
 			}
 			if g == nil {
-				return fmt.Errorf("dist-check: %s is unset: run it under genkit launch", mlx.EnvBackend)
+				// Not launched (or launched with -n 1): a group of one.
+				if g, err = mlx.InitGroup(ctx, mlx.BackendAny, false); err != nil {
+					return err
+				}
 			}
 			msg, err := distCheck(ctx, g)
 			if err != nil {

@@ -84,6 +84,15 @@ func TestLaunchTwoRanksRing(t *testing.T) {
 	}
 }
 
+// TestLaunchOneRank: -n 1 runs one copy alone (a group of one).
+func TestLaunchOneRank(t *testing.T) {
+	cmd, stdout, stderr := genkitProc(t, "launch", "-n", "1", "--", "dist-check")
+	code, _ := waitFor(t, cmd, 60*time.Second)
+	if want := "rank 0 of 1 (any): all_sum 1, all_gather [0]: ok"; code != 0 || !strings.Contains(stdout.String(), want) {
+		t.Errorf("exit %d, stdout %q (want %q), stderr %q", code, stdout, want, stderr)
+	}
+}
+
 // TestLaunchRankFails: rank 1 fails at once, so rank 0 waits for a peer that
 // never comes; the launcher must stop rank 0 and say which rank failed, with
 // status 101, well before the ranks' own 60 s init timeout.
@@ -174,9 +183,17 @@ func TestLaunchPlan(t *testing.T) {
 			t.Errorf("nccl without NCCL: err = %v", err)
 		}
 	}
-	env := rankEnv([]string{"A=1", "MLX_RANK=9", "B=2"}, map[string]string{"MLX_RANK": "0", "C": "3"})
+	env := rankEnv([]string{"A=1", "MLX_RANK=9", "B=2", "D=4"}, map[string]string{"MLX_RANK": "0", "C": "3", "D": ""})
 	if got := strings.Join(env, " "); got != "A=1 B=2 C=3 MLX_RANK=0" {
 		t.Errorf("rankEnv = %q", got)
+	}
+	// One rank runs alone: no distributed variables, inherited ones removed.
+	one, err := launchPlan(1, "ring", time.Minute, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(rankEnv([]string{"MLX_RANK=3", "MLX_HOSTFILE=h", "X=1"}, one[0]), " "); got != "X=1" {
+		t.Errorf("-n 1 environment %q, want X=1", got)
 	}
 	if failureCode(0, 7) != 7 || failureCode(1, 7) != 101 || failureCode(40, 1) != 125 {
 		t.Error("failureCode")
