@@ -383,6 +383,8 @@ func newDistCheckCmd() *cobra.Command {
 	var (
 		hold     time.Duration
 		failRank int
+		iters    int
+		dim      int
 	)
 	cmd := &cobra.Command{
 		Use:    "dist-check",
@@ -410,6 +412,13 @@ func newDistCheckCmd() *cobra.Command {
 				return fmt.Errorf("dist-check (%v): %w", g, err)
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), msg)
+			if iters > 0 {
+				per, err := distLatency(ctx, g, iters, dim)
+				if err != nil {
+					return fmt.Errorf("dist-check (%v): %w", g, err)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "rank %d: all_sum of %d float32 (one decode row), evaluated one at a time: %.1f µs each (%d rounds)\n", g.Rank(), dim, float64(per.Nanoseconds())/1e3, iters)
+			}
 			if hold > 0 {
 				select {
 				case <-time.After(hold):
@@ -422,6 +431,8 @@ func newDistCheckCmd() *cobra.Command {
 	}
 	cmd.Flags().DurationVar(&hold, "hold", 0, "stay up this long after the check")
 	cmd.Flags().IntVar(&failRank, "fail-rank", -1, "this rank exits with status 3 at once (to test the launcher)")
+	cmd.Flags().IntVar(&iters, "iters", 0, "then time this many all-sums of a [1, dim] float32 row")
+	cmd.Flags().IntVar(&dim, "dim", 576, "the row's width for --iters (a model's hidden size)")
 	return cmd
 }
 
@@ -459,5 +470,37 @@ func distCheck(ctx context.Context, g *mlx.Group) (string, error) {
 			return "", err
 		}
 		return fmt.Sprintf("rank %d of %d (%s): all_sum %v, all_gather %v: ok", r, n, g.Backend(), v, ranks), nil
+	})
+}
+
+// distLatency is the mean time of an all-sum of a [1, dim] float32 row,
+// evaluated one at a time (as a decode step's two all-sums a block are).
+func distLatency(ctx context.Context, g *mlx.Group, iters, dim int) (time.Duration, error) {
+	return mlx.Call(ctx, func() (time.Duration, error) {
+		x, err := mlx.Full(1, mlx.Float32, 1, dim)
+		if err != nil {
+			return 0, err
+		}
+		defer x.Free()
+		round := func() error {
+			y, err := mlx.AllSum(x, g)
+			if err != nil {
+				return err
+			}
+			defer y.Free()
+			return mlx.Eval(y)
+		}
+		for i := 0; i < 10; i++ { // warm up
+			if err := round(); err != nil {
+				return 0, err
+			}
+		}
+		start := time.Now()
+		for i := 0; i < iters; i++ {
+			if err := round(); err != nil {
+				return 0, err
+			}
+		}
+		return time.Since(start) / time.Duration(iters), nil
 	})
 }
