@@ -394,3 +394,32 @@ func BroadcastBytes(g *Group, root int, data []byte) ([]byte, error) {
 	}
 	return out, nil
 }
+
+// AllGatherAxis concatenates x of every rank of g along axis (negative
+// counts from the end), in rank order: the logits of a vocabulary-split head
+// [B, L, V/N] become [B, L, V] on every rank. Same rules as AllGather.
+func AllGatherAxis(x *Array, g *Group, axis int) (*Array, error) {
+	if !x.valid() {
+		return nil, errNil("all_gather")
+	}
+	nd := x.Ndim()
+	if axis < 0 {
+		axis += nd
+	}
+	if axis < 0 || axis >= nd {
+		return nil, &Error{Op: "all_gather", Msg: fmt.Sprintf("axis out of range for shape %v", x.Shape())}
+	}
+	if axis == 0 {
+		return AllGather(x, g)
+	}
+	s := NewScope()
+	defer s.Close()
+	front := s.Track(SwapAxes(x, 0, axis))
+	all := s.Track(AllGather(front, g))
+	out := s.Track(SwapAxes(all, 0, axis))
+	if err := s.Err(); err != nil {
+		return nil, err
+	}
+	s.Keep(out)
+	return out, nil
+}

@@ -205,6 +205,24 @@ func TestDistWorker(t *testing.T) {
 				return fmt.Errorf("broadcast from rank %d = %q, want %q", c.root, got, c.msg)
 			}
 		}
+		// AllGatherAxis along the last axis: rank r holds [2, 2] with
+		// entries 100*r + 10*row + col; the result is [2, 4], rank 0's
+		// columns then rank 1's.
+		blk := s.Track(FromFloat32s([]float32{float32(100 * r), float32(100*r + 1), float32(100*r + 10), float32(100*r + 11)}, 2, 2))
+		cat := s.Track(AllGatherAxis(blk, g, -1))
+		if err := s.Err(); err != nil {
+			return err
+		}
+		cv, err := cat.Float32s()
+		if err != nil {
+			return err
+		}
+		if want := []float32{0, 1, 100, 101, 10, 11, 110, 111}; fmt.Sprint(cv) != fmt.Sprint(want) || fmt.Sprint(cat.Shape()) != "[2 4]" {
+			return fmt.Errorf("all_gather along the last axis = %v %v, want [2 4] %v", cat.Shape(), cv, want)
+		}
+		if _, err := AllGatherAxis(blk, g, 2); err == nil {
+			return fmt.Errorf("all_gather along axis 2 of a 2-d array accepted")
+		}
 		if _, err := BroadcastBytes(g, 2, nil); err == nil {
 			return fmt.Errorf("broadcast from rank 2 of 2 accepted")
 		}
