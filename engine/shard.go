@@ -182,3 +182,78 @@ func finishShard(s *mlx.Scope, l *Linear, keepW bool, what string) (*Linear, err
 	}
 	return l, nil
 }
+
+// EmbeddingShard is one rank's block of an embedding table's vocabulary:
+// rows [Start, Stop) of the table.
+type EmbeddingShard struct {
+	Start, Stop int
+	table       *Embedding
+}
+
+// ShardEmbedding returns rank's block of e's vocabulary (rows of the dense
+// or quantized table, as copies). Its Lookup gives zero rows for ids outside
+// the block, so the all-sum over ranks is the full lookup. The vocabulary
+// must divide by size. It must run on the MLX thread; e is left as it was.
+func ShardEmbedding(e *Embedding, rank, size int) (*EmbeddingShard, error) {
+	if e == nil {
+		return nil, fmt.Errorf("embedding shard: nil embedding")
+	}
+	start, stop, err := ShardRange(e.vocab, rank, size, 1)
+	if err != nil {
+		return nil, fmt.Errorf("embedding shard of a %d-token vocabulary: %w", e.vocab, err)
+	}
+	s := mlx.NewScope()
+	defer s.Close()
+	t := &Embedding{vocab: stop - start, dim: e.dim, dtype: e.dtype}
+	if e.w != nil {
+		t.w = s.Track(takeRange(e.w, 0, start, stop))
+	}
+	t.q = shardQ(s, e.q, 0, start, stop)
+	t.rq = shardQ(s, e.rq, 0, start, stop)
+	if err := s.Err(); err != nil {
+		return nil, fmt.Errorf("embedding shard: %w", err)
+	}
+	var live []*mlx.Array
+	if t.w != nil {
+		live = append(live, t.w)
+	}
+	for _, q := range []*mlx.Quantized{t.q, t.rq} {
+		if q != nil {
+			live = append(live, q.Weight, q.Scales, q.Biases)
+		}
+	}
+	if err := mlx.Eval(live...); err != nil {
+		return nil, fmt.Errorf("embedding shard: %w", err)
+	}
+	s.Keep(live...)
+	return &EmbeddingShard{Start: start, Stop: stop, table: t}, nil
+}
+
+// Lookup returns the rows of ids [B, L] as [B, L, dim]: the table's row for
+// ids in [Start, Stop), zeros for the others. AllSum over the ranks gives
+// the full lookup exactly (one rank adds each row; the others add zeros).
+func (es *EmbeddingShard) Lookup(s *mlx.Scope, ids *mlx.Array) *mlx.Array {
+	lo := s.Track(mlx.Scalar(float64(es.Start), ids.Dtype()))
+	hi := s.Track(mlx.Scalar(float64(es.Stop), ids.Dtype()))
+	in := s.Track(mlx.LogicalAnd(s.Track(mlx.GreaterEqual(ids, lo)), s.Track(mlx.Less(ids, hi))))
+	local := s.Track(mlx.Subtract(ids, lo))
+	zero := s.Track(mlx.Scalar(0, ids.Dtype()))
+	safe := s.Track(mlx.Where(in, local, zero))
+	rows := es.table.Lookup(s, safe)
+	if s.Err() != nil {
+		return nil
+	}
+	mask := s.Track(mlx.ExpandDims(in, -1))
+	zeros := s.Track(mlx.Scalar(0, rows.Dtype()))
+	return s.Track(mlx.Where(mask, rows, zeros))
+}
+
+// Vocab is the number of tokens in this rank's block.
+func (es *EmbeddingShard) Vocab() int { return es.Stop - es.Start }
+
+// Free releases the shard's table.
+func (es *EmbeddingShard) Free() {
+	if es != nil && es.table != nil {
+		es.table.free()
+	}
+}

@@ -387,3 +387,94 @@ func TestShardOwnsMemory(t *testing.T) {
 		return nil
 	})
 }
+
+// TestShardEmbeddingAndHead: over 2 and 4 simulated ranks, the sum of the
+// vocabulary shards' lookups is the full lookup exactly (dense and 4-bit
+// tables), and the column shards of a head, concatenated, are its logits.
+func TestShardEmbeddingAndHead(t *testing.T) {
+	const vocab, dim = 16, 64
+	r := rand.New(rand.NewSource(5))
+	table := randFloats(r, vocab*dim)
+	ids := []int32{0, 3, 15, 8, 7, 12}
+	onMLX(t, func() error {
+		tab, err := mlx.FromFloat32s(table, vocab, dim)
+		if err != nil {
+			return err
+		}
+		defer tab.Free()
+		q, err := mlx.Quantize(tab, 32, 4)
+		if err != nil {
+			return err
+		}
+		dense := &Embedding{w: tab, vocab: vocab, dim: dim, dtype: mlx.Float32}
+		quant := &Embedding{q: q, vocab: vocab, dim: dim, dtype: mlx.Float32}
+		defer q.Free()
+		idArr, err := mlx.FromInt32s(ids, 2, 3)
+		if err != nil {
+			return err
+		}
+		defer idArr.Free()
+		for name, e := range map[string]*Embedding{"dense": dense, "4-bit": quant} {
+			s := mlx.NewScope()
+			full, err := s.Track(e.Lookup(s, idArr), nil).Float32s()
+			if err != nil {
+				s.Close()
+				return err
+			}
+			for _, size := range []int{2, 4} {
+				sum := make([]float32, len(full))
+				for rank := 0; rank < size; rank++ {
+					es, err := ShardEmbedding(e, rank, size)
+					if err != nil {
+						t.Fatalf("%s: %v", name, err)
+					}
+					rows := es.Lookup(s, idArr)
+					if err := s.Err(); err != nil {
+						return err
+					}
+					v, err := rows.Float32s()
+					if err != nil {
+						return err
+					}
+					es.Free()
+					for i := range v {
+						sum[i] += v[i]
+					}
+				}
+				for i := range full {
+					if sum[i] != full[i] {
+						t.Fatalf("%s, %d ranks: summed lookup[%d] = %v, full %v", name, size, i, sum[i], full[i])
+					}
+				}
+			}
+			s.Close()
+		}
+		if _, err := ShardEmbedding(dense, 0, 3); err == nil {
+			t.Error("16-token vocabulary over 3 ranks accepted")
+		}
+		// The head (tied: the table as a Linear) split over the vocabulary.
+		head := &Linear{q: q, out: vocab, in: dim}
+		x, err := mlx.FromFloat32s(randFloats(r, 2*dim), 2, dim)
+		if err != nil {
+			return err
+		}
+		defer x.Free()
+		full := apply(t, head, x)
+		got := make([]float64, len(full))
+		for rank := 0; rank < 2; rank++ {
+			sh, err := ColumnShard(head, rank, 2, 1)
+			if err != nil {
+				return err
+			}
+			y := apply(t, sh, x)
+			sh.free()
+			for row := 0; row < 2; row++ {
+				for j := 0; j < vocab/2; j++ {
+					got[row*vocab+rank*vocab/2+j] = float64(y[row*vocab/2+j])
+				}
+			}
+		}
+		closeTo(t, "vocabulary-split head", toF32(got), to64(full), 1e-5)
+		return nil
+	})
+}
