@@ -5,10 +5,10 @@
 # (.gpu/dist3, with dist.sh). Each folder travels in its own run (each under
 # 64 MiB with the working tree); the third run executes dist.sh. Needs the
 # cgo environment of the Makefile (source it as make does) and the CUDA wheel
-# in build/gpu-wheels (make gpu-pack fetches it).
+# in build/gpu-wheels (make gpu-pack fetches it) or at $CUDA_WHEEL.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-W=$(ls build/gpu-wheels/mlx_cuda_13-*.whl | head -1)
+W=${CUDA_WHEEL:-$(ls build/gpu-wheels/mlx_cuda_13-*.whl | head -1)}
 rm -rf .gpu/dist1 .gpu/dist2 .gpu/dist3 build/dist-stage
 mkdir -p .gpu/dist1 .gpu/dist2 .gpu/dist3 build/dist-stage/libs
 head -c 48000000 "$W" > .gpu/dist1/wheel.a
