@@ -2,7 +2,6 @@ package cli
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -16,7 +15,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/mlx-genkit/genkit/mlx"
+	"github.com/mlx-genkit/genkit/engine"
 	"github.com/spf13/cobra"
 )
 
@@ -62,7 +61,7 @@ See docs/distributed.md.`,
 	}
 	cmd.Flags().IntVarP(&f.n, "np", "n", 2, "number of ranks (processes)")
 	cmd.Flags().StringVar(&f.backend, "backend", "auto", "MLX distributed backend: ring (TCP, any machine), nccl (one NVIDIA GPU per rank) or auto (nccl when the linked MLX has it, else ring)")
-	cmd.Flags().DurationVar(&f.initTimeout, "init-timeout", mlx.DefaultInitTimeout, "how long each rank waits for the others to connect")
+	cmd.Flags().DurationVar(&f.initTimeout, "init-timeout", engine.DefaultDistTimeout, "how long each rank waits for the others to connect")
 	cmd.Flags().DurationVar(&f.grace, "grace", 10*time.Second, "how long ranks get to end after rank 0 ends or one fails, before they are killed")
 	return cmd
 }
@@ -107,29 +106,25 @@ func launchPlan(n int, backend string, initTimeout time.Duration, dir string) ([
 	if n == 1 {
 		// One rank is no group (MLX's ring cannot close a ring of one):
 		// the copy runs alone, without inherited distributed variables.
-		return []map[string]string{{mlx.EnvRank: "", mlx.EnvHostfile: "", mlx.EnvWorldSize: "", mlx.EnvBackend: ""}}, nil
+		return []map[string]string{{engine.EnvDistRank: "", engine.EnvDistHostfile: "", engine.EnvDistWorld: "", engine.EnvDistBackend: ""}}, nil
 	}
 	if backend == "auto" {
-		backend = mlx.BackendRing
-		if ok, err := mlx.DistributedAvailable(mlx.BackendNCCL); err == nil && ok {
-			backend = mlx.BackendNCCL
+		backend = engine.DistRing
+		if ok, err := engine.DistributedAvailable(engine.DistNCCL); err == nil && ok {
+			backend = engine.DistNCCL
 		}
 	}
 	envs := make([]map[string]string, n)
 	for r := range envs {
 		envs[r] = map[string]string{
-			mlx.EnvRank:        strconv.Itoa(r),
-			mlx.EnvBackend:     backend,
-			mlx.EnvInitTimeout: initTimeout.String(),
+			engine.EnvDistRank:    strconv.Itoa(r),
+			engine.EnvDistBackend: backend,
+			engine.EnvDistTimeout: initTimeout.String(),
 		}
 	}
 	switch backend {
-	case mlx.BackendRing:
-		addrs, err := mlx.FreeLoopbackAddrs(n)
-		if err != nil {
-			return nil, err
-		}
-		host, err := mlx.RingHostfile(addrs)
+	case engine.DistRing:
+		host, err := engine.LoopbackRing(n)
 		if err != nil {
 			return nil, err
 		}
@@ -138,21 +133,21 @@ func launchPlan(n int, backend string, initTimeout time.Duration, dir string) ([
 			return nil, fmt.Errorf("ring hostfile: %w", err)
 		}
 		for r := range envs {
-			envs[r][mlx.EnvHostfile] = path
+			envs[r][engine.EnvDistHostfile] = path
 		}
-	case mlx.BackendNCCL:
-		ok, err := mlx.DistributedAvailable(mlx.BackendNCCL)
+	case engine.DistNCCL:
+		ok, err := engine.DistributedAvailable(engine.DistNCCL)
 		if err != nil {
 			return nil, err
 		}
 		if !ok {
 			return nil, errors.New("--backend nccl: the linked MLX library has no NCCL backend (it needs the CUDA build of MLX)")
 		}
-		addrs, err := mlx.FreeLoopbackAddrs(1)
+		p, err := engine.FreeLoopbackPort()
 		if err != nil {
 			return nil, err
 		}
-		_, port, _ := strings.Cut(addrs[0], ":")
+		port := strconv.Itoa(p)
 		// One GPU per rank: the rank-th of the GPUs the user made visible,
 		// else GPU number rank.
 		gpus := []string{}
@@ -164,9 +159,9 @@ func launchPlan(n int, backend string, initTimeout time.Duration, dir string) ([
 		}
 		for r := range envs {
 			e := envs[r]
-			e[mlx.EnvWorldSize] = strconv.Itoa(n)
-			e[mlx.EnvNCCLHostIP] = "127.0.0.1"
-			e[mlx.EnvNCCLPort] = port
+			e[engine.EnvDistWorld] = strconv.Itoa(n)
+			e[engine.EnvNCCLHostIP] = "127.0.0.1"
+			e[engine.EnvNCCLPort] = port
 			if len(gpus) > 0 {
 				e["CUDA_VISIBLE_DEVICES"] = strings.TrimSpace(gpus[r])
 			} else {
@@ -393,27 +388,27 @@ func newDistCheckCmd() *cobra.Command {
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			if rank, err := strconv.Atoi(os.Getenv(mlx.EnvRank)); err == nil && rank == failRank {
+			if rank, err := strconv.Atoi(os.Getenv(engine.EnvDistRank)); err == nil && rank == failRank {
 				fmt.Fprintf(cmd.ErrOrStderr(), "dist-check: rank %d fails on purpose\n", rank)
 				return exitCode(3)
 			}
-			g, err := mlx.InitFromEnv(ctx)
+			g, err := engine.InitDistributed(ctx)
 			if err != nil {
 				return err
 			}
 			if g == nil {
 				// Not launched (or launched with -n 1): a group of one.
-				if g, err = mlx.InitGroup(ctx, mlx.BackendAny, false); err != nil {
+				if g, err = engine.SingleGroup(ctx); err != nil {
 					return err
 				}
 			}
-			msg, err := distCheck(ctx, g)
+			msg, err := engine.CheckDistributed(ctx, g)
 			if err != nil {
 				return fmt.Errorf("dist-check (%v): %w", g, err)
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), msg)
 			if iters > 0 {
-				per, err := distLatency(ctx, g, iters, dim)
+				per, err := engine.AllSumLatency(ctx, g, iters, dim)
 				if err != nil {
 					return fmt.Errorf("dist-check (%v): %w", g, err)
 				}
@@ -434,73 +429,4 @@ func newDistCheckCmd() *cobra.Command {
 	cmd.Flags().IntVar(&iters, "iters", 0, "then time this many all-sums of a [1, dim] float32 row")
 	cmd.Flags().IntVar(&dim, "dim", 576, "the row's width for --iters (a model's hidden size)")
 	return cmd
-}
-
-// distCheck all-sums rank+1 and all-gathers the rank over g and checks the
-// results against the group's size.
-func distCheck(ctx context.Context, g *mlx.Group) (string, error) {
-	n, r := g.Size(), g.Rank()
-	return mlx.Call(ctx, func() (string, error) {
-		s := mlx.NewScope()
-		defer s.Close()
-		x := s.Track(mlx.Scalar(float64(r+1), mlx.Float32))
-		sum := s.Track(mlx.AllSum(x, g))
-		xr := s.Track(mlx.FromInt32s([]int32{int32(r)}, 1))
-		all := s.Track(mlx.AllGather(xr, g))
-		if err := s.Err(); err != nil {
-			return "", err
-		}
-		v, err := sum.Item()
-		if err != nil {
-			return "", err
-		}
-		if want := float64(n * (n + 1) / 2); v != want {
-			return "", fmt.Errorf("all_sum of rank+1 = %v, want %v", v, want)
-		}
-		ranks, err := all.Int32s()
-		if err != nil {
-			return "", err
-		}
-		for i, got := range ranks {
-			if int(got) != i || len(ranks) != n {
-				return "", fmt.Errorf("all_gather of ranks = %v, want 0..%d", ranks, n-1)
-			}
-		}
-		if err := mlx.Barrier(g); err != nil {
-			return "", err
-		}
-		return fmt.Sprintf("rank %d of %d (%s): all_sum %v, all_gather %v: ok", r, n, g.Backend(), v, ranks), nil
-	})
-}
-
-// distLatency is the mean time of an all-sum of a [1, dim] float32 row,
-// evaluated one at a time (as a decode step's two all-sums a block are).
-func distLatency(ctx context.Context, g *mlx.Group, iters, dim int) (time.Duration, error) {
-	return mlx.Call(ctx, func() (time.Duration, error) {
-		x, err := mlx.Full(1, mlx.Float32, 1, dim)
-		if err != nil {
-			return 0, err
-		}
-		defer x.Free()
-		round := func() error {
-			y, err := mlx.AllSum(x, g)
-			if err != nil {
-				return err
-			}
-			defer y.Free()
-			return mlx.Eval(y)
-		}
-		for i := 0; i < 10; i++ { // warm up
-			if err := round(); err != nil {
-				return 0, err
-			}
-		}
-		start := time.Now()
-		for i := 0; i < iters; i++ {
-			if err := round(); err != nil {
-				return 0, err
-			}
-		}
-		return time.Since(start) / time.Duration(iters), nil
-	})
 }

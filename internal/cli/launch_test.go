@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mlx-genkit/genkit/mlx"
+	"github.com/mlx-genkit/genkit/engine"
 )
 
 // asGenkitEnv makes this test binary behave as the genkit command (see
@@ -30,7 +30,7 @@ func TestMain(m *testing.M) {
 func genkitProc(t *testing.T, args ...string) (*exec.Cmd, *bytes.Buffer, *bytes.Buffer) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(os.Environ(), asGenkitEnv+"=1", mlx.EnvBackend+"=", mlx.EnvRank+"=")
+	cmd.Env = append(os.Environ(), asGenkitEnv+"=1", engine.EnvDistBackend+"=", engine.EnvDistRank+"=")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Start(); err != nil {
@@ -156,12 +156,12 @@ func TestLaunchPlan(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	host, err := os.ReadFile(envs[0][mlx.EnvHostfile])
+	host, err := os.ReadFile(envs[0][engine.EnvDistHostfile])
 	if err != nil {
 		t.Fatal(err)
 	}
 	for r, e := range envs {
-		if e[mlx.EnvRank] != []string{"0", "1", "2"}[r] || e[mlx.EnvBackend] != "ring" || e[mlx.EnvInitTimeout] != "1m0s" || e[mlx.EnvHostfile] != envs[0][mlx.EnvHostfile] {
+		if e[engine.EnvDistRank] != []string{"0", "1", "2"}[r] || e[engine.EnvDistBackend] != "ring" || e[engine.EnvDistTimeout] != "1m0s" || e[engine.EnvDistHostfile] != envs[0][engine.EnvDistHostfile] {
 			t.Errorf("rank %d env %v", r, e)
 		}
 	}
@@ -178,7 +178,7 @@ func TestLaunchPlan(t *testing.T) {
 		}
 	}
 	// The CPU build of MLX has no NCCL: refused with a reason.
-	if ok, _ := mlx.DistributedAvailable(mlx.BackendNCCL); !ok {
+	if ok, _ := engine.DistributedAvailable(engine.DistNCCL); !ok {
 		if _, err := launchPlan(2, "nccl", time.Minute, dir); err == nil || !strings.Contains(err.Error(), "NCCL") {
 			t.Errorf("nccl without NCCL: err = %v", err)
 		}
