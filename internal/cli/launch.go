@@ -46,7 +46,8 @@ other ranks' output goes to stderr, each line prefixed with "[rank R]".
 A signal (SIGINT, SIGTERM, SIGHUP) is passed on to every rank and launch exits
 128+N. When a rank fails, the others are stopped; the exit status is rank 0's
 own status when rank 0 failed first, else 100+R for rank R (at most 125).
-When rank 0 ends, the others are given --grace to end too, then stopped.
+When rank 0 ends, the others are given --grace to end too, then stopped;
+a rank failing after rank 0 ended well is reported but does not fail the run.
 See docs/distributed.md.`,
 		Example: "  genkit launch -n 2 -- generate --prompt 'Hello'\n  genkit launch -n 2 --backend nccl -- bench --synthetic ...",
 		// The launcher itself runs no MLX work: no device selection.
@@ -286,7 +287,9 @@ func runLaunch(cmd *cobra.Command, f launchFlags, args []string) error {
 		if err := c.Start(); err != nil {
 			for _, started := range cmds[:r] {
 				_ = started.Process.Kill()
-				_ = started.Wait()
+			}
+			for range cmds[:r] {
+				<-exited // reaped by their Wait
 			}
 			return fmt.Errorf("launch: starting rank %d: %w", r, err)
 		}
@@ -320,6 +323,7 @@ func runLaunch(cmd *cobra.Command, f launchFlags, args []string) error {
 		failStatus  int
 		interrupted bool
 		rank0Ended  <-chan time.Time
+		rank0OK     bool
 	)
 	// Main cancels the context on a signal; should one come before our own
 	// channel was registered, the context still stops the ranks.
@@ -350,12 +354,21 @@ func runLaunch(cmd *cobra.Command, f launchFlags, args []string) error {
 			done[e.rank] = true
 			alive--
 			code := exitStatus(e.err)
-			if code != 0 && failed < 0 && !stopping && !interrupted {
+			switch {
+			case code == 0 || stopping || interrupted:
+			case rank0OK:
+				// Rank 0 finished its work: a follower failing on the way out
+				// (its peer gone) is reported but does not fail the run.
+				fmt.Fprintf(stderr, "genkit: launch: rank %d exited with status %d after rank 0 ended\n", e.rank, code)
+			case failed < 0:
 				failed, failStatus = e.rank, code
 				stop()
 			}
-			if e.rank == 0 && alive > 0 && !stopping {
-				rank0Ended = time.After(f.grace)
+			if e.rank == 0 {
+				rank0OK = code == 0 && failed < 0
+				if alive > 0 && !stopping {
+					rank0Ended = time.After(f.grace)
+				}
 			}
 		}
 	}
@@ -380,6 +393,7 @@ func newDistCheckCmd() *cobra.Command {
 		failRank int
 		iters    int
 		dim      int
+		lateFail int
 	)
 	cmd := &cobra.Command{
 		Use:    "dist-check",
@@ -414,6 +428,11 @@ func newDistCheckCmd() *cobra.Command {
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "rank %d: all_sum of %d float32 (one decode row), evaluated one at a time: %.1f µs each (%d rounds)\n", g.Rank(), dim, float64(per.Nanoseconds())/1e3, iters)
 			}
+			if g.Rank() == lateFail {
+				time.Sleep(500 * time.Millisecond)
+				fmt.Fprintf(cmd.ErrOrStderr(), "dist-check: rank %d fails late on purpose\n", g.Rank())
+				return exitCode(4)
+			}
 			if hold > 0 {
 				select {
 				case <-time.After(hold):
@@ -426,6 +445,7 @@ func newDistCheckCmd() *cobra.Command {
 	}
 	cmd.Flags().DurationVar(&hold, "hold", 0, "stay up this long after the check")
 	cmd.Flags().IntVar(&failRank, "fail-rank", -1, "this rank exits with status 3 at once (to test the launcher)")
+	cmd.Flags().IntVar(&lateFail, "late-fail-rank", -1, "this rank exits with status 4 half a second after the check (to test the launcher)")
 	cmd.Flags().IntVar(&iters, "iters", 0, "then time this many all-sums of a [1, dim] float32 row")
 	cmd.Flags().IntVar(&dim, "dim", 576, "the row's width for --iters (a model's hidden size)")
 	return cmd

@@ -110,6 +110,16 @@ func TestLaunchRankFails(t *testing.T) {
 	}
 }
 
+// TestLaunchFollowerFailsLate: rank 1 fails after rank 0 ended well: launch
+// reports it and exits 0 (rank 0's work is done).
+func TestLaunchFollowerFailsLate(t *testing.T) {
+	cmd, stdout, stderr := genkitProc(t, "launch", "-n", "2", "--backend", "ring", "--init-timeout", "30s", "--", "dist-check", "--late-fail-rank", "1")
+	code, _ := waitFor(t, cmd, 60*time.Second)
+	if want := "rank 1 exited with status 4 after rank 0 ended"; code != 0 || !strings.Contains(stderr.String(), want) {
+		t.Errorf("exit %d, want 0 and %q\nstdout:\n%s\nstderr:\n%s", code, want, stdout, stderr)
+	}
+}
+
 // TestLaunchRankZeroFails: rank 0's own failure is launch's exit status.
 func TestLaunchRankZeroFails(t *testing.T) {
 	cmd, stdout, stderr := genkitProc(t, "launch", "-n", "2", "--backend", "ring", "--grace", "2s", "--", "dist-check", "--fail-rank", "0")
