@@ -429,7 +429,7 @@ func newDistCheckCmd() *cobra.Command {
 				fmt.Fprintf(cmd.OutOrStdout(), "rank %d: all_sum of %d float32 (one decode row), evaluated one at a time: %.1f µs each (%d rounds)\n", g.Rank(), dim, float64(per.Nanoseconds())/1e3, iters)
 			}
 			if g.Rank() == lateFail {
-				time.Sleep(500 * time.Millisecond)
+				time.Sleep(3 * time.Second) // rank 0 has ended by then
 				fmt.Fprintf(cmd.ErrOrStderr(), "dist-check: rank %d fails late on purpose\n", g.Rank())
 				return exitCode(4)
 			}
@@ -445,7 +445,7 @@ func newDistCheckCmd() *cobra.Command {
 	}
 	cmd.Flags().DurationVar(&hold, "hold", 0, "stay up this long after the check")
 	cmd.Flags().IntVar(&failRank, "fail-rank", -1, "this rank exits with status 3 at once (to test the launcher)")
-	cmd.Flags().IntVar(&lateFail, "late-fail-rank", -1, "this rank exits with status 4 half a second after the check (to test the launcher)")
+	cmd.Flags().IntVar(&lateFail, "late-fail-rank", -1, "this rank exits with status 4 three seconds after the check, when rank 0 has ended (to test the launcher)")
 	cmd.Flags().IntVar(&iters, "iters", 0, "then time this many all-sums of a [1, dim] float32 row")
 	cmd.Flags().IntVar(&dim, "dim", 576, "the row's width for --iters (a model's hidden size)")
 	return cmd
