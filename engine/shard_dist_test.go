@@ -23,7 +23,8 @@ const shardWorkerEnv = "GENKIT_TEST_SHARD_WORKER"
 // TestShardMLPTwoProcesses runs a SwiGLU MLP (gate and up column-parallel,
 // down row-parallel with a bias, an all-sum after down) as two processes
 // over MLX's ring backend on loopback; each rank checks the all-summed
-// output against the unsharded MLP it also computes, to 1e-5.
+// output against the unsharded MLP it also computes, to 1e-5, and that every
+// rank's all-summed output has the same bits.
 func TestShardMLPTwoProcesses(t *testing.T) {
 	if os.Getenv(shardWorkerEnv) != "" {
 		t.Skip("inside a worker")
@@ -130,6 +131,23 @@ func TestShardMLPWorker(t *testing.T) {
 		for i := range want {
 			if d := math.Abs(float64(got[i] - want[i])); d > 1e-5*(1+math.Abs(float64(want[i]))) {
 				return fmt.Errorf("all-summed MLP[%d] = %v, unsharded %v", i, got[i], want[i])
+			}
+		}
+		// Every rank holds the same bits after the all-sum (what lets each
+		// rank sample the same token): gather all ranks' results and compare.
+		all := s.Track(mlx.AllGather(s.Track(mlx.ExpandDims(y, 0)), g))
+		if err := s.Err(); err != nil {
+			return err
+		}
+		every, err := all.Float32s()
+		if err != nil {
+			return err
+		}
+		for rk := 0; rk < g.Size(); rk++ {
+			for i, v := range every[rk*len(got) : (rk+1)*len(got)] {
+				if math.Float32bits(v) != math.Float32bits(got[i]) {
+					return fmt.Errorf("rank %d's all-summed MLP[%d] = %v, this rank's %v: the ranks disagree", rk, i, v, got[i])
+				}
 			}
 		}
 		return nil
