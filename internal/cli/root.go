@@ -89,7 +89,7 @@ func newRoot() *cobra.Command {
 	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error {
 		return chooseDevice(cmd, device)
 	}
-	root.AddCommand(newVersionCmd(), newLogitsCmd(), newGenerateCmd(), newTokenizeCmd(), newVectorCmd(), newSmokeCmd(), newScoreCmd(), newConvertCmd(), newBenchCmd(), newExportCmd())
+	root.AddCommand(newVersionCmd(), newLogitsCmd(), newGenerateCmd(), newTokenizeCmd(), newVectorCmd(), newSmokeCmd(), newScoreCmd(), newConvertCmd(), newBenchCmd(), newExportCmd(), newLaunchCmd(), newDistCheckCmd())
 	// Without a subcommand genkit opens the terminal UI.
 	var ui uiFlags
 	ui.register(root)
