@@ -85,7 +85,7 @@ func TestShardMLPWorker(t *testing.T) {
 	r := rand.New(rand.NewSource(11))
 	wg, wu, wd := randFloats(r, hidden*dim), randFloats(r, hidden*dim), randFloats(r, dim*hidden)
 	bd, xv := randFloats(r, dim), randFloats(r, rows*dim)
-	onMLX(t, func() error {
+	onMLXThread(t, func() error {
 		gate, up, down := denseLinear(t, wg, nil, hidden, dim), denseLinear(t, wu, nil, hidden, dim), denseLinear(t, wd, bd, dim, hidden)
 		defer func() { gate.free(); up.free(); down.free() }()
 		x, err := mlx.FromFloat32s(xv, rows, dim)

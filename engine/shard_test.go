@@ -11,7 +11,7 @@ import (
 )
 
 // onMLX runs fn on the MLX thread and fails the test on its error.
-func onMLX(t *testing.T, fn func() error) {
+func onMLXThread(t *testing.T, fn func() error) {
 	t.Helper()
 	if err := mlx.Do(context.Background(), fn); err != nil {
 		t.Fatal(err)
@@ -137,7 +137,7 @@ func TestColumnShardDense(t *testing.T) {
 	r := rand.New(rand.NewSource(1))
 	w, b, xv := randFloats(r, out*in), randFloats(r, out), randFloats(r, rows*in)
 	want := naive(xv, w, b, rows, out, in)
-	onMLX(t, func() error {
+	onMLXThread(t, func() error {
 		l := denseLinear(t, w, b, out, in)
 		defer l.free()
 		x, err := mlx.FromFloat32s(xv, rows, in)
@@ -186,7 +186,7 @@ func TestRowShardDense(t *testing.T) {
 	r := rand.New(rand.NewSource(2))
 	w, b, xv := randFloats(r, out*in), randFloats(r, out), randFloats(r, rows*in)
 	want := naive(xv, w, b, rows, out, in)
-	onMLX(t, func() error {
+	onMLXThread(t, func() error {
 		l := denseLinear(t, w, b, out, in)
 		defer l.free()
 		x, err := mlx.FromFloat32s(xv, rows, in)
@@ -226,7 +226,7 @@ func TestShardQuantized(t *testing.T) {
 	r := rand.New(rand.NewSource(3))
 	w, xv := randFloats(r, out*in), randFloats(r, rows*in)
 	for _, bits := range []int{4, 8} {
-		onMLX(t, func() error {
+		onMLXThread(t, func() error {
 			l := quantLinear(t, w, out, in, group, bits)
 			defer l.free()
 			x, err := mlx.FromFloat32s(xv, rows, in)
@@ -309,7 +309,7 @@ func TestShardRefused(t *testing.T) {
 	if _, _, err := ShardHeads(8, 2, 4); err == nil {
 		t.Error("2 key-value heads over 4 ranks accepted (no replication)")
 	}
-	onMLX(t, func() error {
+	onMLXThread(t, func() error {
 		l := denseLinear(t, make([]float32, 9*6), nil, 9, 6)
 		defer l.free()
 		if _, err := ColumnShard(l, 0, 2, 1); err == nil || !strings.Contains(err.Error(), "9 features") {
@@ -333,7 +333,7 @@ func TestShardRefused(t *testing.T) {
 // the shard still gives the same output.
 func TestShardOwnsMemory(t *testing.T) {
 	const out, in = 512, 256
-	onMLX(t, func() error {
+	onMLXThread(t, func() error {
 		key, err := mlx.RandomKey(7)
 		if err != nil {
 			return err
@@ -396,7 +396,7 @@ func TestShardEmbeddingAndHead(t *testing.T) {
 	r := rand.New(rand.NewSource(5))
 	table := randFloats(r, vocab*dim)
 	ids := []int32{0, 3, 15, 8, 7, 12}
-	onMLX(t, func() error {
+	onMLXThread(t, func() error {
 		tab, err := mlx.FromFloat32s(table, vocab, dim)
 		if err != nil {
 			return err
