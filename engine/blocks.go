@@ -117,7 +117,8 @@ func (m *Model) attention(s *mlx.Scope, i int, x *mlx.Array, f *pass) *mlx.Array
 	cfg := m.Config
 	b := m.layers[i]
 	B, L := f.B, f.L
-	H, Hkv, hd := cfg.NumHeads, cfg.NumKVHeads, cfg.HeadDim
+	H, Hkv := m.heads()
+	hd := cfg.HeadDim
 	var q, k, v *mlx.Array
 	if b.qkv != nil {
 		y := b.qkv.Apply(s, x)
@@ -158,7 +159,7 @@ func (m *Model) attention(s *mlx.Scope, i int, x *mlx.Array, f *pass) *mlx.Array
 		a = s.Track(mlx.ScaledDotProductAttention(q, kk, vv, cfg.AttentionScale(), mode, mask))
 	}
 	a = s.Track(mlx.Reshape(s.Track(mlx.Transpose(a, 0, 2, 1, 3)), B, L, H*hd))
-	return b.o.Apply(s, a)
+	return m.reduce(s, b.o.Apply(s, a))
 }
 
 // eagerAttention is attention written out (scores, soft-capping, mask,
@@ -220,7 +221,7 @@ func (m *Model) mlp(s *mlx.Scope, i int, x *mlx.Array) *mlx.Array {
 		g, u = b.gate.Apply(s, x), b.up.Apply(s, x)
 	}
 	g = m.activation(s, g)
-	return b.down.Apply(s, s.Track(mlx.Multiply(g, u)))
+	return m.reduce(s, b.down.Apply(s, s.Track(mlx.Multiply(g, u))))
 }
 
 // activation is the MLP gate's activation: SiLU, or GELU with the tanh

@@ -149,6 +149,8 @@ type tensorSource struct {
 	// keepQ keeps 4- and 8-bit weights beside their dense expansion, for
 	// the CPU's quantized row products (decode steps).
 	keepQ bool
+	// group shards the blocks over its ranks (nil or one rank: none).
+	group *mlx.Group
 }
 
 func (t *tensorSource) has(name string) bool { _, ok := t.arrays[name]; return ok }

@@ -15,6 +15,12 @@ import (
 
 // LoadOptions control how weights are loaded.
 type LoadOptions struct {
+	// Group, when it has more than one rank, shards every block across its
+	// ranks (tensor parallelism, docs/distributed.md): each rank holds its
+	// slice of the heads and of the MLP, and the blocks all-sum their
+	// outputs. Every rank must load the same model with the same options
+	// and run the same requests in the same order.
+	Group *DistGroup
 	// Weights says whether quantized weights stay quantized (run through
 	// quantized_matmul) or are expanded to dense DType matrices.
 	Weights WeightMode
@@ -29,6 +35,9 @@ type LoadOptions struct {
 	// model's own.
 	Tokenizer string
 }
+
+// sharded reports whether the options shard the model over several ranks.
+func (o LoadOptions) sharded() bool { return o.Group != nil && o.Group.Size() > 1 }
 
 // WeightMode chooses how quantized weights are used.
 type WeightMode int
@@ -103,7 +112,8 @@ func loadGGUF(path string, opts LoadOptions) (*Model, error) {
 	}
 	src.dtype = computeDtype(opts, mlx.Float16)
 	dense := opts.Weights.dense(cfg, src.dtype)
-	src.keepQ = keepQuantized(opts, dense, src.dtype)
+	src.keepQ = keepQuantized(opts, dense, src.dtype) && !opts.sharded()
+	src.group = opts.Group
 	m, err := build(cfg, src, "gguf", dense)
 	if err != nil {
 		return nil, err
@@ -279,7 +289,8 @@ func loadDir(dir string, opts LoadOptions) (*Model, error) {
 	}
 	src.dtype = computeDtype(opts, native)
 	dense := opts.Weights.dense(cfg, src.dtype)
-	src.keepQ = keepQuantized(opts, dense, src.dtype)
+	src.keepQ = keepQuantized(opts, dense, src.dtype) && !opts.sharded()
+	src.group = opts.Group
 	m, err := build(cfg, src, "hf", dense)
 	if err != nil {
 		return nil, err

@@ -44,6 +44,9 @@ type Model struct {
 	attn []attnSpec
 	// fusable: decode steps may run the fused CPU and GPU blocks.
 	fusable bool
+	// tp, when set, is this rank's part of a tensor-parallel group: its
+	// heads and the group its blocks all-sum over.
+	tp *tensorParallel
 	// localFreqs are RoPE's periods of sliding layers when their base
 	// differs (gemma3); nil otherwise.
 	localFreqs *mlx.Array
@@ -185,6 +188,13 @@ func build(cfg *Config, src *tensorSource, format string, dequantize bool) (*Mod
 	}()
 	D, F, hd := cfg.HiddenSize, cfg.IntermediateSize, cfg.HeadDim
 	qOut, kvOut := cfg.NumHeads*hd, cfg.NumKVHeads*hd
+	if src.group != nil && src.group.Size() > 1 {
+		tp, err := newTensorParallel(src.group, cfg, arch)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", src.file, err)
+		}
+		m.tp = tp
+	}
 	// llama.cpp's converter stores gemma's norms with the one added.
 	plusOne := arch.NormPlusOne && !gguf
 	norm := func(name string, dim int) (*mlx.Array, error) {
@@ -236,12 +246,19 @@ func build(cfg *Config, src *tensorSource, format string, dequantize bool) (*Mod
 			if b.down, err = src.linear(n.down, D, F, cfg.MLPBias, dequantize); err != nil {
 				return nil, err
 			}
-			if b.gateUp, err = fuseLinears(b.gate, b.up); err != nil {
-				return nil, fmt.Errorf("%s: fuse gate/up of layer %d: %w", src.file, i, err)
+		}
+		if m.tp != nil {
+			if err := m.tp.shardBlock(b, cfg); err != nil {
+				return nil, fmt.Errorf("%s: layer %d: %w", src.file, i, err)
 			}
 		}
 		if b.qkv, err = fuseLinears(b.q, b.k, b.v); err != nil {
 			return nil, fmt.Errorf("%s: fuse q/k/v of layer %d: %w", src.file, i, err)
+		}
+		if b.gate != nil {
+			if b.gateUp, err = fuseLinears(b.gate, b.up); err != nil {
+				return nil, fmt.Errorf("%s: fuse gate/up of layer %d: %w", src.file, i, err)
+			}
 		}
 		if cfg.QKNorm {
 			qn, kn := hd, hd
@@ -259,7 +276,7 @@ func build(cfg *Config, src *tensorSource, format string, dequantize bool) (*Mod
 	if m.norm, err = norm(names.norm, D); err != nil {
 		return nil, err
 	}
-	m.fusable = arch.Fusable && cfg.plain()
+	m.fusable = arch.Fusable && cfg.plain() && m.tp == nil
 	switch {
 	case src.has(names.lmHead + ".weight"):
 		if m.lmHead, err = src.linear(names.lmHead, cfg.VocabSize, D, false, dequantize); err != nil {

@@ -67,7 +67,29 @@ func (f *modelFlags) load() (*engine.Model, error) {
 	if n := engine.CompileNotice(); n != "" {
 		warn("%s", n)
 	}
+	if opts.Group, err = joinGroup(); err != nil {
+		return nil, err
+	}
 	return engine.Load(context.Background(), path, opts)
+}
+
+// joinGroup joins the tensor-parallel group `genkit launch` started this
+// process in (nil when it was not). Every rank computes the same tokens;
+// only rank 0 writes them: the others' standard output is discarded.
+func joinGroup() (*engine.DistGroup, error) {
+	g, err := engine.InitDistributed(context.Background())
+	if err != nil || g == nil {
+		return nil, err
+	}
+	if g.Size() < 2 {
+		return nil, nil
+	}
+	if g.Rank() != 0 {
+		if null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0); err == nil {
+			os.Stdout = null
+		}
+	}
+	return g, nil
 }
 
 func freeModel(m *engine.Model) { m.Close() }

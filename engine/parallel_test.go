@@ -1,0 +1,233 @@
+package engine_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mlx-genkit/genkit/engine"
+	"github.com/mlx-genkit/genkit/mlx"
+)
+
+// tpWorkerEnv makes TestTensorParallelWorker play one rank; it holds the
+// file rank 0 writes its results to.
+const tpWorkerEnv = "GENKIT_TEST_TP_WORKER"
+
+// tpFamilies are the tiny families the two-process test shards: biases
+// (qwen2), q/k norms per head (qwen3, gemma3), a window (mistral), soft-caps
+// and sandwich norms (gemma2), multipliers (granite), fused checkpoints
+// (phi3).
+var tpFamilies = []string{"llama_tied", "qwen2_bias", "qwen3_headdim", "mistral_window", "granite_mult", "phi3_fused", "gemma2_caps", "gemma3_local"}
+
+// tpResult is what one model gives, on one process or sharded.
+type tpResult struct {
+	Logits  [][]float32 `json:"logits"`  // every position of the prompt
+	Steered [][]float32 `json:"steered"` // the same with alpha·v added after a middle block
+	Greedy  [][]int     `json:"greedy"`  // two lanes, the second steered
+	Refused string      `json:"refused"` // olmo2's error (q/k norms across heads)
+}
+
+var tpPrompt = []int{17, 3, 99, 42, 7, 250, 1, 64, 128, 5, 9, 33}
+
+// steerHook adds alpha·v after one block, in lane 1 only when lanes > 1.
+type steerHook struct {
+	layer int
+	v     *mlx.Array
+}
+
+func (h steerHook) AfterBlock(s *mlx.Scope, layer int, x *mlx.Array, _ engine.Step) (*mlx.Array, error) {
+	if layer != h.layer {
+		return x, nil
+	}
+	add := h.v
+	if b := x.Dim(0); b > 1 {
+		zero := s.Track(mlx.Zeros(x.Dtype(), 1, 1, x.Dim(2)))
+		vv := s.Track(mlx.Reshape(h.v, 1, 1, x.Dim(2)))
+		add = s.Track(mlx.Concatenate(0, zero, vv))
+	}
+	return s.Track(mlx.Add(x, add)), s.Err()
+}
+
+// tpRun computes a tpResult for the model at path with opts.
+func tpRun(t *testing.T, path string, opts engine.LoadOptions) tpResult {
+	t.Helper()
+	m := load(t, path, opts)
+	var r tpResult
+	var err error
+	lanes, err := m.Logits(tpPrompt, 1, true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Logits = lanes[0]
+	D := m.HiddenSize()
+	v := make([]float32, D)
+	for i := range v {
+		v[i] = float32(math.Sin(float64(i)*0.7)) * 3 / float32(math.Sqrt(float64(D)))
+	}
+	var hook steerHook
+	hook.layer = m.NumLayers() / 2
+	if err := mlx.Do(context.Background(), func() error {
+		hook.v, err = mlx.FromFloat32s(v, D)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = mlx.Do(context.Background(), func() error { hook.v.Free(); return nil }) }()
+	steered, err := m.Logits(tpPrompt, 1, true, hook)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Steered = steered[0]
+	res, _, err := m.Generate(context.Background(), engine.Request{Prompt: tpPrompt, Lanes: 2, MaxNewTokens: 10, IgnoreEOS: true, Hook: hook})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range res {
+		r.Greedy = append(r.Greedy, l.Tokens)
+	}
+	return r
+}
+
+// TestTensorParallelMatchesOneProcess shards each tiny family over two
+// processes (MLX's ring backend on loopback, as `genkit launch -n 2` runs
+// them) and compares with one process: logits at every position within
+// 1e-4, a residual steering hook's logits within 1e-4, and greedy tokens
+// of a base and a steered lane identical. A family the split cannot shard
+// (olmo2's q/k norms span every head) is refused by name.
+func TestTensorParallelMatchesOneProcess(t *testing.T) {
+	if os.Getenv(tpWorkerEnv) != "" {
+		t.Skip("inside a worker")
+	}
+	if ok, err := mlx.DistributedAvailable(mlx.BackendRing); err != nil || !ok {
+		t.Skipf("MLX's ring backend is not available here (%v)", err)
+	}
+	addrs, err := mlx.FreeLoopbackAddrs(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, err := mlx.RingHostfile(addrs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	hosts := filepath.Join(dir, "hosts.json")
+	if err := os.WriteFile(hosts, host, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	results := filepath.Join(dir, "rank0.json")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	outs := make([]strings.Builder, 2)
+	cmds := make([]*exec.Cmd, 2)
+	for r := range cmds {
+		c := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestTensorParallelWorker$", "-test.v", "-test.count=1")
+		c.Env = append(os.Environ(), tpWorkerEnv+"="+results, engine.EnvDistBackend+"=ring",
+			mlx.EnvRank+"="+strconv.Itoa(r), mlx.EnvHostfile+"="+hosts)
+		c.Stdout, c.Stderr = &outs[r], &outs[r]
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		cmds[r] = c
+	}
+	for r, c := range cmds {
+		if err := c.Wait(); err != nil {
+			t.Fatalf("rank %d: %v\n%s", r, err, outs[r].String())
+		}
+	}
+	var sharded map[string]tpResult
+	data, err := os.ReadFile(results)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &sharded); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range tpFamilies {
+		t.Run(name, func(t *testing.T) {
+			got, ok := sharded[name]
+			if !ok {
+				t.Fatal("no sharded result")
+			}
+			want := tpRun(t, hfDir(name), engine.LoadOptions{})
+			if d := maxDiff32(got.Logits, want.Logits); d > 1e-4 {
+				t.Errorf("sharded logits differ from one process by %g", d)
+			}
+			if d := maxDiff32(got.Steered, want.Steered); d > 1e-4 {
+				t.Errorf("sharded steered logits differ from one process by %g", d)
+			}
+			if d := maxDiff32(want.Steered, want.Logits); d < 1e-3 {
+				t.Errorf("the hook changed the logits by %g only: the steering comparison shows nothing", d)
+			}
+			if fmt.Sprint(got.Greedy) != fmt.Sprint(want.Greedy) {
+				t.Errorf("sharded greedy %v, one process %v", got.Greedy, want.Greedy)
+			}
+		})
+	}
+	if r := sharded["olmo2_post"].Refused; !strings.Contains(r, "olmo2") || !strings.Contains(r, "across all heads") {
+		t.Errorf("olmo2 over two ranks: got %q, want a refusal naming olmo2 and its q/k norms", r)
+	}
+}
+
+// TestTensorParallelWorker is one rank of TestTensorParallelMatchesOneProcess.
+func TestTensorParallelWorker(t *testing.T) {
+	out := os.Getenv(tpWorkerEnv)
+	if out == "" {
+		t.Skip("run by TestTensorParallelMatchesOneProcess only")
+	}
+	g, err := engine.InitDistributed(context.Background())
+	if err != nil || g == nil {
+		t.Fatalf("joining the group: %v", err)
+	}
+	results := map[string]tpResult{}
+	for _, name := range tpFamilies {
+		results[name] = tpRun(t, hfDir(name), engine.LoadOptions{Group: g})
+	}
+	var refused error
+	if err := mlx.Do(context.Background(), func() error {
+		m, err := engine.LoadModel(hfDir("olmo2_post"), engine.LoadOptions{Group: g})
+		if err == nil {
+			m.Free()
+		}
+		refused = err
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if refused == nil {
+		t.Fatal("olmo2 loaded sharded")
+	}
+	results["olmo2_post"] = tpResult{Refused: refused.Error()}
+	if g.Rank() == 0 {
+		data, err := json.Marshal(results)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(out, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func maxDiff32(a, b [][]float32) float64 {
+	if len(a) != len(b) || len(a) == 0 {
+		return math.Inf(1)
+	}
+	d := 0.0
+	for i := range a {
+		if len(a[i]) != len(b[i]) {
+			return math.Inf(1)
+		}
+		for j := range a[i] {
+			d = math.Max(d, math.Abs(float64(a[i][j]-b[i][j])))
+		}
+	}
+	return d
+}
