@@ -385,6 +385,17 @@ func (t *tensorSource) embedding(name string, vocab, dim int, dequantize bool) (
 	return e, err
 }
 
+// dropUsed frees the arrays already taken (the loader holds what it kept)
+// and forgets them; they still count as used.
+func (t *tensorSource) dropUsed() {
+	for k, a := range t.arrays {
+		if t.used[k] {
+			a.Free()
+			delete(t.arrays, k)
+		}
+	}
+}
+
 func (t *tensorSource) unused() []string {
 	var out []string
 	for k := range t.arrays {

@@ -251,6 +251,9 @@ func build(cfg *Config, src *tensorSource, format string, dequantize bool) (*Mod
 			if err := m.tp.shardBlock(b, cfg); err != nil {
 				return nil, fmt.Errorf("%s: layer %d: %w", src.file, i, err)
 			}
+			// Let go of the full tensors now, so a rank never holds more
+			// than one layer's worth beyond its slices.
+			src.dropUsed()
 		}
 		if b.qkv, err = fuseLinears(b.q, b.k, b.v); err != nil {
 			return nil, fmt.Errorf("%s: fuse q/k/v of layer %d: %w", src.file, i, err)

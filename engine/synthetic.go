@@ -57,6 +57,11 @@ var syntheticSpecs = []SyntheticSpec{
 		Layers: 28, Heads: 16, KVHeads: 8, HeadDim: 128, Vocab: 151936, RopeTheta: 1e6, RMSNormEps: 1e-6,
 		MaxPositions: 40960, TieEmbeddings: true, RegularTokens: 151643, SpecialTokenBase: 151643},
 	// A few-megabyte shape of the same family, for tests of the machinery.
+	// Llama 3 70B's shape with 56 of its 80 layers: 100 GB in bfloat16,
+	// more than one 80 GB GPU holds, for the tensor-parallel benchmark.
+	{Name: "llama3-70b-56l", Source: "meta-llama/Llama-3.1-70B config.json, 56 layers", Architecture: "llama", Hidden: 8192,
+		Intermediate: 28672, Layers: 56, Heads: 64, KVHeads: 8, HeadDim: 128, Vocab: 128256, RopeTheta: 500000,
+		RMSNormEps: 1e-5, MaxPositions: 131072, TieEmbeddings: false, RegularTokens: 128000, SpecialTokenBase: 128000},
 	{Name: "qwen3-test", Source: "genkit's tests", Architecture: "qwen3", Hidden: 64, Intermediate: 128,
 		Layers: 2, Heads: 4, KVHeads: 2, HeadDim: 16, Vocab: 1024, RopeTheta: 1e6, RMSNormEps: 1e-6,
 		MaxPositions: 4096, TieEmbeddings: true, RegularTokens: 1000, SpecialTokenBase: 1000},
@@ -92,62 +97,13 @@ func writeSynthetic(dir string, spec SyntheticSpec, seed uint64) error {
 	}
 	s := mlx.NewScope()
 	defer s.Close()
-	key := s.Track(mlx.RandomKey(seed))
-	floor := s.Track(mlx.Scalar(f16Floor, mlx.Float32))
-	zero := s.Track(mlx.Scalar(0, mlx.Bfloat16))
+	names, gen := syntheticTensors(s, spec, seed)
 	tensors := map[string]*mlx.Array{}
-	type entry struct {
-		shape []int
-		norm  bool
-	}
-	entries := map[string]entry{}
-	var names []string
-	put := func(name string, norm bool, shape ...int) {
-		names = append(names, name)
-		entries[name] = entry{shape, norm}
-	}
-	q, kv := spec.Heads*spec.HeadDim, spec.KVHeads*spec.HeadDim
-	put("model.embed_tokens.weight", false, spec.Vocab, spec.Hidden)
-	put("model.norm.weight", true, spec.Hidden)
-	if !spec.TieEmbeddings {
-		put("lm_head.weight", false, spec.Vocab, spec.Hidden)
-	}
-	for i := 0; i < spec.Layers; i++ {
-		n := hfNames(registry["llama"]).layer(i)
-		put(n.attnNorm, true, spec.Hidden)
-		put(n.ffnNorm, true, spec.Hidden)
-		put(n.q+".weight", false, q, spec.Hidden)
-		put(n.k+".weight", false, kv, spec.Hidden)
-		put(n.v+".weight", false, kv, spec.Hidden)
-		put(n.o+".weight", false, spec.Hidden, q)
-		put(n.gate+".weight", false, spec.Intermediate, spec.Hidden)
-		put(n.up+".weight", false, spec.Intermediate, spec.Hidden)
-		put(n.down+".weight", false, spec.Hidden, spec.Intermediate)
-		if spec.Architecture == "qwen3" {
-			put(n.qNorm, true, spec.HeadDim)
-			put(n.kNorm, true, spec.HeadDim)
-		}
-	}
-	// Each tensor draws from its own key, split from the seed's by its
-	// place in name order, so values do not depend on map order.
-	sort.Strings(names)
-	keys := s.Track(mlx.RandomSplit(key, len(names)))
-	for i, name := range names {
-		e := entries[name]
+	for _, name := range names {
 		// One tensor at a time, so only its float32 temporaries are alive
 		// (all of them at once would need four times the model in memory).
 		t := mlx.NewScope()
-		k := t.Track(mlx.Slice(keys, []int{i, 0}, []int{i + 1, 2}, nil))
-		k = t.Track(mlx.Reshape(k, 2))
-		u := t.Track(mlx.RandomUniform(k, mlx.Float32, e.shape...)) // [0, 1)
-		lo, span := -math.Sqrt(3)*0.02, 2*math.Sqrt(3)*0.02         // std 0.02
-		if e.norm {
-			lo, span = 0.9, 0.2
-		}
-		w := t.Track(mlx.Add(t.Track(mlx.Multiply(u, t.Track(mlx.Scalar(span, mlx.Float32)))), t.Track(mlx.Scalar(lo, mlx.Float32))))
-		b := t.Track(mlx.AsType(w, mlx.Bfloat16))
-		tiny := t.Track(mlx.Less(t.Track(mlx.Abs(w)), floor))
-		out := t.Track(mlx.Where(tiny, zero, b))
+		out := gen(t, name)
 		if err := t.Err(); err != nil {
 			t.Close()
 			s.Fail(err)
@@ -174,10 +130,130 @@ func writeSynthetic(dir string, spec SyntheticSpec, seed uint64) error {
 	return writeSyntheticTokenizer(dir, spec)
 }
 
+// syntheticTensors names every tensor of spec (Hugging Face names, sorted)
+// and returns a function making one of them, in bfloat16, unevaluated, in
+// scope t. Each tensor draws from its own key, split from the seed's by its
+// place in name order, so values depend on neither map order nor which
+// tensors are made. Linear and embedding weights have standard deviation
+// 0.02 (HF's initializer_range), norm weights lie in [0.9, 1.1].
+func syntheticTensors(s *mlx.Scope, spec SyntheticSpec, seed uint64) ([]string, func(t *mlx.Scope, name string) *mlx.Array) {
+	key := s.Track(mlx.RandomKey(seed))
+	floor := s.Track(mlx.Scalar(f16Floor, mlx.Float32))
+	zero := s.Track(mlx.Scalar(0, mlx.Bfloat16))
+	type entry struct {
+		shape []int
+		norm  bool
+		index int
+	}
+	entries := map[string]*entry{}
+	var names []string
+	put := func(name string, norm bool, shape ...int) {
+		names = append(names, name)
+		entries[name] = &entry{shape: shape, norm: norm}
+	}
+	q, kv := spec.Heads*spec.HeadDim, spec.KVHeads*spec.HeadDim
+	put("model.embed_tokens.weight", false, spec.Vocab, spec.Hidden)
+	put("model.norm.weight", true, spec.Hidden)
+	if !spec.TieEmbeddings {
+		put("lm_head.weight", false, spec.Vocab, spec.Hidden)
+	}
+	for i := 0; i < spec.Layers; i++ {
+		n := hfNames(registry["llama"]).layer(i)
+		put(n.attnNorm, true, spec.Hidden)
+		put(n.ffnNorm, true, spec.Hidden)
+		put(n.q+".weight", false, q, spec.Hidden)
+		put(n.k+".weight", false, kv, spec.Hidden)
+		put(n.v+".weight", false, kv, spec.Hidden)
+		put(n.o+".weight", false, spec.Hidden, q)
+		put(n.gate+".weight", false, spec.Intermediate, spec.Hidden)
+		put(n.up+".weight", false, spec.Intermediate, spec.Hidden)
+		put(n.down+".weight", false, spec.Hidden, spec.Intermediate)
+		if spec.Architecture == "qwen3" {
+			put(n.qNorm, true, spec.HeadDim)
+			put(n.kNorm, true, spec.HeadDim)
+		}
+	}
+	sort.Strings(names)
+	for i, n := range names {
+		entries[n].index = i
+	}
+	keys := s.Track(mlx.RandomSplit(key, len(names)))
+	return names, func(t *mlx.Scope, name string) *mlx.Array {
+		e := entries[name]
+		i := e.index
+		k := t.Track(mlx.Slice(keys, []int{i, 0}, []int{i + 1, 2}, nil))
+		k = t.Track(mlx.Reshape(k, 2))
+		u := t.Track(mlx.RandomUniform(k, mlx.Float32, e.shape...)) // [0, 1)
+		lo, span := -math.Sqrt(3)*0.02, 2*math.Sqrt(3)*0.02         // std 0.02
+		if e.norm {
+			lo, span = 0.9, 0.2
+		}
+		w := t.Track(mlx.Add(t.Track(mlx.Multiply(u, t.Track(mlx.Scalar(span, mlx.Float32)))), t.Track(mlx.Scalar(lo, mlx.Float32))))
+		b := t.Track(mlx.AsType(w, mlx.Bfloat16))
+		tiny := t.Track(mlx.Less(t.Track(mlx.Abs(w)), floor))
+		return t.Track(mlx.Where(tiny, zero, b))
+	}
+}
+
+// LoadRandom builds the model of spec from the same random weights
+// WriteSynthetic writes for seed, without writing or reading a file, in
+// bfloat16 (or opts.DType). Under tensor parallelism (opts.Group) every
+// rank makes each tensor and keeps its slice, one tensor at a time, so no
+// process ever holds the whole model: the way to benchmark a model larger
+// than one device. It must run on the MLX thread.
+func LoadRandom(spec SyntheticSpec, seed uint64, opts LoadOptions) (*Model, error) {
+	data, err := syntheticConfig(spec)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := ParseConfig(data)
+	if err != nil {
+		return nil, fmt.Errorf("synthetic %s: %w", spec.Name, err)
+	}
+	s := mlx.NewScope()
+	defer s.Close()
+	names, gen := syntheticTensors(s, spec, seed)
+	src := &tensorSource{file: "synthetic " + spec.Name, arrays: map[string]*mlx.Array{}, used: map[string]bool{},
+		dtype: computeDtype(opts, mlx.Bfloat16), group: opts.Group}
+	if opts.DType == 0 {
+		src.dtype = mlx.Bfloat16
+	}
+	defer src.free()
+	for _, name := range names {
+		t := mlx.NewScope()
+		a := gen(t, name)
+		if err := t.Err(); err != nil {
+			t.Close()
+			return nil, fmt.Errorf("synthetic %s: %w", spec.Name, err)
+		}
+		t.Keep(a)
+		t.Close()
+		src.arrays[name] = a
+	}
+	m, err := build(cfg, src, "hf", true)
+	if err != nil {
+		return nil, err
+	}
+	m.Source, m.Format = "synthetic:"+spec.Name, "synthetic"
+	return m, nil
+}
+
 func writeSyntheticConfig(dir string, spec SyntheticSpec) error {
+	data, err := syntheticConfig(spec)
+	if err != nil {
+		return err
+	}
+	if err := atomicfile.Write(filepath.Join(dir, "config.json"), data, 0o644); err != nil {
+		return fmt.Errorf("synthetic: %w", err)
+	}
+	return nil
+}
+
+// syntheticConfig is spec's config.json.
+func syntheticConfig(spec SyntheticSpec) ([]byte, error) {
 	arch, ok := lookupArch(spec.Architecture)
 	if !ok {
-		return fmt.Errorf("synthetic %s: unknown architecture %q", spec.Name, spec.Architecture)
+		return nil, fmt.Errorf("synthetic %s: unknown architecture %q", spec.Name, spec.Architecture)
 	}
 	c := map[string]any{
 		"architectures": []string{arch.Class}, "model_type": spec.Architecture,
@@ -190,10 +266,7 @@ func writeSyntheticConfig(dir string, spec SyntheticSpec) error {
 		"genkit_synthetic": map[string]any{"shape": spec.Name, "source": spec.Source},
 	}
 	data, _ := json.MarshalIndent(c, "", "  ")
-	if err := atomicfile.Write(filepath.Join(dir, "config.json"), append(data, '\n'), 0o644); err != nil {
-		return fmt.Errorf("synthetic: %w", err)
-	}
-	return nil
+	return append(data, '\n'), nil
 }
 
 // syntheticSpecials are the special tokens of the Qwen family, at
