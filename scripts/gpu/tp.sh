@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Tensor parallelism on a machine with two NVIDIA GPUs, after
+# `bash scripts/gpu/suite.sh none` has laid out the pack: the two-process
+# parity test over NCCL (one GPU a rank), genkit launch with NCCL (dist-check
+# and a steered generate against one process), and the decode benchmark of a
+# random-weight model too large for one GPU (llama3-70b-56l, 100 GB bf16).
+#   OUT=... bash scripts/gpu/tp.sh
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$PWD
+OUT=${OUT:-$ROOT/gpu-results}
+GK=${GK_DIR:-/tmp/genkit-gpu}
+S=$GK/stage
+export LD_LIBRARY_PATH=$GK/site/mlx/lib:$S/libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+export PYTHONPATH=$GK/site${PYTHONPATH:+:$PYTHONPATH}
+export GENKIT_DEFAULT_MODEL=$S/model.gguf GENKIT_CACHE_DIR=$GK/cache GENKIT_DATA_DIR=$GK/data
+export MLX_PTX_CACHE_DIR=${MLX_PTX_CACHE_DIR:-$GK/ptx} GENKIT_GPU_SUITE=1 NCCL_NVLS_ENABLE=0
+mkdir -p "$OUT" "$GENKIT_CACHE_DIR" "$GENKIT_DATA_DIR"
+R=$OUT/tp.txt
+say() { echo "$*" | tee -a "$R"; }
+say "# tensor parallelism, $(date -u +%FT%H:%MZ), $(nvidia-smi -L | tr '\n' ';')"
+(cd "$ROOT/engine" && GENKIT_TEST_TP_BACKEND=nccl timeout 300 "$S/tests/engine.test" -test.v -test.count=1 -test.run 'TestTensorParallelMatchesOneProcess') > "$OUT/tp-parity.log" 2>&1
+say "parity over NCCL: rc=$? $(grep -c -- '--- PASS' "$OUT/tp-parity.log") passed, $(grep -c -- '--- FAIL' "$OUT/tp-parity.log") failed"
+grep -A5 -- '--- FAIL\|--- SKIP' "$OUT/tp-parity.log" | head -30 | tee -a "$R"
+say "launch dist-check: $(timeout 200 "$S/bin/genkit" launch -n 2 --backend nccl -- dist-check --iters 200 2>&1 | tail -3 | tr '\n' ' ')"
+P="Write one sentence about the sea."
+one=$(timeout 200 "$S/bin/genkit" generate --prompt "$P" --chat --max-new-tokens 32 --ignore-eos --dtype float32 --weights dense --preset pirate --alpha 1 --json 2>/dev/null)
+two=$(timeout 200 "$S/bin/genkit" launch -n 2 --backend nccl -- generate --prompt "$P" --chat --max-new-tokens 32 --ignore-eos --dtype float32 --weights dense --preset pirate --alpha 1 --json 2>"$OUT/tp-generate.err")
+python3 - "$one" "$two" <<'PY' | tee -a "$R"
+import json, sys
+def lanes(s):
+    try:
+        d = json.loads(s)
+    except Exception as e:
+        return None
+    return {k: v["tokens"] for k, v in d.items() if isinstance(v, dict) and "tokens" in v}
+a, b = lanes(sys.argv[1]), lanes(sys.argv[2])
+print("steered generate (default GGUF, fp32, pirate alpha 1), one GPU vs two ranks over NCCL:",
+      "identical" if a and a == b else f"DIFFER one={a} two={b}")
+PY
+tail -3 "$OUT/tp-generate.err" | sed 's/^/    /' | tee -a "$R"
+# The big model: two ranks, one GPU each (no launch needed: the test binary is the program).
+port=$((29500 + RANDOM % 400))
+for r in 0 1; do
+  (cd "$ROOT/engine" && MLX_RANK=$r MLX_WORLD_SIZE=2 NCCL_HOST_IP=127.0.0.1 NCCL_PORT=$port CUDA_VISIBLE_DEVICES=$r \
+    GENKIT_DIST_BACKEND=nccl timeout 500 "$S/tests/engine.test" -test.run '^$' -test.bench 'TensorParallelDecode' -test.benchtime 2x) > "$OUT/tp-bench$r.log" 2>&1 &
+done
+wait
+grep -E '^Benchmark|FAIL|error' "$OUT/tp-bench0.log" | sed 's/^/    /' | tee -a "$R"
+nvidia-smi --query-gpu=index,memory.used --format=csv,noheader | sed 's/^/    after: /' | tee -a "$R"
