@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -241,5 +242,22 @@ func TestPrefixWriter(t *testing.T) {
 	p.flush()
 	if out.String() != "[rank 1] abc\n[rank 1] d\n[rank 1] e\n" {
 		t.Errorf("after flush %q", out.String())
+	}
+}
+
+// TestUIRefusedUnderLaunch: a rank of genkit launch (GENKIT_DIST_BACKEND
+// set) refuses to open the terminal UI, which would open on every rank,
+// naming what to run instead; without it the UI path goes on (here, with
+// no terminal, to an error of its own).
+func TestUIRefusedUnderLaunch(t *testing.T) {
+	t.Setenv("GENKIT_DATA_DIR", t.TempDir())
+	t.Setenv("GENKIT_DIST_BACKEND", "ring")
+	if _, err := run(t, "--prompt", "hi"); err == nil || !strings.Contains(err.Error(), "does not run under genkit launch") {
+		t.Fatalf("UI under launch: err %v, want a refusal", err)
+	}
+	t.Setenv("GENKIT_DIST_BACKEND", "")
+	_, err := run(t, "--prompt", "hi", "--model", filepath.Join(t.TempDir(), "absent"))
+	if err != nil && strings.Contains(err.Error(), "genkit launch") {
+		t.Fatalf("UI without launch refused as under launch: %v", err)
 	}
 }

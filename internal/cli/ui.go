@@ -56,6 +56,10 @@ func (f *uiFlags) run(cmd *cobra.Command) error {
 		}
 		return nil
 	}
+	if os.Getenv(engine.EnvDistBackend) != "" {
+		// Each rank would open its own UI on the whole model.
+		return fmt.Errorf("the terminal UI does not run under genkit launch yet (it would need rank 0 to send every request to the other ranks); run genkit generate, logits or bench there")
+	}
 	settings := tui.DefaultSettings()
 	start := f.prompt != ""
 	if f.session != "" {
