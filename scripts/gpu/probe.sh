@@ -6,16 +6,7 @@
 # BenchmarkStepBuildAndEval (graph building vs evaluation per step).
 #   OUT=... bash scripts/gpu/probe.sh
 set -uo pipefail
-cd "$(dirname "$0")/../.."
-ROOT=$PWD
-OUT=${OUT:-$ROOT/gpu-results}
-GK=${GK_DIR:-/tmp/genkit-gpu}
-S=$GK/stage
-export LD_LIBRARY_PATH=$GK/site/mlx/lib:$S/libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-export PYTHONPATH=$GK/site${PYTHONPATH:+:$PYTHONPATH}
-export GENKIT_DEFAULT_MODEL=$S/model.gguf GENKIT_CACHE_DIR=$GK/cache GENKIT_DATA_DIR=$GK/data
-export MLX_PTX_CACHE_DIR=${MLX_PTX_CACHE_DIR:-$GK/ptx} GENKIT_GPU_SUITE=1
-mkdir -p "$OUT" "$GENKIT_CACHE_DIR" "$GENKIT_DATA_DIR"
+source "$(dirname "$0")/env.sh"
 R=$OUT/probe.txt
 for pkg in engine steering; do
   (cd "$ROOT/$pkg" && timeout 300 "$S/tests/$pkg.test" -test.v -test.count=1 -test.run "${PROBE_RUN:-TinyModels|FamilyGGUF|SteeringMatchesHF|Fused}") > "$OUT/probe-$pkg.log" 2>&1

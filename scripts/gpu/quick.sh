@@ -5,16 +5,7 @@
 # decode blocks on and off, in one lease so the numbers compare.
 #   OUT=... bash scripts/gpu/quick.sh [TEST_PATTERN]
 set -uo pipefail
-cd "$(dirname "$0")/../.."
-ROOT=$PWD
-OUT=${OUT:-$ROOT/gpu-results}
-GK=${GK_DIR:-/tmp/genkit-gpu}
-S=$GK/stage
-export LD_LIBRARY_PATH=$GK/site/mlx/lib:$S/libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-export PYTHONPATH=$GK/site${PYTHONPATH:+:$PYTHONPATH}
-export GENKIT_DEFAULT_MODEL=$S/model.gguf GENKIT_CACHE_DIR=$GK/cache GENKIT_DATA_DIR=$GK/data
-export MLX_PTX_CACHE_DIR=${MLX_PTX_CACHE_DIR:-$GK/ptx} GENKIT_GPU_SUITE=1
-mkdir -p "$OUT" "$GENKIT_CACHE_DIR" "$GENKIT_DATA_DIR"
+source "$(dirname "$0")/env.sh"
 PAT=${1:-GEMV|Fused|TinyModels|Greedy|Parity}
 for pkg in mlx engine; do
   (cd "$ROOT/$pkg" && timeout 400 "$S/tests/$pkg.test" -test.v -test.count=1 -test.run "$PAT") > "$OUT/quick-$pkg.log" 2>&1

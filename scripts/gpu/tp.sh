@@ -6,16 +6,8 @@
 # random-weight model too large for one GPU (llama3-70b-56l, 100 GB bf16).
 #   OUT=... bash scripts/gpu/tp.sh
 set -uo pipefail
-cd "$(dirname "$0")/../.."
-ROOT=$PWD
-OUT=${OUT:-$ROOT/gpu-results}
-GK=${GK_DIR:-/tmp/genkit-gpu}
-S=$GK/stage
-export LD_LIBRARY_PATH=$GK/site/mlx/lib:$S/libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-export PYTHONPATH=$GK/site${PYTHONPATH:+:$PYTHONPATH}
-export GENKIT_DEFAULT_MODEL=$S/model.gguf GENKIT_CACHE_DIR=$GK/cache GENKIT_DATA_DIR=$GK/data
-export MLX_PTX_CACHE_DIR=${MLX_PTX_CACHE_DIR:-$GK/ptx} GENKIT_GPU_SUITE=1 NCCL_NVLS_ENABLE=0
-mkdir -p "$OUT" "$GENKIT_CACHE_DIR" "$GENKIT_DATA_DIR"
+source "$(dirname "$0")/env.sh"
+export NCCL_NVLS_ENABLE=0
 R=$OUT/tp.txt
 say() { echo "$*" | tee -a "$R"; }
 say "# tensor parallelism, $(date -u +%FT%H:%MZ), $(nvidia-smi -L | tr '\n' ';')"
