@@ -13,7 +13,8 @@ through mx::fast::precompiled_cuda_kernel): the same instantiations are
 written out by the mlx package's TestKernelSourceDump (go test, so the CGO
 environment of the MLX wheel must be set: source /tmp/env.sh) and each is
 compiled on its own to an sm_90 cubin with the options shim_ptx.cpp passes
-(the architecture and include paths only).
+(the architecture and include paths only), with the CUDA runtime headers
+and without CCCL's.
 
 Usage: python3 scripts/gpu/nvrtc_check.py [NVRTC_DIR] [--no-standalone]
 NVRTC_DIR holds the unpacked nvidia-cuda-nvrtc, -runtime and -cccl wheels
@@ -106,7 +107,8 @@ with tempfile.TemporaryDirectory() as tmp:
     with open(path + ".out.json") as f:
         sources = json.load(f)
 assert len(sources) == len(spec), (len(sources), len(spec))
-incs = [b"--include-path=" + os.path.join(root, d).encode() for d in ("cuda_cccl/include", "cuda_runtime/include")]
+# Only the runtime headers: the standalone sources need no CCCL.
+incs = [b"--include-path=" + os.path.join(root, "cuda_runtime/include").encode()]
 
 def compile_one(src):
     name = re.search(r"__global__ void (\w+)\(", src).group(1)
