@@ -124,19 +124,21 @@ func kernelCacheLoad(dir, key string) ([]byte, bool) {
 }
 
 // kernelCacheObtainFake loads source's kernel from dir or "compiles" it
-// with a fake compiler (that fails when fail is set). For tests.
-func kernelCacheObtainFake(dir, key, source string, fail bool) (bin string, compiled bool, err error) {
-	cd, ck, cs := C.CString(dir), C.CString(key), C.CString(source)
+// with a fake compiler (that fails when fail is set); a fake driver refuses
+// binaries that contain refuse (when not ""). For tests.
+func kernelCacheObtainFake(dir, key, source string, fail bool, refuse string) (bin string, compiled bool, err error) {
+	cd, ck, cs, cr := C.CString(dir), C.CString(key), C.CString(source), C.CString(refuse)
 	defer C.free(unsafe.Pointer(cd))
 	defer C.free(unsafe.Pointer(ck))
 	defer C.free(unsafe.Pointer(cs))
+	defer C.free(unsafe.Pointer(cr))
 	f := C.int(0)
 	if fail {
 		f = 1
 	}
 	var c C.int
 	var cb, msg *C.char
-	rc := C.gk_kernel_cache_obtain_fake(cd, ck, cs, f, &c, &cb, &msg)
+	rc := C.gk_kernel_cache_obtain_fake(cd, ck, cs, f, cr, &c, &cb, &msg)
 	defer C.free(unsafe.Pointer(cb))
 	defer C.free(unsafe.Pointer(msg))
 	if rc != 0 {

@@ -84,11 +84,11 @@ func TestKernelCacheFile(t *testing.T) {
 func TestKernelCacheObtain(t *testing.T) {
 	dir := t.TempDir()
 	const src = "extern \"C\" __global__ void k() {}"
-	bin, compiled, err := kernelCacheObtainFake(dir, "key", src, false)
+	bin, compiled, err := kernelCacheObtainFake(dir, "key", src, false, "")
 	if err != nil || !compiled || !strings.HasSuffix(bin, src) {
 		t.Fatalf("first: %q compiled %v err %v", bin, compiled, err)
 	}
-	bin2, compiled, err := kernelCacheObtainFake(dir, "key", src, true)
+	bin2, compiled, err := kernelCacheObtainFake(dir, "key", src, true, "")
 	if err != nil || compiled || bin2 != bin {
 		t.Fatalf("second (failing compiler, sound file): compiled %v err %v, same %v", compiled, err, bin2 == bin)
 	}
@@ -100,19 +100,33 @@ func TestKernelCacheObtain(t *testing.T) {
 	if err := os.WriteFile(path, data[:len(data)-3], 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := kernelCacheObtainFake(dir, "key", src, true); err == nil {
+	if _, _, err := kernelCacheObtainFake(dir, "key", src, true, ""); err == nil {
 		t.Error("a truncated file was used (the failing compiler was not called)")
 	}
-	bin3, compiled, err := kernelCacheObtainFake(dir, "key", src, false)
+	bin3, compiled, err := kernelCacheObtainFake(dir, "key", src, false, "")
 	if err != nil || !compiled || bin3 != bin {
 		t.Fatalf("after truncation: compiled %v err %v", compiled, err)
 	}
-	if _, compiled, err := kernelCacheObtainFake(dir, "key", src, false); err != nil || compiled {
+	if _, compiled, err := kernelCacheObtainFake(dir, "key", src, false, ""); err != nil || compiled {
 		t.Errorf("the recompiled file was not stored: compiled %v err %v", compiled, err)
+	}
+	// A sound file the driver refuses is compiled anew and replaced; a
+	// compiled kernel the driver refuses is an error (the caller falls back).
+	if _, _, err := kernelCacheObtainFake(dir, "key", src, false, "CUBIN"); err == nil {
+		t.Error("a kernel the driver refuses was returned")
+	}
+	if err := kernelCacheStore(dir, "key", []byte("STALE")); err != nil {
+		t.Fatal(err)
+	}
+	if bin, compiled, err := kernelCacheObtainFake(dir, "key", src, false, "STALE"); err != nil || !compiled || bin == "STALE" {
+		t.Errorf("a refused cache file: compiled %v err %v bin %q", compiled, err, bin)
+	}
+	if bin, compiled, err := kernelCacheObtainFake(dir, "key", src, true, "STALE"); err != nil || compiled || bin == "STALE" {
+		t.Errorf("the refused file was not replaced: compiled %v err %v bin %q", compiled, err, bin)
 	}
 	blocked := filepath.Join(path, "sub") // under a regular file: not writable
 	for i := 0; i < 2; i++ {
-		if bin, compiled, err := kernelCacheObtainFake(blocked, "key", src, false); err != nil || !compiled || bin == "" {
+		if bin, compiled, err := kernelCacheObtainFake(blocked, "key", src, false, ""); err != nil || !compiled || bin == "" {
 			t.Errorf("unwritable dir, call %d: compiled %v err %v", i, compiled, err)
 		}
 	}
@@ -135,7 +149,7 @@ func TestKernelCacheDecide(t *testing.T) {
 		{&zero, "/x", true, true, true, false, "GENKIT_KERNEL_CACHE=0"},
 		{nil, "", true, true, true, false, "no cache directory"},
 		{nil, "/x", false, true, true, false, "NVRTC"},
-		{nil, "/x", true, false, true, false, "compute capability"},
+		{nil, "/x", true, false, true, false, "CUDA driver"},
 		{nil, "/x", true, true, false, false, "cannot be written"},
 	}
 	for i, c := range cases {

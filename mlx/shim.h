@@ -313,11 +313,13 @@ int gk_kernel_cache_decide(const char* env, const char* dir, int have_nvrtc, int
 // genkit_kernel. Returns 1 with the message in *out on error.
 int gk_kernel_source(char** out, int kernel, int dtype, const int* vals, int nvals, int nameless);
 // The cache file layer, for tests: store, load (1 when a sound file was
-// read; *data malloc'd), and load-or-compile with a fake compiler.
+// read; *data malloc'd), and load-or-compile with a fake compiler (that
+// fails when fail is set) and a fake driver (that refuses a binary holding
+// refuse, when not NULL or empty).
 int gk_kernel_cache_store(const char* dir, const char* key, const void* data, size_t n, char** err);
 int gk_kernel_cache_load(const char* dir, const char* key, char** data, size_t* n);
-int gk_kernel_cache_obtain_fake(const char* dir, const char* key, const char* source, int fail, int* compiled,
-                                char** bin, char** err);
+int gk_kernel_cache_obtain_fake(const char* dir, const char* key, const char* source, int fail, const char* refuse,
+                                int* compiled, char** bin, char** err);
 int gk_sha256_hex(const void* data, size_t n, char out[65]);
 
 #ifdef __cplusplus

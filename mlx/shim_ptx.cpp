@@ -264,18 +264,29 @@ void store_cached(const std::string& dir, const std::string& key, const std::str
 // Compiler turns a source into a cubin or PTX for kernel, or throws.
 using Compiler = std::function<std::string(const std::string& source, const std::string& kernel)>;
 
+// Validator checks that a compiled kernel loads on the device (throws with
+// the reason when it does not); an empty one accepts everything.
+using Validator = std::function<void(const std::string& binary, const std::string& kernel)>;
+
 // obtain is the compiled kernel for source: dir's cache file when it holds
-// one, else compile's result, stored for the next process (a failed store
-// is ignored: the kernel still runs). *compiled says which.
+// one that validate accepts, else compile's result (which validate must
+// accept), stored for the next process (a failed store is ignored: the
+// kernel still runs). *compiled says which.
 std::string obtain(const std::string& dir, const std::string& key, const std::string& source,
-                   const std::string& kernel, const Compiler& compile, bool* compiled) {
+                   const std::string& kernel, const Compiler& compile, const Validator& validate, bool* compiled) {
   std::string bin;
   if (load_cached(dir, key, bin)) {
-    *compiled = false;
-    return bin;
+    try {
+      if (validate) validate(bin, kernel);
+      *compiled = false;
+      return bin;
+    } catch (const std::exception&) {
+      // A sound file the device refuses (another driver, say): compile anew.
+    }
   }
   bin = compile(source, kernel);
   if (bin.empty()) throw std::runtime_error("the compiler returned nothing for " + kernel);
+  if (validate) validate(bin, kernel);
   *compiled = true;
   try {
     store_cached(dir, key, bin);
@@ -340,6 +351,54 @@ bool compute_capability(int ordinal, int* major, int* minor) {
   // 75, 76: CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, _MINOR.
   return get(&dev, ordinal) == 0 && attr(major, 75, dev) == 0 && attr(minor, 76, dev) == 0 && *major > 0;
 }
+
+// Driver is the part of the CUDA driver API used to check a compiled kernel
+// before MLX is given it: a failure there would be an error at evaluation,
+// too late to fall back.
+struct Driver {
+  int (*retain)(void**, int) = nullptr;
+  int (*release)(int) = nullptr;
+  int (*push)(void*) = nullptr;
+  int (*pop)(void**) = nullptr;
+  int (*load)(void**, const void*) = nullptr;
+  int (*function)(void**, void*, const char*) = nullptr;
+  int (*unload)(void*) = nullptr;
+  int device = 0;
+
+  bool find(int dev) {
+    auto libs = {"libcuda.so.1", "libcuda.so"};
+    auto get = [&](auto& fn, const char* name) {
+      fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(find_symbol(name, libs));
+      return fn != nullptr;
+    };
+    auto dget = reinterpret_cast<int (*)(int*, int)>(find_symbol("cuDeviceGet", libs));
+    return dget && dget(&device, dev) == 0 && get(retain, "cuDevicePrimaryCtxRetain") &&
+           get(release, "cuDevicePrimaryCtxRelease_v2") && get(push, "cuCtxPushCurrent_v2") &&
+           get(pop, "cuCtxPopCurrent_v2") && get(load, "cuModuleLoadData") &&
+           get(function, "cuModuleGetFunction") && get(unload, "cuModuleUnload");
+  }
+
+  // check loads binary in the device's primary context (the one MLX runs
+  // in) and looks kernel up in it, or throws.
+  void check(const std::string& binary, const std::string& kernel) const {
+    void* ctx = nullptr;
+    if (int rc = retain(&ctx, device); rc != 0) throw std::runtime_error("cuDevicePrimaryCtxRetain: " + std::to_string(rc));
+    int rc = push(ctx);
+    if (rc == 0) {
+      void* mod = nullptr;
+      rc = load(&mod, binary.data());
+      if (rc == 0) {
+        void* fn = nullptr;
+        rc = function(&fn, mod, kernel.c_str());
+        unload(mod);
+      }
+      void* popped = nullptr;
+      pop(&popped);
+    }
+    release(device);
+    if (rc != 0) throw std::runtime_error("the CUDA driver refused " + kernel + " (CUresult " + std::to_string(rc) + ")");
+  }
+};
 
 bool path_exists(const std::filesystem::path& p) {
   std::error_code ec;
@@ -432,7 +491,7 @@ bool decide(const char* env, const std::string& dir, bool have_nvrtc, bool have_
     return false;
   }
   if (!have_cc) {
-    *why = "the CUDA driver did not give the device's compute capability";
+    *why = "the CUDA driver (its functions or the device's compute capability) was not found";
     return false;
   }
   if (!dir_ok) {
@@ -474,6 +533,7 @@ struct State {
   std::string dir, why, arch, nvrtc_version;
   std::vector<std::string> incs;
   Nvrtc nv;
+  Driver drv;
   int major = 0, minor = 0;
   std::unordered_map<std::string, std::shared_ptr<const Variant>> variants;
   std::map<const KernelDef*, std::vector<int>> shaped;
@@ -497,7 +557,8 @@ struct State {
       have_nvrtc = nv.load();
       if (have_nvrtc) {
         const mx::Device d = mx::default_device();
-        have_cc = compute_capability(d.type == mx::Device::gpu ? d.index : 0, &major, &minor);
+        const int ordinal = d.type == mx::Device::gpu ? d.index : 0;
+        have_cc = compute_capability(ordinal, &major, &minor) && drv.find(ordinal);
       }
       if (have_nvrtc && have_cc) dir_ok = writable(dir);
     }
@@ -578,7 +639,8 @@ std::vector<mx::array> run_kernel(const KernelDef& def, const std::vector<mx::ar
           Compiler cc = [&](const std::string& s, const std::string& k) {
             return nvrtc_compile(st.nv, st.major, st.minor, st.incs, s, k);
           };
-          nv.binary = obtain(st.dir, disk_key, src, nv.name, cc, &compiled);
+          Validator check = [&](const std::string& b, const std::string& k) { st.drv.check(b, k); };
+          nv.binary = obtain(st.dir, disk_key, src, nv.name, cc, check, &compiled);
           nv.ok = true;
           const long ms = static_cast<long>(
               std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count());
@@ -724,15 +786,19 @@ int gk_kernel_cache_load(const char* dir, const char* key, char** data, size_t* 
   return 1;
 }
 
-int gk_kernel_cache_obtain_fake(const char* dir, const char* key, const char* source, int fail, int* compiled,
-                                char** bin, char** err) {
+int gk_kernel_cache_obtain_fake(const char* dir, const char* key, const char* source, int fail, const char* refuse,
+                                int* compiled, char** bin, char** err) {
   try {
     gk::Compiler fake = [fail](const std::string& s, const std::string& k) -> std::string {
       if (fail) throw std::runtime_error("fake compiler failed on " + k);
       return "CUBIN(" + k + "):" + s;
     };
+    const std::string no = refuse ? refuse : "";
+    gk::Validator val = [no](const std::string& b, const std::string& k) {
+      if (!no.empty() && b.find(no) != std::string::npos) throw std::runtime_error("fake driver refused " + k);
+    };
     bool c = false;
-    std::string b = gk::obtain(dir, key, source, "fake_kernel", fake, &c);
+    std::string b = gk::obtain(dir, key, source, "fake_kernel", fake, val, &c);
     *compiled = c ? 1 : 0;
     *bin = dup(b);
     *err = nullptr;
