@@ -180,6 +180,7 @@ func TestPrecompiledKernelsGPU(t *testing.T) {
 	if os.Getenv("GENKIT_KERNEL_CACHE") == "0" {
 		t.Skip("GENKIT_KERNEL_CACHE=0")
 	}
+	t.Setenv("GENKIT_KERNEL_CACHE", "") // a directory given there would win over dir
 	dir := t.TempDir()
 	mlx.SetPrecompiledKernelDir(dir)
 	defer mlx.SetPrecompiledKernelDir("")
