@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Checks genkit's kernel cache (mlx/shim_ptx.cpp) on the GPU machine, after
 # `bash scripts/gpu/suite.sh none` has laid out the pack:
-#  1. the mlx tests of the GPU kernels (TestPrecompiledKernelsGPU compiles a
-#     kernel into a fresh directory and a child process loads it) and the
-#     engine's fused-block and tiny-model tests;
+#  1. the mlx tests of the GPU kernels, precompiled (TestGEMVMatchesMatmul
+#     against MLX's matmul; TestPrecompiledKernelsGPU compiles a kernel into
+#     a fresh directory and a child process loads it) and the engine's
+#     fused-block and tiny-model tests (the engine's cache dir);
 #  2. `genkit generate` (greedy, 128 tokens, fused blocks on) with the cache
 #     off (GENKIT_KERNEL_CACHE=0), then twice with an empty cache directory:
 #     the first run compiles every variant, the second must compile none
@@ -25,13 +26,18 @@ export MLX_PTX_CACHE_DIR=${MLX_PTX_CACHE_DIR:-$GK/ptx} GENKIT_GPU_SUITE=1
 mkdir -p "$OUT" "$GENKIT_CACHE_DIR" "$GENKIT_DATA_DIR"
 R=$OUT/kcache.txt
 : > "$R"
-run_tests() { # pkg pattern
-  (cd "$ROOT/$1" && timeout 400 "$S/tests/$1.test" -test.v -test.count=1 -test.run "$2") > "$OUT/kcache-$1.log" 2>&1
+run_tests() { # pkg pattern [VAR=value...]
+  (cd "$ROOT/$1" && env "${@:3}" GENKIT_DEBUG=1 timeout 400 "$S/tests/$1.test" -test.v -test.count=1 -test.run "$2") > "$OUT/kcache-$1.log" 2>&1
   echo "$1: rc=$? $(grep -c -- '--- PASS' "$OUT/kcache-$1.log") passed, $(grep -c -- '--- FAIL' "$OUT/kcache-$1.log") failed" | tee -a "$R"
   grep -B2 -A12 -- '--- FAIL' "$OUT/kcache-$1.log" | head -60 | tee -a "$R"
 }
-run_tests mlx 'GEMV|PrecompiledKernels|KernelCache|KernelSource'
-grep -A3 'child:' "$OUT/kcache-mlx.log" | head -8 | tee -a "$R"
+# GEMV against MLX's matmul through the precompiled kernels (every dtype, row
+# count and bit width), in a directory of their own.
+rm -rf "$GK/cache/kernels-mlx"
+run_tests mlx 'GEMV|PrecompiledKernels|KernelCache|KernelSource' GENKIT_KERNEL_CACHE="$GK/cache/kernels-mlx"
+grep 'child:' "$OUT/kcache-mlx.log" | head -4 | tee -a "$R"
+echo "mlx: $(grep -c 'kernel cache: compiled' "$OUT/kcache-mlx.log") variants compiled, $(grep -c 'runs through MLX' "$OUT/kcache-mlx.log") fallback notes" | tee -a "$R"
+grep 'runs through MLX' "$OUT/kcache-mlx.log" | head -3 | tee -a "$R"
 run_tests engine 'Fused|TinyModels'
 
 P="Tell me a story about a lighthouse keeper."
