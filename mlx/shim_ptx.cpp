@@ -552,25 +552,31 @@ struct State {
     const char* env = std::getenv("GENKIT_KERNEL_CACHE");
     const std::string e = env ? env : "";
     dir = (e.empty() || e == "0" || e == "1") ? go_dir : e;
-    bool have_nvrtc = false, have_cc = false, dir_ok = false;
-    if (!(env && std::string(env) == "0") && !dir.empty()) {
-      have_nvrtc = nv.load();
-      if (have_nvrtc) {
-        const mx::Device d = mx::default_device();
-        const int ordinal = d.type == mx::Device::gpu ? d.index : 0;
-        have_cc = compute_capability(ordinal, &major, &minor) && drv.find(ordinal);
+    try {
+      bool have_nvrtc = false, have_cc = false, dir_ok = false;
+      if (!(env && std::string(env) == "0") && !dir.empty()) {
+        have_nvrtc = nv.load();
+        if (have_nvrtc) {
+          const mx::Device d = mx::default_device();
+          const int ordinal = d.type == mx::Device::gpu ? d.index : 0;
+          have_cc = compute_capability(ordinal, &major, &minor) && drv.find(ordinal);
+        }
+        if (have_nvrtc && have_cc) dir_ok = writable(dir);
       }
-      if (have_nvrtc && have_cc) dir_ok = writable(dir);
+      on = decide(env, dir, have_nvrtc, have_cc, dir_ok, &why);
+      if (on) {
+        arch = "sm_" + std::to_string(major) + std::to_string(minor);
+        nvrtc_version = std::to_string(nv.major) + "." + std::to_string(nv.minor);
+        incs = include_paths();
+      }
+    } catch (const std::exception& ex) {
+      on = false;
+      why = std::string("setting up failed: ") + ex.what();
     }
-    on = decide(env, dir, have_nvrtc, have_cc, dir_ok, &why);
-    if (on) {
-      arch = "sm_" + std::to_string(major) + std::to_string(minor);
-      nvrtc_version = std::to_string(nv.major) + "." + std::to_string(nv.minor);
-      incs = include_paths();
+    if (on)
       say("on: " + dir + " (" + arch + ", NVRTC " + nvrtc_version + ")");
-    } else {
+    else
       say(why + "; kernels run through MLX's cuda_kernel");
-    }
   }
 };
 
@@ -694,12 +700,7 @@ void gk_kernel_cache_set_dir(const char* dir) {
 int gk_kernel_cache_status(char** why, long* compiled, long* loaded, long* fallbacks) {
   gk::State& st = gk::state();
   std::lock_guard<std::mutex> lock(st.mu);
-  try {
-    st.decide_locked();
-  } catch (const std::exception& e) {
-    st.on = false;
-    st.why = std::string("error: ") + e.what();
-  }
+  st.decide_locked();
   *why = dup(st.why);
   *compiled = st.compiled;
   *loaded = st.loaded;
