@@ -1829,19 +1829,20 @@ std::string product_source(bool quant) {
   return s;
 }
 
+// product_kernel and attention_kernel are MLX's fast::cuda_kernel over the
+// kernel definitions below: the fallback of gk::run_kernel.
+mx::fast::CustomKernelFunction make_kernel(const gk::KernelDef& d) {
+  return mx::fast::cuda_kernel(d.name, d.inputs, {d.output}, d.body, "", d.ensure_row_contiguous, 0);
+}
+
 mx::fast::CustomKernelFunction& product_kernel(bool quant) {
-  static mx::fast::CustomKernelFunction dense = mx::fast::cuda_kernel(
-      "genkit_product", gk::product_def(false).inputs, {"y"}, product_source(false), "", true, 0);
-  static mx::fast::CustomKernelFunction q = mx::fast::cuda_kernel(
-      "genkit_qproduct", gk::product_def(true).inputs, {"y"}, product_source(true), "", true, 0);
+  static mx::fast::CustomKernelFunction dense = make_kernel(gk::product_def(false));
+  static mx::fast::CustomKernelFunction q = make_kernel(gk::product_def(true));
   return quant ? q : dense;
 }
 
 mx::fast::CustomKernelFunction& attention_kernel() {
-  // Not ensure_row_contiguous: the caches must be the engine's own buffers
-  // (a contiguous copy would take the new key and value instead).
-  static mx::fast::CustomKernelFunction k = mx::fast::cuda_kernel(
-      "genkit_decode_attention", gk::attention_def().inputs, {"y"}, kAttnSource, "", false, 0);
+  static mx::fast::CustomKernelFunction k = make_kernel(gk::attention_def());
   return k;
 }
 
@@ -1857,6 +1858,8 @@ const gk::KernelDef& gk::product_def(bool quant) {
 }
 
 const gk::KernelDef& gk::attention_def() {
+  // Not ensure_row_contiguous: the caches must be the engine's own buffers
+  // (a contiguous copy would take the new key and value instead).
   static const gk::KernelDef k{"genkit_decode_attention", {"qkv", "prm", "qn", "kn", "invf", "meta", "kc", "vc"}, "y",
                                kAttnSource, false, []() -> mx::fast::CustomKernelFunction& { return attention_kernel(); }};
   return k;
