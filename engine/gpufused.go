@@ -3,6 +3,8 @@ package engine
 import (
 	"math"
 	"os"
+	"path/filepath"
+	"sync"
 
 	"github.com/mlx-genkit/genkit/mlx"
 )
@@ -38,6 +40,7 @@ func (g *gpuBlocks) free() {
 // docs/benchmarks.md). GENKIT_FUSED_BLOCKS=0 turns it off, as on the CPU.
 // It runs after useGEMV.
 func (m *Model) useGPUBlocks() error {
+	setKernelDir()
 	if os.Getenv("GENKIT_FUSED_BLOCKS") == "0" || !m.fusable || !m.GEMV() {
 		return nil
 	}
@@ -154,4 +157,18 @@ func (m *Model) gpuBlock(s *mlx.Scope, i int, h *mlx.Array, cache *Cache, meta *
 		Heads: cfg.NumHeads, KVHeads: cfg.NumKVHeads, HeadDim: cfg.HeadDim, Intermediate: b.gate.out,
 		Offset: cache.offset, Traditional: cfg.TraditionalRoPE,
 	}, meta, m.gpu.prm))
+}
+
+var kernelDirOnce sync.Once
+
+// setKernelDir gives the mlx package genkit's cache dir for the CUDA kernels
+// it compiles once and keeps (CacheDir()/kernels; GENKIT_KERNEL_CACHE=0
+// turns that off, =DIR puts them elsewhere). Without a cache dir the
+// kernels are compiled in every process, as MLX does.
+func setKernelDir() {
+	kernelDirOnce.Do(func() {
+		if d, err := CacheDir(); err == nil {
+			mlx.SetPrecompiledKernelDir(filepath.Join(d, "kernels"))
+		}
+	})
 }

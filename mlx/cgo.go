@@ -5,7 +5,7 @@ package mlx
 
 /*
 #cgo CXXFLAGS: -std=c++20 -O2
-#cgo LDFLAGS: -lmlx -lstdc++
+#cgo LDFLAGS: -lmlx -lstdc++ -ldl
 #include "shim.h"
 */
 import "C"

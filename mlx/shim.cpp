@@ -1,6 +1,7 @@
 // shim.cpp implements shim.h over MLX's C++ API. Every entry point catches
 // every C++ exception and turns it into a status code plus a message.
 #include "shim.h"
+#include "kernels.h"
 
 #include <atomic>
 #include <cmath>
@@ -1518,8 +1519,10 @@ int gk_save_gguf(const char* path, gk_map m) {
 // q and k after RoPE, SiLU(gate)) is rounded to T here too, so float16 and
 // bfloat16 runs track the unfused graph closely.
 //
-// The sources are bodies for MLX's fast::cuda_kernel (NVRTC, compiled once
-// per dtype and template values, cached across processes like MLX's own).
+// The sources are bodies for MLX's fast::cuda_kernel wrapper. shim_ptx.cpp
+// wraps the same bodies into standalone sources, compiles each variant once
+// with NVRTC and caches it on disk (MLX compiles custom kernels in every
+// process); MLX's fast::cuda_kernel is the fallback.
 
 namespace {
 
@@ -1826,23 +1829,43 @@ std::string product_source(bool quant) {
   return s;
 }
 
+// product_kernel and attention_kernel are MLX's fast::cuda_kernel over the
+// kernel definitions below: the fallback of gk::run_kernel.
+mx::fast::CustomKernelFunction make_kernel(const gk::KernelDef& d) {
+  return mx::fast::cuda_kernel(d.name, d.inputs, {d.output}, d.body, "", d.ensure_row_contiguous, 0);
+}
+
 mx::fast::CustomKernelFunction& product_kernel(bool quant) {
-  static mx::fast::CustomKernelFunction dense = mx::fast::cuda_kernel(
-      "genkit_product", {"x", "prm", "nw", "w", "bias", "r"}, {"y"}, product_source(false), "", true, 0);
-  static mx::fast::CustomKernelFunction q = mx::fast::cuda_kernel(
-      "genkit_qproduct", {"x", "prm", "nw", "w", "scales", "biases", "bias", "r"}, {"y"},
-      product_source(true), "", true, 0);
+  static mx::fast::CustomKernelFunction dense = make_kernel(gk::product_def(false));
+  static mx::fast::CustomKernelFunction q = make_kernel(gk::product_def(true));
   return quant ? q : dense;
 }
 
 mx::fast::CustomKernelFunction& attention_kernel() {
-  // Not ensure_row_contiguous: the caches must be the engine's own buffers
-  // (a contiguous copy would take the new key and value instead).
-  static mx::fast::CustomKernelFunction k = mx::fast::cuda_kernel(
-      "genkit_decode_attention", {"qkv", "prm", "qn", "kn", "invf", "meta", "kc", "vc"}, {"y"},
-      kAttnSource, "", false, 0);
+  static mx::fast::CustomKernelFunction k = make_kernel(gk::attention_def());
   return k;
 }
+
+}  // namespace
+
+// The kernel definitions shared by both launch paths (kernels.h).
+const gk::KernelDef& gk::product_def(bool quant) {
+  static const gk::KernelDef dense{"genkit_product", {"x", "prm", "nw", "w", "bias", "r"}, "y",
+                                   product_source(false), true, []() -> mx::fast::CustomKernelFunction& { return product_kernel(false); }};
+  static const gk::KernelDef q{"genkit_qproduct", {"x", "prm", "nw", "w", "scales", "biases", "bias", "r"}, "y",
+                               product_source(true), true, []() -> mx::fast::CustomKernelFunction& { return product_kernel(true); }};
+  return quant ? q : dense;
+}
+
+const gk::KernelDef& gk::attention_def() {
+  // Not ensure_row_contiguous: the caches must be the engine's own buffers
+  // (a contiguous copy would take the new key and value instead).
+  static const gk::KernelDef k{"genkit_decode_attention", {"qkv", "prm", "qn", "kn", "invf", "meta", "kc", "vc"}, "y",
+                               kAttnSource, false, []() -> mx::fast::CustomKernelFunction& { return attention_kernel(); }};
+  return k;
+}
+
+namespace {
 
 bool float_type(mx::Dtype t) {
   return t == mx::float32 || t == mx::float16 || t == mx::bfloat16;
@@ -1953,9 +1976,7 @@ mx::array run_product(const ProductOp& op) {
     in = {x, prm, nw, *op.w, *op.scales, *op.biases, bias, r};
     targs.push_back({"BITS", op.bits});
   }
-  auto out = product_kernel(op.bits != 0)(in, {shape}, {t}, {N * 32, 1, 1}, {128, 1, 1}, targs,
-                                          std::nullopt, false, {});
-  return out[0];
+  return gk::run_kernel(gk::product_def(op.bits != 0), in, shape, t, {N * 32, 1, 1}, {128, 1, 1}, targs)[0];
 }
 
 const mx::array* opt_array(gk_array a) { return a.ctx ? &A(a) : nullptr; }
@@ -2048,10 +2069,10 @@ int gk_gpu_decode_block(gk_array* out, const gk_decode_block_args* a, gk_array m
     if (qknorm && (qn.dtype() != mx::float32 || qn.size() != static_cast<size_t>(hd) ||
                    kn.dtype() != mx::float32 || kn.size() != static_cast<size_t>(hd)))
       throw std::invalid_argument("mlx: gpu decode block: q/k norms must be float32 [head_dim]");
-    auto att = attention_kernel()(
-        {qkv, pr, qn, kn, invf, mt, kc, vc}, {{B, 1, H * hd}}, {h.dtype()}, {B * H * 256, 1, 1}, {256, 1, 1},
-        {{"T", h.dtype()}, {"HD", hd}, {"NH", H}, {"NKV", Hkv}, {"QKNORM", qknorm}, {"TRAD", a->traditional != 0}},
-        std::nullopt, false, {})[0];
+    auto att = gk::run_kernel(
+        gk::attention_def(), {qkv, pr, qn, kn, invf, mt, kc, vc}, {B, 1, H * hd}, h.dtype(), {B * H * 256, 1, 1},
+        {256, 1, 1},
+        {{"T", h.dtype()}, {"HD", hd}, {"NH", H}, {"NKV", Hkv}, {"QKNORM", qknorm}, {"TRAD", a->traditional != 0}})[0];
     // Output projection and residual.
     ProductOp p2;
     p2.x = &att;

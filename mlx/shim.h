@@ -289,6 +289,39 @@ int gk_gemv(gk_array* out, int* used, gk_array x, gk_array w);
 int gk_qgemv(gk_array* out, int* used, gk_array x, gk_array w, gk_array scales,
              gk_array biases, int group_size, int bits);
 
+// The kernel cache (shim_ptx.cpp): the kernels above run precompiled, each
+// variant compiled once with NVRTC and kept in a cache directory, when NVRTC
+// is loaded (CUDA), a directory is set and GENKIT_KERNEL_CACHE is not 0;
+// else through MLX's fast::cuda_kernel. GENKIT_KERNEL_CACHE=DIR overrides
+// the directory. These calls need no MLX thread.
+//
+// gk_kernel_cache_set_dir sets the directory (the engine's cache/kernels);
+// the decision is made again at the next kernel, and variants found
+// in memory are looked up again.
+void gk_kernel_cache_set_dir(const char* dir);
+// gk_kernel_cache_status returns 1 when kernels run precompiled, else 0;
+// *why (malloc'd) says why not, and the counters count variants compiled,
+// variants loaded from the directory and calls through cuda_kernel.
+int gk_kernel_cache_status(char** why, long* compiled, long* loaded, long* fallbacks);
+// gk_kernel_cache_decide is the decision for the given findings (env is
+// GENKIT_KERNEL_CACHE or NULL); *why is malloc'd. For tests.
+int gk_kernel_cache_decide(const char* env, const char* dir, int have_nvrtc, int have_cc, int dir_ok, char** why);
+// gk_kernel_source writes (malloc'd) the standalone CUDA source of a kernel
+// variant: kernel 0 dense product (vals M, NORM, GLU, HASBIAS, RES), 1
+// quantized product (those and BITS), 2 attention (HD, NH, NKV, QKNORM,
+// TRAD), dtype GK_FLOAT32/16/BFLOAT16; nameless names the function
+// genkit_kernel. Returns 1 with the message in *out on error.
+int gk_kernel_source(char** out, int kernel, int dtype, const int* vals, int nvals, int nameless);
+// The cache file layer, for tests: store, load (1 when a sound file was
+// read; *data malloc'd), and load-or-compile with a fake compiler (that
+// fails when fail is set) and a fake driver (that refuses a binary holding
+// refuse, when not NULL or empty).
+int gk_kernel_cache_store(const char* dir, const char* key, const void* data, size_t n, char** err);
+int gk_kernel_cache_load(const char* dir, const char* key, char** data, size_t* n);
+int gk_kernel_cache_obtain_fake(const char* dir, const char* key, const char* source, int fail, const char* refuse,
+                                int* compiled, char** bin, char** err);
+int gk_sha256_hex(const void* data, size_t n, char out[65]);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,61 @@
+// kernels.h is internal to the mlx package's C++ files (not part of the C
+// API in shim.h): genkit's CUDA kernels as shim.cpp defines them, and the
+// launcher in shim_ptx.cpp that runs them precompiled (NVRTC once, cached on
+// disk) or, failing that, through MLX's fast::cuda_kernel.
+#ifndef GENKIT_MLX_KERNELS_H
+#define GENKIT_MLX_KERNELS_H
+
+#include <functional>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "mlx/fast.h"
+#include "mlx/mlx.h"
+
+namespace gk {
+
+namespace mx = mlx::core;
+
+using TemplateArgs = std::vector<std::pair<std::string, mx::fast::TemplateArg>>;
+
+// KernelDef is one of genkit's kernels: a body written for MLX's
+// fast::cuda_kernel wrapper (inputs by name, <input>_shape where the body
+// reads it, template values as constexprs), the one source both launch paths
+// are generated from.
+struct KernelDef {
+  std::string name;                 // base name, e.g. "genkit_product"
+  std::vector<std::string> inputs;  // input names, in argument order
+  std::string output;               // the one output's name
+  std::string body;
+  bool ensure_row_contiguous = true;
+  // fallback is MLX's fast::cuda_kernel over the same body (made on first use).
+  std::function<mx::fast::CustomKernelFunction&()> fallback;
+};
+
+// The kernels (shim.cpp): the dense and the quantized product, attention.
+const KernelDef& product_def(bool quant);
+const KernelDef& attention_def();
+
+// run_kernel builds def's node for inputs: precompiled through
+// mx::fast::precompiled_cuda_kernel when the kernel cache works, else through
+// def.fallback. Both launch the same body with the same template values,
+// grid and block.
+std::vector<mx::array> run_kernel(const KernelDef& def, const std::vector<mx::array>& inputs,
+                                  const mx::Shape& out_shape, mx::Dtype out_dtype,
+                                  std::tuple<int, int, int> grid, std::tuple<int, int, int> block,
+                                  const TemplateArgs& targs);
+
+// standalone_source is def as a complete CUDA source with one extern "C"
+// __global__ function called kernel_name: inputs of dtypes in_dtypes, then
+// the output, then one int scalar per dimension of each input whose shape
+// the body reads (in_ndims gives the dimension counts), the template values
+// as constexprs in front of the body.
+std::string standalone_source(const KernelDef& def, const std::string& kernel_name,
+                              const std::vector<mx::Dtype>& in_dtypes, const std::vector<int>& in_ndims,
+                              mx::Dtype out_dtype, const TemplateArgs& targs);
+
+}  // namespace gk
+
+#endif
