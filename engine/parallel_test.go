@@ -253,7 +253,10 @@ func maxDiff32(a, b [][]float32) float64 {
 // genkit launch started (it is skipped outside one): one lane, then a base
 // and a steered lane, 32 tokens each, reported as steps/s by rank 0.
 //
-//	genkit launch -n 2 --backend nccl -- (engine.test -test.bench TensorParallelDecode)
+// Two ranks, one GPU each (scripts/gpu/tp.sh):
+//
+//	MLX_RANK=r MLX_WORLD_SIZE=2 NCCL_HOST_IP=127.0.0.1 NCCL_PORT=P CUDA_VISIBLE_DEVICES=r \
+//	  GENKIT_DIST_BACKEND=nccl engine.test -test.run '^$' -test.bench TensorParallelDecode
 func BenchmarkTensorParallelDecode(b *testing.B) {
 	g, err := engine.InitDistributed(context.Background())
 	if err != nil {
@@ -269,6 +272,14 @@ func BenchmarkTensorParallelDecode(b *testing.B) {
 	spec, err := engine.LookupSynthetic(name)
 	if err != nil {
 		b.Fatal(err)
+	}
+	// GENKIT_BENCH_LAYERS deepens (or thins) the shape, e.g. past what one
+	// 141 GB H200 holds.
+	if s := os.Getenv("GENKIT_BENCH_LAYERS"); s != "" && s != "0" {
+		if spec.Layers, err = strconv.Atoi(s); err != nil || spec.Layers <= 0 {
+			b.Fatalf("GENKIT_BENCH_LAYERS=%q: want a positive layer count", s)
+		}
+		spec.Name += fmt.Sprintf("-%dl", spec.Layers)
 	}
 	var m *engine.Model
 	start := time.Now()

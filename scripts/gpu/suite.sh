@@ -41,6 +41,18 @@ if [ "$(cat "$GK/.sha256" 2>/dev/null)" != "$want_sha" ]; then
   rm -rf "$GK/site" && python3 -m pip install -q --no-index --no-deps --no-compile --target "$GK/site" "$GK"/stage/wheels/*.whl || exit 2
   nv=$(python3 -c 'import nvidia, sys; print(list(nvidia.__path__)[0])') || { echo "no PyPI nvidia libraries in this python" >&2; exit 2; }
   ln -sfn "$nv" "$GK/site/nvidia"
+  # MLX's NVRTC reads nvidia/cu13/include before $CUDA_HOME/include; the
+  # runtime wheel's mma.h there includes crt/mma.h, which only the toolkit
+  # (or the nvcc wheel) has. Lay the toolkit's crt/ beside it, in a copy of
+  # the tree made of links, so MLX's tensor-core kernels compile.
+  th=${CUDA_HOME:-/usr/local/cuda}/include/crt
+  if [ -f "$nv/cu13/include/mma.h" ] && [ ! -e "$nv/cu13/include/crt" ] && [ -d "$th" ]; then
+    rm -f "$GK/site/nvidia" && mkdir -p "$GK/site/nvidia/cu13/include"
+    for d in "$nv"/*; do [ "$(basename "$d")" = cu13 ] || ln -s "$d" "$GK/site/nvidia/"; done
+    for d in "$nv"/cu13/*; do [ "$(basename "$d")" = include ] || ln -s "$d" "$GK/site/nvidia/cu13/"; done
+    for f in "$nv"/cu13/include/*; do ln -s "$f" "$GK/site/nvidia/cu13/include/"; done
+    ln -s "$th" "$GK/site/nvidia/cu13/include/crt"
+  fi
   echo "$want_sha" > "$GK/.sha256"
 fi
 S=$GK/stage

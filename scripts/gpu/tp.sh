@@ -35,7 +35,7 @@ tail -3 "$OUT/tp-generate.err" | sed 's/^/    /' | tee -a "$R"
 port=$((29500 + RANDOM % 400))
 for r in 0 1; do
   (cd "$ROOT/engine" && MLX_RANK=$r MLX_WORLD_SIZE=2 NCCL_HOST_IP=127.0.0.1 NCCL_PORT=$port CUDA_VISIBLE_DEVICES=$r \
-    GENKIT_DIST_BACKEND=nccl timeout 500 "$S/tests/engine.test" -test.run '^$' -test.bench 'TensorParallelDecode' -test.benchtime 2x) > "$OUT/tp-bench$r.log" 2>&1 &
+    GENKIT_DIST_BACKEND=nccl GENKIT_BENCH_LAYERS=${TP_LAYERS:-} timeout 500 "$S/tests/engine.test" -test.run '^$' -test.bench 'TensorParallelDecode' -test.benchtime 2x) > "$OUT/tp-bench$r.log" 2>&1 &
 done
 wait
 grep -E '^Benchmark|FAIL|error' "$OUT/tp-bench0.log" | sed 's/^/    /' | tee -a "$R"
