@@ -223,9 +223,13 @@ func TestRowShardDense(t *testing.T) {
 // bits, group 64), against the full quantized product; a row split that
 // cuts a quantization group is refused.
 func TestShardQuantized(t *testing.T) {
-	// 1024 inputs: MLX's CUDA quantized_matmul has no kernel for the
-	// 64- and 128-wide row shards of 256 ("No implementation for problem
-	// shape"); every shard here is at least 256 wide.
+	if dev, err := mlx.DefaultDevice(); err == nil && dev == mlx.GPU && mlx.GPUBackend() == "cuda" {
+		// Measured on an H200: "[quantized_matmul] No implementation for
+		// problem shape: 2x8x512x1" (and 2x8x128x1): MLX's CUDA kernels do
+		// not cover such small products. The shard arithmetic is the same
+		// on every device; it is checked on the CPU.
+		t.Skip("MLX's CUDA quantized_matmul has no kernel for these test shapes")
+	}
 	const rows, out, in, group = 2, 8, 1024, 64
 	r := rand.New(rand.NewSource(3))
 	w, xv := randFloats(r, out*in), randFloats(r, rows*in)
