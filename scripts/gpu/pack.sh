@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 : "${MLX_VERSION:?}" "${DEFAULT_MODEL:?}" "${VENV:?}"
-PART_BYTES=${PART_BYTES:-48000000}
+PART_BYTES=${PART_BYTES:-24000000} # with the ~38 MB tree, one part a call stays under 64 MiB
 MLXLM_VERSION=0.32.2
 OUTDIR=.gpu
 STAGE=build/gpu-stage
