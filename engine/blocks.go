@@ -26,13 +26,13 @@ type pass struct {
 
 // mask returns the additive attention mask for a layer with the given
 // window (0 for none), or nil with the mode MLX's attention can build
-// itself.
-func (f *pass) mask(s *mlx.Scope, window int) (*mlx.Array, string) {
+// itself; explicit asks for the array even then (attention written out).
+func (f *pass) mask(s *mlx.Scope, window int, explicit bool) (*mlx.Array, string) {
 	end := f.cache.offset + f.L
 	if window > 0 && end <= window {
 		window = 0 // every key is inside the window
 	}
-	if f.padding == nil && window == 0 {
+	if f.padding == nil && window == 0 && (!explicit || f.L == 1) {
 		if f.L > 1 {
 			return nil, mlx.MaskCausal
 		}
@@ -151,10 +151,11 @@ func (m *Model) attention(s *mlx.Scope, i int, x *mlx.Array, f *pass) *mlx.Array
 		s.Fail(err)
 		return nil
 	}
-	mask, mode := f.mask(s, spec.window)
+	eager := cfg.AttnSoftcap != 0
+	mask, mode := f.mask(s, spec.window, eager)
 	var a *mlx.Array
-	if cfg.AttnSoftcap != 0 {
-		a = eagerAttention(s, q, kk, vv, cfg.AttentionScale(), cfg.AttnSoftcap, mask, f)
+	if eager {
+		a = eagerAttention(s, q, kk, vv, cfg.AttentionScale(), cfg.AttnSoftcap, mask)
 	} else {
 		a = s.Track(mlx.ScaledDotProductAttention(q, kk, vv, cfg.AttentionScale(), mode, mask))
 	}
@@ -164,8 +165,9 @@ func (m *Model) attention(s *mlx.Scope, i int, x *mlx.Array, f *pass) *mlx.Array
 
 // eagerAttention is attention written out (scores, soft-capping, mask,
 // float32 softmax, values) for what MLX's fused attention cannot do:
-// q [B, H, L, hd], k and v [B, Hkv, K, hd] -> [B, H, L, hd].
-func eagerAttention(s *mlx.Scope, q, k, v *mlx.Array, scale float32, cap float64, mask *mlx.Array, f *pass) *mlx.Array {
+// q [B, H, L, hd], k and v [B, Hkv, K, hd] -> [B, H, L, hd]; mask is the
+// additive mask (nil for a single query with nothing to hide).
+func eagerAttention(s *mlx.Scope, q, k, v *mlx.Array, scale float32, cap float64, mask *mlx.Array) *mlx.Array {
 	if s.Err() != nil {
 		return nil
 	}
@@ -179,12 +181,6 @@ func eagerAttention(s *mlx.Scope, q, k, v *mlx.Array, scale float32, cap float64
 	w := s.Track(mlx.Matmul(q5, s.Track(mlx.SwapAxes(k5, -1, -2))))
 	w = scaled(s, w, float64(scale))
 	w = softcap(s, w, cap)
-	if mask == nil && L > 1 {
-		mask = s.Track(attentionMask(nil, B, K-L, L, 0))
-		if f.dtype != mlx.Float32 {
-			mask = s.Track(mlx.AsType(mask, f.dtype))
-		}
-	}
 	if mask != nil {
 		ms := mask.Shape() // [B or 1, 1, L, K]
 		w = s.Track(mlx.Add(w, s.Track(mlx.Reshape(mask, ms[0], 1, 1, L, K))))

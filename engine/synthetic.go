@@ -214,9 +214,9 @@ func LoadRandom(spec SyntheticSpec, seed uint64, opts LoadOptions) (*Model, erro
 	defer s.Close()
 	names, gen := syntheticTensors(s, spec, seed)
 	src := &tensorSource{file: "synthetic " + spec.Name, arrays: map[string]*mlx.Array{}, used: map[string]bool{},
-		dtype: computeDtype(opts, mlx.Bfloat16), group: opts.Group}
-	if opts.DType == 0 {
-		src.dtype = mlx.Bfloat16
+		dtype: opts.DType, group: opts.Group}
+	if src.dtype == 0 {
+		src.dtype = mlx.Bfloat16 // the checkpoint's own, as WriteSynthetic writes it
 	}
 	defer src.free()
 	for _, name := range names {
