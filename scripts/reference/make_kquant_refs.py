@@ -32,17 +32,7 @@ import tempfile
 
 import numpy as np
 
-
-def bytes_to_unicode():
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return {b: chr(c) for b, c in zip(bs, cs)}
+import llamacpp_tiny
 
 
 HIDDEN, HEADS, KV_HEADS, FFN, LAYERS = 256, 4, 2, 256, 1
@@ -51,7 +41,7 @@ HEAD_DIM = HIDDEN // HEADS
 
 def write_f32(path, gguf):
     rng = np.random.default_rng(20260127)
-    byte_chars = bytes_to_unicode()
+    byte_chars = llamacpp_tiny.byte_chars()
     tokens = [byte_chars[b] for b in range(256)] + ["\u0120t", "<|endoftext|>"]
     types = [1] * 257 + [3]
     vocab = len(tokens)

@@ -17,31 +17,16 @@ written back under Hugging Face's names (the stacked experts split per
 expert).
 
 The one patch: the tiny model has no tokenizer files, and the converter's
-vocabulary step (TextModel.set_vocab -> _set_vocab_gpt2) reads them. Here
-Qwen3MoeModel.set_vocab is replaced, in this process only, by a step that
-writes a minimal byte-level BPE vocabulary of exactly vocab_size (256)
-entries: GPT-2's byte characters for bytes 0-254 and one merged token
-"ĠĠ" (id 255, merge "Ġ Ġ"), so that genkit's GGUF tokenizer builds. The
-model's weights and every other step are the converter's own.
+vocabulary step reads them; it is replaced, in this process only, by
+llamacpp_tiny.minimal_vocab (GPT-2's byte characters for bytes 0-254 and one
+merged token "ĠĠ"), so that genkit's GGUF tokenizer builds. The model's
+weights and every other step are the converter's own.
 """
 import argparse
 import json
-import sys
 from pathlib import Path
 
-
-def byte_chars():
-    # GPT-2's printable stand-ins for the 256 byte values.
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    table = dict(zip(bs, (chr(c) for c in cs)))
-    return [table[b] for b in range(256)]
+import llamacpp_tiny
 
 
 def main():
@@ -50,29 +35,14 @@ def main():
     ap.add_argument("--model", required=True)
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
-    src = Path(args.llama_src).resolve()
-    sys.path.insert(0, str(src / "gguf-py"))
-    sys.path.insert(0, str(src))
-    import gguf  # noqa: E402
-    import convert_hf_to_gguf  # noqa: E402
-    from conversion import qwen  # noqa: E402
+    conv = llamacpp_tiny.converter(args.llama_src)
+    import gguf  # noqa: E402 (on the path the converter's import put it)
 
     vocab = json.loads((Path(args.model) / "config.json").read_text())["vocab_size"]
     assert vocab == 256, vocab
-
-    def minimal_vocab(self):
-        tokens = byte_chars()[:255] + ["ĠĠ"]
-        self.gguf_writer.add_tokenizer_model("gpt2")
-        self.gguf_writer.add_tokenizer_pre("default")
-        self.gguf_writer.add_token_list(tokens)
-        self.gguf_writer.add_token_types([gguf.TokenType.NORMAL] * len(tokens))
-        self.gguf_writer.add_token_merges(["Ġ Ġ"])
-
-    qwen.Qwen3MoeModel.set_vocab = minimal_vocab
     for outtype in ["f32", "q8_0"]:
         out = Path(args.out) / f"model.{outtype}.gguf"
-        sys.argv = ["convert_hf_to_gguf.py", args.model, "--outfile", str(out), "--outtype", outtype]
-        convert_hf_to_gguf.main()
+        llamacpp_tiny.convert(conv, args.model, out, outtype)
         print("wrote", out)
     reference_q8_0(gguf, Path(args.model), Path(args.out))
 

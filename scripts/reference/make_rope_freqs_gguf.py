@@ -15,32 +15,8 @@ interop venv has it). Runs once on the developer machine:
 """
 import argparse
 import os
-import sys
 
-
-def bytes_to_unicode():
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return {b: chr(c) for b, c in zip(bs, cs)}
-
-
-def byte_level_vocab(self):
-    chars = bytes_to_unicode()
-    tokens = [chars[b] for b in range(255)] + ["\u0120t"]
-    w = self.gguf_writer
-    w.add_tokenizer_model("gpt2")
-    w.add_tokenizer_pre("gpt2")
-    w.add_token_list(tokens)
-    w.add_token_types([1] * len(tokens))
-    w.add_token_merges(["\u0120 t"])
-    w.add_bos_token_id(self.hparams["bos_token_id"])
-    w.add_eos_token_id(self.hparams["eos_token_id"])
+import llamacpp_tiny
 
 
 def main():
@@ -49,14 +25,8 @@ def main():
     ap.add_argument("--model", required=True)
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
-    sys.path.insert(0, args.llama_src)
-    sys.path.insert(0, os.path.join(args.llama_src, "gguf-py"))
-    import convert_hf_to_gguf
-    import conversion.llama
-
-    conversion.llama.LlamaModel.set_vocab = byte_level_vocab
-    sys.argv = ["convert_hf_to_gguf.py", args.model, "--outfile", args.out, "--outtype", "f32"]
-    convert_hf_to_gguf.main()
+    conv = llamacpp_tiny.converter(args.llama_src)
+    llamacpp_tiny.convert(conv, args.model, args.out)
 
     import gguf
     r = gguf.GGUFReader(args.out)
