@@ -10,11 +10,14 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/mlx-genkit/genkit/engine"
 	"github.com/mlx-genkit/genkit/mlx"
+	"github.com/mlx-genkit/genkit/sampling"
+	"github.com/mlx-genkit/genkit/steering"
 )
 
 // tpWorkerEnv makes TestTensorParallelWorker play one rank; it holds the
@@ -251,80 +254,165 @@ func maxDiff32(a, b [][]float32) float64 {
 // the shape GENKIT_BENCH_SYNTHETIC names (default llama3-70b-56l: 100 GB in
 // bfloat16, more than one 80 GB GPU) sharded over the ranks of the group
 // genkit launch started (it is skipped outside one): one lane, then a base
-// and a steered lane, 32 tokens each, reported as steps/s by rank 0.
+// and a steered lane through steering.Decode (the run every front end
+// makes: residual steering after the middle block), 32 greedy tokens each,
+// reported as steps/s by rank 0. GENKIT_BENCH_LAYERS=N sets the depth;
+// =auto picks the fewest layers whose weights exceed one GPU's memory, so
+// the model provably fits no single GPU of the machine. The model is made
+// once per process (Go calls a benchmark more than once), and each rank
+// says on stderr what it has done, so a stall shows where it is.
 //
 // Two ranks, one GPU each (scripts/gpu/tp.sh):
 //
 //	MLX_RANK=r MLX_WORLD_SIZE=2 NCCL_HOST_IP=127.0.0.1 NCCL_PORT=P CUDA_VISIBLE_DEVICES=r \
-//	  GENKIT_DIST_BACKEND=nccl engine.test -test.run '^$' -test.bench TensorParallelDecode
+//	  GENKIT_DIST_BACKEND=nccl GENKIT_BENCH_LAYERS=auto engine.test -test.run '^$' -test.bench TensorParallelDecode
 func BenchmarkTensorParallelDecode(b *testing.B) {
-	g, err := engine.InitDistributed(context.Background())
+	tb, err := tpBenchModel()
 	if err != nil {
 		b.Fatal(err)
 	}
-	if g == nil || g.Size() < 2 {
+	if tb == nil {
 		b.Skip("needs a group of two or more ranks (genkit launch)")
 	}
-	name := os.Getenv("GENKIT_BENCH_SYNTHETIC")
-	if name == "" {
-		name = "llama3-70b-56l"
+	m := tb.m
+	b.ReportMetric(tb.load.Seconds(), "load-s")
+	b.ReportMetric(float64(tb.spec.Params())*2/1e9, "model-GB")
+	if tb.device > 0 {
+		b.ReportMetric(float64(tb.device)/1e9, "one-GPU-GB")
 	}
-	spec, err := engine.LookupSynthetic(name)
-	if err != nil {
-		b.Fatal(err)
-	}
-	// GENKIT_BENCH_LAYERS deepens (or thins) the shape, e.g. past what one
-	// 141 GB H200 holds.
-	if s := os.Getenv("GENKIT_BENCH_LAYERS"); s != "" && s != "0" {
-		if spec.Layers, err = strconv.Atoi(s); err != nil || spec.Layers <= 0 {
-			b.Fatalf("GENKIT_BENCH_LAYERS=%q: want a positive layer count", s)
-		}
-		spec.Name += fmt.Sprintf("-%dl", spec.Layers)
-	}
-	var m *engine.Model
-	start := time.Now()
-	if err := mlx.Do(context.Background(), func() error {
-		var err error
-		m, err = engine.LoadRandom(spec, 1, engine.LoadOptions{Group: g})
-		return err
-	}); err != nil {
-		b.Fatal(err)
-	}
-	defer func() { _ = mlx.Do(context.Background(), func() error { m.Free(); return nil }) }()
-	b.ReportMetric(time.Since(start).Seconds(), "load-s")
-	b.ReportMetric(float64(spec.Params())*2/1e9, "model-GB")
 	v := make([]float32, m.HiddenSize())
 	for i := range v {
-		v[i] = 0.05 * float32(math.Cos(float64(i)))
+		v[i] = float32(math.Cos(float64(i)))
 	}
-	hook := steerHook{layer: m.NumLayers() / 2}
-	if err := mlx.Do(context.Background(), func() error {
-		hook.v, err = mlx.FromFloat32s(v, len(v))
-		if err == nil {
-			hook.v, err = mlx.AsType(hook.v, mlx.Bfloat16)
-		}
-		return err
-	}); err != nil {
+	steer, err := steering.Fixed(m, "residual", m.NumLayers()/2, v, 8)
+	if err != nil {
 		b.Fatal(err)
 	}
 	prompt := make([]int, 10)
 	for i := range prompt {
-		prompt[i] = (i*7919 + 13) % spec.RegularTokens
+		prompt[i] = (i*7919 + 13) % tb.spec.RegularTokens
 	}
 	const steps = 32
+	n := steps
+	cfg := &sampling.GenerationConfig{MaxNewTokens: &n}
+	changed := 0
 	for _, lanes := range []int{1, 2} {
 		var decode time.Duration
+		made := 0
 		for i := 0; i < b.N; i++ {
-			req := engine.Request{Prompt: prompt, Lanes: lanes, MaxNewTokens: steps, IgnoreEOS: true}
+			run := steering.Run{Prompt: engine.Prompt{IDs: prompt}, Gen: cfg, IgnoreEOS: true}
 			if lanes == 2 {
-				req.Hook = hook
+				run.Steering, run.LaneScales = steer, steering.PairLanes
 			}
-			_, st, err := m.Generate(context.Background(), req)
+			out, err := steering.Decode(context.Background(), m, run, steering.Observers{})
 			if err != nil {
 				b.Fatal(err)
 			}
-			decode += st.Decode
+			decode += out.Stats.Decode
+			made += out.Stats.Steps - 1
+			if lanes == 2 {
+				changed = 0
+				for j, t := range out.Lanes[1].Tokens {
+					if j >= len(out.Lanes[0].Tokens) || t != out.Lanes[0].Tokens[j] {
+						changed++
+					}
+				}
+			}
+			tb.say("%d lane(s), run %d of %d: %d steps in %v", lanes, i+1, b.N, out.Stats.Steps, out.Stats.Decode.Round(time.Millisecond))
 		}
-		b.ReportMetric(float64(b.N*(steps-1))/decode.Seconds(), fmt.Sprintf("steps/s-%dlane", lanes))
+		b.ReportMetric(float64(made)/decode.Seconds(), fmt.Sprintf("steps/s-%dlane", lanes))
 	}
+	// Residual steering must move the steered lane off the base lane's
+	// tokens, or the pair measured nothing steered.
+	b.ReportMetric(float64(changed), "steered-tokens-changed")
+	if changed == 0 {
+		b.Fatalf("the steered lane gave the base lane's %d tokens: steering had no effect", steps)
+	}
+}
+
+// tpBench is the benchmark's model, made once per process.
+type tpBench struct {
+	m      *engine.Model
+	spec   engine.SyntheticSpec
+	load   time.Duration
+	device uint64 // one GPU's memory in bytes (0 on the CPU)
+	rank   int
+	start  time.Time
+}
+
+var (
+	tpBenchOnce   sync.Once
+	tpBenchShared *tpBench
+	tpBenchErr    error
+)
+
+// say prints a progress line on stderr, with the rank and the time since
+// the process began making the model.
+func (tb *tpBench) say(format string, a ...any) {
+	fmt.Fprintf(os.Stderr, "[rank %d, %6.1fs] %s\n", tb.rank, time.Since(tb.start).Seconds(), fmt.Sprintf(format, a...))
+}
+
+// tpBenchModel joins the group and makes the benchmark's model once; nil
+// without a group of two or more ranks.
+func tpBenchModel() (*tpBench, error) {
+	tpBenchOnce.Do(func() { tpBenchShared, tpBenchErr = makeTPBench() })
+	return tpBenchShared, tpBenchErr
+}
+
+func makeTPBench() (*tpBench, error) {
+	g, err := engine.InitDistributed(context.Background())
+	if err != nil {
+		return nil, err
+	}
+	if g == nil || g.Size() < 2 {
+		return nil, nil
+	}
+	tb := &tpBench{rank: g.Rank(), start: time.Now()}
+	name := os.Getenv("GENKIT_BENCH_SYNTHETIC")
+	if name == "" {
+		name = "llama3-70b-56l"
+	}
+	if tb.spec, err = engine.LookupSynthetic(name); err != nil {
+		return nil, err
+	}
+	if err := mlx.Do(context.Background(), func() error {
+		info, err := mlx.Info(mlx.GPU)
+		if err == nil {
+			tb.device = info.Memory
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	switch s := os.Getenv("GENKIT_BENCH_LAYERS"); s {
+	case "", "0":
+	case "auto":
+		if tb.device == 0 {
+			return nil, fmt.Errorf("GENKIT_BENCH_LAYERS=auto needs a GPU whose memory size MLX reports")
+		}
+		tb.spec = tb.spec.DeepenPast(int64(tb.device), 2)
+	default:
+		n, err := strconv.Atoi(s)
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("GENKIT_BENCH_LAYERS=%q: want a positive layer count or auto", s)
+		}
+		tb.spec.Layers = n
+		tb.spec.Name += fmt.Sprintf("-%dl", n)
+	}
+	tb.say("making %s: %d layers, %.1f GB of bfloat16 weights over %d ranks (one GPU: %.1f GB)",
+		tb.spec.Name, tb.spec.Layers, float64(tb.spec.Params())*2/1e9, g.Size(), float64(tb.device)/1e9)
+	t0 := time.Now()
+	if err := mlx.Do(context.Background(), func() error {
+		var err error
+		tb.m, err = engine.LoadRandom(tb.spec, 1, engine.LoadOptions{Group: g})
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	tb.load = time.Since(t0)
+	var mem mlx.MemoryStats
+	_ = mlx.Do(context.Background(), func() error { mem, _ = mlx.Memory(); return nil })
+	tb.say("made in %v: MLX holds %.1f GB on this rank (peak %.1f GB, limit %.1f GB)", tb.load.Round(time.Millisecond),
+		float64(mem.Active)/1e9, float64(mem.Peak)/1e9, float64(mem.Limit)/1e9)
+	return tb, nil
 }

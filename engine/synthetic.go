@@ -49,6 +49,25 @@ func (s SyntheticSpec) Params() int64 {
 	return n
 }
 
+// DeepenPast returns s with the fewest layers whose weights, at
+// bytesPerWeight bytes each, take more than bytes (its name says the
+// count): a model that provably does not fit a device of that size.
+func (s SyntheticSpec) DeepenPast(bytes int64, bytesPerWeight int) SyntheticSpec {
+	flat := s
+	flat.Layers = 0
+	base := flat.Params()
+	flat.Layers = 1
+	per := flat.Params() - base
+	weights := bytes / int64(bytesPerWeight)
+	n := 1
+	if weights >= base {
+		n = int((weights-base)/per) + 1
+	}
+	s.Layers = n
+	s.Name += fmt.Sprintf("-%dl", n)
+	return s
+}
+
 var syntheticSpecs = []SyntheticSpec{
 	{Name: "qwen3-4b", Source: "Qwen/Qwen3-4B config.json", Architecture: "qwen3", Hidden: 2560, Intermediate: 9728,
 		Layers: 36, Heads: 32, KVHeads: 8, HeadDim: 128, Vocab: 151936, RopeTheta: 1e6, RMSNormEps: 1e-6,

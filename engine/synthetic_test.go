@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"path/filepath"
 	"slices"
@@ -35,6 +36,34 @@ func TestSyntheticSpecsMatchPublishedSizes(t *testing.T) {
 	}
 	if _, err := engine.LookupSynthetic("qwen3-5b"); err == nil {
 		t.Error("an unknown shape was accepted")
+	}
+}
+
+// TestDeepenPast checks the layer count the tensor-parallel benchmark uses
+// to make a model larger than one GPU: the result exceeds the size and one
+// layer fewer does not (an H100's and an H200's memory as MLX reports them),
+// and a size below the layerless model still gives one layer.
+func TestDeepenPast(t *testing.T) {
+	s, err := engine.LookupSynthetic("llama3-70b-56l")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, gpu := range []int64{85_000_000_000, 150_754_820_096} {
+		d := s.DeepenPast(gpu, 2)
+		if got := d.Params() * 2; got <= gpu {
+			t.Errorf("%d bytes: %d layers make %d bytes, not more", gpu, d.Layers, got)
+		}
+		fewer := d
+		fewer.Layers--
+		if fewer.Params()*2 > gpu {
+			t.Errorf("%d bytes: %d layers already exceed it, %d is not the fewest", gpu, fewer.Layers, d.Layers)
+		}
+		if want := fmt.Sprintf("llama3-70b-56l-%dl", d.Layers); d.Name != want {
+			t.Errorf("name %q, want %q", d.Name, want)
+		}
+	}
+	if d := s.DeepenPast(1000, 2); d.Layers != 1 {
+		t.Errorf("a tiny size gave %d layers, want 1", d.Layers)
 	}
 }
 

@@ -3,7 +3,9 @@
 # `bash scripts/gpu/suite.sh none` has laid out the pack: the two-process
 # parity test over NCCL (one GPU a rank), genkit launch with NCCL (dist-check
 # and a steered generate against one process), and the decode benchmark of a
-# random-weight model too large for one GPU (llama3-70b-56l, 100 GB bf16).
+# random-weight model too large for one GPU: Llama 3 70B's shape deepened
+# until its bfloat16 weights exceed one GPU's memory (TP_LAYERS=auto, the
+# default; TP_LAYERS=N sets the depth), decoded with and without steering.
 #   OUT=... bash scripts/gpu/tp.sh
 set -uo pipefail
 source "$(dirname "$0")/env.sh"
@@ -36,10 +38,18 @@ PY
 say "default model under launch -n 2: $(timeout 200 "$S/bin/genkit" launch -n 2 --backend nccl -- generate --tokens 1,2,3 --max-new-tokens 2 2>&1 | grep -m1 'tensor parallelism' | sed 's/.*genkit: //')"
 # The big model: two ranks, one GPU each (no launch needed: the test binary is the program).
 port=$((29500 + RANDOM % 400))
+pids=()
 for r in 0 1; do
   (cd "$ROOT/engine" && MLX_RANK=$r MLX_WORLD_SIZE=2 NCCL_HOST_IP=127.0.0.1 NCCL_PORT=$port CUDA_VISIBLE_DEVICES=$r \
-    GENKIT_DIST_BACKEND=nccl GENKIT_BENCH_LAYERS=${TP_LAYERS:-} timeout 500 "$S/tests/engine.test" -test.run '^$' -test.bench 'TensorParallelDecode' -test.benchtime 2x) > "$OUT/tp-bench$r.log" 2>&1 &
+    GENKIT_DIST_BACKEND=nccl GENKIT_BENCH_LAYERS=${TP_LAYERS:-auto} timeout ${TP_TIMEOUT:-400} "$S/tests/engine.test" -test.run '^$' -test.bench 'TensorParallelDecode' -test.benchtime 2x) > "$OUT/tp-bench$r.log" 2>&1 &
+  pids+=($!)
 done
-wait
-grep -E '^Benchmark|FAIL|error' "$OUT/tp-bench0.log" | sed 's/^/    /' | tee -a "$R"
-nvidia-smi --query-gpu=index,memory.used --format=csv,noheader | sed 's/^/    after: /' | tee -a "$R"
+# What the GPUs hold while it runs (a stall shows here and in the ranks' progress lines).
+( for i in $(seq 1 40); do sleep 10; echo "$(date -u +%T) $(nvidia-smi --query-gpu=index,memory.used,utilization.gpu --format=csv,noheader | tr '\n' ';')"; done ) > "$OUT/tp-bench-gpus.log" 2>&1 &
+mon=$!
+wait "${pids[@]}"
+kill $mon 2>/dev/null
+for r in 0 1; do
+  say "  rank $r:"; grep -E '^\[rank|^Benchmark|FAIL|rror|--- ' "$OUT/tp-bench$r.log" | sed 's/^/    /' | tee -a "$R"
+done
+nvidia-smi --query-gpu=index,name,memory.total,memory.used --format=csv,noheader | sed 's/^/    after: /' | tee -a "$R"
