@@ -39,6 +39,7 @@ func startWorker() {
 		runtime.LockOSThread() // never unlocked: this thread is MLX's
 		C.gk_bind_thread()
 		applySelection()
+		applyBackendDefaults()
 		close(ready)
 		for f := range work {
 			f()
