@@ -129,7 +129,8 @@ func (m *Model) attention(s *mlx.Scope, i int, x *mlx.Array, f *pass) *mlx.Array
 		q, k, v = b.q.Apply(s, x), b.k.Apply(s, x), b.v.Apply(s, x)
 	}
 	if b.qNorm != nil && b.qNormFull {
-		q, k = m.rmsNorm(s, q, b.qNorm), m.rmsNorm(s, k, b.kNorm)
+		q = m.spanNorm(s, q, b.qNorm, cfg.NumHeads*hd)
+		k = m.spanNorm(s, k, b.kNorm, cfg.NumKVHeads*hd)
 	}
 	q = s.Track(mlx.Reshape(q, B, L, H, hd))
 	k = s.Track(mlx.Reshape(k, B, L, Hkv, hd))

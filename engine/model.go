@@ -274,6 +274,13 @@ func build(cfg *Config, src *tensorSource, format string, dequantize bool) (*Mod
 			if b.kNorm, err = norm(n.kNorm, kn); err != nil {
 				return nil, err
 			}
+			if arch.QKNormFull && m.tp != nil {
+				for _, w := range []**mlx.Array{&b.qNorm, &b.kNorm} {
+					if err := m.tp.shardNorm(w, hd); err != nil {
+						return nil, fmt.Errorf("%s: layer %d: q/k norm: %w", src.file, i, err)
+					}
+				}
+			}
 		}
 	}
 	if m.norm, err = norm(names.norm, D); err != nil {

@@ -27,8 +27,6 @@ func newTensorParallel(g *mlx.Group, cfg *Config, arch Arch) (*tensorParallel, e
 	switch {
 	case cfg.NumExperts > 0:
 		return nil, fmt.Errorf("tensor parallelism: mixture-of-experts models (%s) are not sharded yet; run them on one device", cfg.Architecture)
-	case arch.QKNormFull:
-		return nil, fmt.Errorf("tensor parallelism: %s normalises q and k across all heads, which a head split cannot; run it on one device", cfg.Architecture)
 	case cfg.IntermediateSize%size != 0:
 		return nil, fmt.Errorf("tensor parallelism: intermediate_size %d does not split over %d ranks", cfg.IntermediateSize, size)
 	}
@@ -69,6 +67,55 @@ func (tp *tensorParallel) shardBlock(b *block, cfg *Config) error {
 		*p.l = part
 	}
 	return nil
+}
+
+// shardNorm replaces *w, a norm weight over every head's features (olmo2's
+// q/k norms: [heads * head_dim]), with this rank's heads' part, freeing
+// the full one.
+func (tp *tensorParallel) shardNorm(w **mlx.Array, headDim int) error {
+	full := *w
+	if full == nil {
+		return nil
+	}
+	n := full.Dim(0)
+	start, stop, err := ShardRange(n, tp.rank, tp.size, headDim)
+	if err != nil {
+		return fmt.Errorf("norm of %d features: %w", n, err)
+	}
+	part, err := mlx.Slice(full, []int{start}, []int{stop}, nil)
+	if err == nil {
+		var c *mlx.Array
+		c, err = mlx.Contiguous(part)
+		part.Free()
+		part = c
+	}
+	if err == nil {
+		err = mlx.Eval(part)
+	}
+	if err != nil {
+		part.Free()
+		return fmt.Errorf("norm of %d features: %w", n, err)
+	}
+	full.Free()
+	*w = part
+	return nil
+}
+
+// spanNorm is RMSNorm over the last axis of x when that axis is split over
+// the tensor-parallel ranks (olmo2's q/k norms, which span every head): the
+// squares are all-summed, so every rank divides by the whole row's mean
+// square, as one device does; width is the whole row's length. On one
+// device it is rmsNorm.
+func (m *Model) spanNorm(s *mlx.Scope, x, w *mlx.Array, width int) *mlx.Array {
+	if m.tp == nil || x == nil || w == nil {
+		return m.rmsNorm(s, x, w)
+	}
+	x32 := s.Track(mlx.AsType(x, mlx.Float32))
+	ss := m.reduce(s, s.Track(mlx.Sum(s.Track(mlx.Square(x32)), true, -1)))
+	ms := s.Track(mlx.Multiply(ss, s.Track(mlx.Scalar(1/float64(width), mlx.Float32))))
+	r := s.Track(mlx.Rsqrt(s.Track(mlx.Add(ms, s.Track(mlx.Scalar(m.Config.RMSNormEps, mlx.Float32))))))
+	y := s.Track(mlx.AsType(s.Track(mlx.Multiply(x32, r)), x.Dtype()))
+	return s.Track(mlx.Multiply(y, w))
 }
 
 // heads is the number of query and key/value heads this process computes:

@@ -25,17 +25,17 @@ import (
 const tpWorkerEnv = "GENKIT_TEST_TP_WORKER"
 
 // tpFamilies are the tiny families the two-process test shards: biases
-// (qwen2), q/k norms per head (qwen3, gemma3), a window (mistral), soft-caps
-// and sandwich norms (gemma2), multipliers (granite), fused checkpoints
-// (phi3).
-var tpFamilies = []string{"llama_tied", "qwen2_bias", "qwen3_headdim", "mistral_window", "granite_mult", "phi3_fused", "gemma2_caps", "gemma3_local"}
+// (qwen2), q/k norms per head (qwen3, gemma3) and across all heads (olmo2,
+// with post-norms), a window (mistral), soft-caps and sandwich norms
+// (gemma2), multipliers (granite), fused checkpoints (phi3).
+var tpFamilies = []string{"llama_tied", "qwen2_bias", "qwen3_headdim", "mistral_window", "granite_mult", "phi3_fused", "gemma2_caps", "gemma3_local", "olmo2_post"}
 
 // tpResult is what one model gives, on one process or sharded.
 type tpResult struct {
 	Logits  [][]float32 `json:"logits"`  // every position of the prompt
 	Steered [][]float32 `json:"steered"` // the same with alpha·v added after a middle block
 	Greedy  [][]int     `json:"greedy"`  // two lanes, the second steered
-	Refused string      `json:"refused"` // olmo2's error (q/k norms across heads)
+	Refused string      `json:"refused"` // the MoE model's error
 }
 
 var tpPrompt = []int{17, 3, 99, 42, 7, 250, 1, 64, 128, 5, 9, 33}
@@ -103,8 +103,8 @@ func tpRun(t *testing.T, path string, opts engine.LoadOptions) tpResult {
 // processes (MLX's ring backend on loopback, as `genkit launch -n 2` runs
 // them) and compares with one process: logits at every position within
 // 1e-4, a residual steering hook's logits within 1e-4, and greedy tokens
-// of a base and a steered lane identical. A family the split cannot shard
-// (olmo2's q/k norms span every head) is refused by name.
+// of a base and a steered lane identical. A family not sharded yet (mixture
+// of experts) is refused by name.
 func TestTensorParallelMatchesOneProcess(t *testing.T) {
 	if os.Getenv(tpWorkerEnv) != "" {
 		t.Skip("inside a worker")
@@ -189,8 +189,8 @@ func TestTensorParallelMatchesOneProcess(t *testing.T) {
 			}
 		})
 	}
-	if r := sharded["olmo2_post"].Refused; !strings.Contains(r, "olmo2") || !strings.Contains(r, "across all heads") {
-		t.Errorf("olmo2 over two ranks: got %q, want a refusal naming olmo2 and its q/k norms", r)
+	if r := sharded["qwen3_moe"].Refused; !strings.Contains(r, "qwen3_moe") || !strings.Contains(r, "mixture-of-experts") {
+		t.Errorf("qwen3_moe over two ranks: got %q, want a refusal naming qwen3_moe and its experts", r)
 	}
 }
 
@@ -210,7 +210,7 @@ func TestTensorParallelWorker(t *testing.T) {
 	}
 	var refused error
 	if err := mlx.Do(context.Background(), func() error {
-		m, err := engine.LoadModel(hfDir("olmo2_post"), engine.LoadOptions{Group: g})
+		m, err := engine.LoadModel(hfDir("qwen3_moe"), engine.LoadOptions{Group: g})
 		if err == nil {
 			m.Free()
 		}
@@ -220,9 +220,9 @@ func TestTensorParallelWorker(t *testing.T) {
 		t.Fatal(err)
 	}
 	if refused == nil {
-		t.Fatal("olmo2 loaded sharded")
+		t.Fatal("qwen3_moe loaded sharded")
 	}
-	results["olmo2_post"] = tpResult{Refused: refused.Error()}
+	results["qwen3_moe"] = tpResult{Refused: refused.Error()}
 	if g.Rank() == 0 {
 		data, err := json.Marshal(results)
 		if err != nil {
