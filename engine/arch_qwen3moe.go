@@ -94,7 +94,12 @@ func (e *moeMLP) arrays() []*mlx.Array {
 // loadMoE loads a sparse MLP: the router and the experts, from stacked
 // tensors (MLX's switch_mlp, llama.cpp's ffn_*_exps) or, stacked here, from
 // one tensor per expert (Hugging Face).
-func loadMoE(src *tensorSource, cfg *Config, i int, n layerNames, dequantize bool) (*moeMLP, error) {
+//
+// Under tensor parallelism (tp not nil) every expert's hidden features are
+// split over the ranks, as a dense MLP's are: gate and up by output rows,
+// down by input columns; the router stays whole, so every rank picks the
+// same experts, and sparseMLP all-sums the combined output.
+func loadMoE(src *tensorSource, cfg *Config, i int, n layerNames, dequantize bool, tp *tensorParallel) (*moeMLP, error) {
 	D, I, E := cfg.HiddenSize, cfg.MoEIntermediateSize, cfg.NumExperts
 	e := &moeMLP{topK: cfg.NumExpertsPerTok, normTopK: cfg.NormTopKProb, experts: E, hidden: D, inter: I}
 	ok := false
@@ -134,6 +139,20 @@ func loadMoE(src *tensorSource, cfg *Config, i int, n layerNames, dequantize boo
 			}
 			return nil, err
 		}
+	}
+	if tp != nil {
+		for p := range st {
+			part, err := st[p].shard(tp.rank, tp.size, p < 2)
+			if err != nil {
+				for _, x := range st {
+					x.free()
+				}
+				return nil, fmt.Errorf("%s: layer %d: experts' %s: %w", src.file, i, [3]string{"gate", "up", "down"}[p], err)
+			}
+			st[p].free()
+			st[p] = part
+		}
+		e.inter = st[0].out
 	}
 	e.gate, e.up, e.down = st[0], st[1], st[2]
 	if e.gateUp, err = fuseExperts(e.gate, e.up); err != nil {
@@ -256,6 +275,88 @@ func (t *tensorSource) expertStack(prefix string, experts, out, in int, dequanti
 	return x, err
 }
 
+// shard returns this rank's part of the stack for tensor parallelism:
+// column keeps rows [start, stop) of every expert's [out, in] weight (gate,
+// up), else columns (down; quantized columns in whole groups). The part owns
+// its memory.
+func (x *expertStack) shard(rank, size int, column bool) (*expertStack, error) {
+	n, unit := x.in, 1
+	if column {
+		n = x.out
+	} else if x.q != nil {
+		unit = x.q.GroupSize
+	}
+	start, stop, err := ShardRange(n, rank, size, unit)
+	if err != nil {
+		return nil, fmt.Errorf("shard of %d experts' [%d, %d] weights: %w", x.wTExperts(), x.out, x.in, err)
+	}
+	part := &expertStack{out: x.out, in: x.in}
+	if column {
+		part.out = stop - start
+	} else {
+		part.in = stop - start
+	}
+	s := mlx.NewScope()
+	defer s.Close()
+	// own copies [lo, hi) of a along axis into memory of its own.
+	own := func(a *mlx.Array, axis, lo, hi int) *mlx.Array {
+		if s.Err() != nil {
+			return nil
+		}
+		sh := a.Shape()
+		st, en := make([]int, len(sh)), append([]int(nil), sh...)
+		st[axis], en[axis] = lo, hi
+		c, err := mlx.Contiguous(s.Track(mlx.Slice(a, st, en, nil)))
+		if err != nil {
+			s.Fail(err)
+			return nil
+		}
+		return c
+	}
+	if x.q != nil {
+		q := &mlx.Quantized{GroupSize: x.q.GroupSize, Bits: x.q.Bits}
+		if column {
+			q.Weight, q.Scales, q.Biases = own(x.q.Weight, 1, start, stop), own(x.q.Scales, 1, start, stop), own(x.q.Biases, 1, start, stop)
+		} else {
+			if start*q.Bits%32 != 0 || stop*q.Bits%32 != 0 {
+				return nil, fmt.Errorf("columns [%d, %d) of %d-bit weights do not start and end on a 32-bit word", start, stop, q.Bits)
+			}
+			g := q.GroupSize
+			q.Weight = own(x.q.Weight, 2, start*q.Bits/32, stop*q.Bits/32)
+			q.Scales, q.Biases = own(x.q.Scales, 2, start/g, stop/g), own(x.q.Biases, 2, start/g, stop/g)
+		}
+		part.q = q
+	} else {
+		w := s.Track(mlx.SwapAxes(x.wT, 1, 2)) // [experts, out, in]
+		axis := 2
+		if column {
+			axis = 1
+		}
+		if c := own(w, axis, start, stop); c != nil {
+			part.wT = s.Track(mlx.SwapAxes(c, 1, 2))
+			s.Keep(part.wT)
+			c.Free()
+		}
+	}
+	if err := s.Err(); err == nil {
+		err = mlx.Eval(part.arrays()...)
+		if err == nil {
+			return part, nil
+		}
+		s.Fail(err)
+	}
+	part.free()
+	return nil, s.Err()
+}
+
+// wTExperts is the number of experts in the stack.
+func (x *expertStack) wTExperts() int {
+	if x.q != nil {
+		return x.q.Weight.Dim(0)
+	}
+	return x.wT.Dim(0)
+}
+
 // gatherQMMBroken reports whether MLX's gather_qmm gives wrong products for
 // bits-bit experts on this device: on CUDA (mlx-cuda-13 0.32.4, measured on
 // an H200) the 4-bit product of several tokens differs from MLX's own CPU
@@ -345,7 +446,7 @@ func (m *Model) sparseMLP(s *mlx.Scope, e *moeMLP, x *mlx.Array) *mlx.Array {
 		y = s.Track(mlx.Reshape(h, N, k, D))
 	}
 	y = s.Track(mlx.Multiply(y, s.Track(mlx.Reshape(w, N, k, 1))))
-	y = s.Track(mlx.Sum(y, false, 1))
+	y = m.reduce(s, s.Track(mlx.Sum(y, false, 1))) // each rank has its share of every expert's features
 	if dt != mlx.Float32 {
 		y = s.Track(mlx.AsType(y, dt))
 	}

@@ -233,7 +233,7 @@ func build(cfg *Config, src *tensorSource, format string, dequantize bool) (*Mod
 			return nil, err
 		}
 		if cfg.sparseLayer(i) {
-			if b.moe, err = loadMoE(src, cfg, i, n, dequantize); err != nil {
+			if b.moe, err = loadMoE(src, cfg, i, n, dequantize, m.tp); err != nil {
 				return nil, err
 			}
 		} else {

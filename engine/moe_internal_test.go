@@ -292,3 +292,97 @@ func BenchmarkMoE(b *testing.B) {
 		_ = mlx.Do(context.Background(), func() error { e.free(); return nil })
 	}
 }
+
+// TestExpertStackShard: for dense and 4- and 8-bit stacks, each rank's
+// column shard of gate gives its block of every expert's outputs, and the
+// row shards of down, each fed its block of the input, sum to the whole
+// product (what the all-sum after the experts relies on); a quantized down
+// whose columns are one group cannot split over two ranks and says so.
+func TestExpertStackShard(t *testing.T) {
+	const E, D, I, size = 4, 64, 128, 2
+	maxDiff := func(s *mlx.Scope, a, b *mlx.Array) float64 {
+		d, err := s.Track(mlx.Max(s.Track(mlx.Abs(s.Track(mlx.Subtract(a, b)))), false)).Float32s()
+		if err != nil || len(d) != 1 {
+			s.Fail(fmt.Errorf("max diff: %v", err))
+			return math.Inf(1)
+		}
+		return float64(d[0])
+	}
+	for _, bits := range []int{0, 4, 8} {
+		t.Run(fmt.Sprintf("bits%d", bits), func(t *testing.T) {
+			onMLX(t, func(s *mlx.Scope) error {
+				r := rand.New(rand.NewSource(int64(7 + bits)))
+				e, err := randomMoE(r, E, 2, D, I, bits, false)
+				if err != nil {
+					return err
+				}
+				defer e.free()
+				hv := make([]float32, 3*D)
+				av := make([]float32, 3*I)
+				for i := range hv {
+					hv[i] = float32(r.NormFloat64())
+				}
+				for i := range av {
+					av[i] = float32(r.NormFloat64())
+				}
+				h := s.Track(mlx.FromFloat32s(hv, 3, D))
+				a := s.Track(mlx.FromFloat32s(av, 3, I))
+				for x := 0; x < E; x++ {
+					fullG := expertProduct(s, e.gate, x, h) // [3, I]
+					fullD := expertProduct(s, e.down, x, a) // [3, D]
+					var sum *mlx.Array
+					for rank := 0; rank < size; rank++ {
+						g, err := e.gate.shard(rank, size, true)
+						if err != nil {
+							return err
+						}
+						dn, err := e.down.shard(rank, size, false)
+						if err != nil {
+							g.free()
+							return err
+						}
+						lo, hi := rank*I/size, (rank+1)*I/size
+						want := s.Track(mlx.Slice(fullG, []int{0, lo}, []int{3, hi}, nil))
+						if d := maxDiff(s, expertProduct(s, g, x, h), want); d > 1e-4 {
+							t.Errorf("expert %d, rank %d: gate shard off by %g", x, rank, d)
+						}
+						part := expertProduct(s, dn, x, s.Track(mlx.Slice(a, []int{0, lo}, []int{3, hi}, nil)))
+						if sum == nil {
+							sum = part
+						} else {
+							sum = s.Track(mlx.Add(sum, part))
+						}
+						if g.out != I/size || dn.in != I/size || dn.out != D {
+							t.Errorf("rank %d: shard shapes gate out %d, down [%d, %d]", rank, g.out, dn.out, dn.in)
+						}
+						if err := s.Err(); err != nil {
+							g.free()
+							dn.free()
+							return err
+						}
+						g.free()
+						dn.free()
+					}
+					if d := maxDiff(s, sum, fullD); d > 1e-4 {
+						t.Errorf("expert %d: down shards sum off by %g", x, d)
+					}
+				}
+				return nil
+			})
+		})
+	}
+	onMLX(t, func(s *mlx.Scope) error {
+		e, err := randomMoE(rand.New(rand.NewSource(3)), E, 2, D, 32, 4, false)
+		if err != nil {
+			return err
+		}
+		defer e.free()
+		if p, err := e.down.shard(0, size, false); err == nil {
+			p.free()
+			t.Error("4-bit down of 32 columns (one group of 32) split over two ranks")
+		} else if !strings.Contains(err.Error(), "1 units of 32") {
+			t.Errorf("error %q does not name the groups", err)
+		}
+		return nil
+	})
+}

@@ -25,8 +25,8 @@ type tensorParallel struct {
 func newTensorParallel(g *mlx.Group, cfg *Config, arch Arch) (*tensorParallel, error) {
 	size := g.Size()
 	switch {
-	case cfg.NumExperts > 0:
-		return nil, fmt.Errorf("tensor parallelism: mixture-of-experts models (%s) are not sharded yet; run them on one device", cfg.Architecture)
+	case cfg.NumExperts > 0 && cfg.MoEIntermediateSize%size != 0:
+		return nil, fmt.Errorf("tensor parallelism: moe_intermediate_size %d does not split over %d ranks", cfg.MoEIntermediateSize, size)
 	case cfg.IntermediateSize%size != 0:
 		return nil, fmt.Errorf("tensor parallelism: intermediate_size %d does not split over %d ranks", cfg.IntermediateSize, size)
 	}

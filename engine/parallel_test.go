@@ -27,15 +27,16 @@ const tpWorkerEnv = "GENKIT_TEST_TP_WORKER"
 // tpFamilies are the tiny families the two-process test shards: biases
 // (qwen2), q/k norms per head (qwen3, gemma3) and across all heads (olmo2,
 // with post-norms), a window (mistral), soft-caps and sandwich norms
-// (gemma2), multipliers (granite), fused checkpoints (phi3).
-var tpFamilies = []string{"llama_tied", "qwen2_bias", "qwen3_headdim", "mistral_window", "granite_mult", "phi3_fused", "gemma2_caps", "gemma3_local", "olmo2_post"}
+// (gemma2), multipliers (granite), fused checkpoints (phi3), mixtures of
+// experts (qwen3_moe; _mlx4 with MLX 4-bit experts and an 8-bit router).
+var tpFamilies = []string{"llama_tied", "qwen2_bias", "qwen3_headdim", "mistral_window", "granite_mult", "phi3_fused", "gemma2_caps", "gemma3_local", "olmo2_post", "qwen3_moe", "qwen3_moe_mlx4"}
 
 // tpResult is what one model gives, on one process or sharded.
 type tpResult struct {
 	Logits  [][]float32 `json:"logits"`  // every position of the prompt
 	Steered [][]float32 `json:"steered"` // the same with alpha·v added after a middle block
 	Greedy  [][]int     `json:"greedy"`  // two lanes, the second steered
-	Refused string      `json:"refused"` // the MoE model's error
+	Refused string      `json:"refused"` // the error of a model whose heads do not split
 }
 
 var tpPrompt = []int{17, 3, 99, 42, 7, 250, 1, 64, 128, 5, 9, 33}
@@ -103,8 +104,8 @@ func tpRun(t *testing.T, path string, opts engine.LoadOptions) tpResult {
 // processes (MLX's ring backend on loopback, as `genkit launch -n 2` runs
 // them) and compares with one process: logits at every position within
 // 1e-4, a residual steering hook's logits within 1e-4, and greedy tokens
-// of a base and a steered lane identical. A family not sharded yet (mixture
-// of experts) is refused by name.
+// of a base and a steered lane identical. A model whose key/value heads do
+// not split over the ranks is refused, naming them.
 func TestTensorParallelMatchesOneProcess(t *testing.T) {
 	if os.Getenv(tpWorkerEnv) != "" {
 		t.Skip("inside a worker")
@@ -189,8 +190,8 @@ func TestTensorParallelMatchesOneProcess(t *testing.T) {
 			}
 		})
 	}
-	if r := sharded["qwen3_moe"].Refused; !strings.Contains(r, "qwen3_moe") || !strings.Contains(r, "mixture-of-experts") {
-		t.Errorf("qwen3_moe over two ranks: got %q, want a refusal naming qwen3_moe and its experts", r)
+	if r := sharded["one_kv_head"].Refused; !strings.Contains(r, "1 key/value heads do not both divide over 2 ranks") {
+		t.Errorf("one key/value head over two ranks: got %q, want a refusal naming the heads", r)
 	}
 }
 
@@ -208,9 +209,46 @@ func TestTensorParallelWorker(t *testing.T) {
 	for _, name := range tpFamilies {
 		results[name] = tpRun(t, hfDir(name), engine.LoadOptions{Group: g})
 	}
+	// One key/value head cannot split over two ranks.
+	odd := filepath.Join(t.TempDir(), "one_kv_head")
+	if err := os.MkdirAll(odd, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	src, err := filepath.Abs(hfDir("llama_tied"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		from, to := filepath.Join(src, e.Name()), filepath.Join(odd, e.Name())
+		if e.Name() != "config.json" {
+			if err := os.Symlink(from, to); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		var cfg map[string]any
+		data, err := os.ReadFile(from)
+		if err == nil {
+			err = json.Unmarshal(data, &cfg)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg["num_key_value_heads"] = 1
+		if data, err = json.Marshal(cfg); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(to, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	var refused error
 	if err := mlx.Do(context.Background(), func() error {
-		m, err := engine.LoadModel(hfDir("qwen3_moe"), engine.LoadOptions{Group: g})
+		m, err := engine.LoadModel(odd, engine.LoadOptions{Group: g})
 		if err == nil {
 			m.Free()
 		}
@@ -220,9 +258,9 @@ func TestTensorParallelWorker(t *testing.T) {
 		t.Fatal(err)
 	}
 	if refused == nil {
-		t.Fatal("qwen3_moe loaded sharded")
+		t.Fatal("a model with one key/value head loaded sharded over two ranks")
 	}
-	results["qwen3_moe"] = tpResult{Refused: refused.Error()}
+	results["one_kv_head"] = tpResult{Refused: refused.Error()}
 	if g.Rank() == 0 {
 		data, err := json.Marshal(results)
 		if err != nil {
