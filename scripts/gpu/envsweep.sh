@@ -3,12 +3,13 @@
 # none` has laid out the pack: `genkit bench` (genkit's rows only: no python
 # or llama.cpp peers) once per value, in one lease so the numbers compare,
 # then a table of decode steps/s at 1, 2 and 8 lanes per engine row. Values
-# alternate twice (a b c a b c) so drift on the machine shows as spread.
+# alternate ROUNDS times (default 2: a b c a b c) so drift on the machine
+# shows as spread.
 #   OUT=... bash scripts/gpu/envsweep.sh MLX_MAX_OPS_PER_BUFFER 20 60 120 240
 set -uo pipefail
 source "$(dirname "$0")/env.sh"
 VAR=$1; shift
-for round in 1 2; do
+for round in $(seq 1 "${ROUNDS:-2}"); do
   for v in "$@"; do
     f="$OUT/sweep-$VAR-$v-$round.json"
     env "$VAR=$v" timeout 300 "$S/bin/genkit" bench --json --python /bin/false --llama-bench /bin/false > "$f" 2> "${f%.json}.err"
