@@ -153,11 +153,14 @@ type Stats struct {
 
 // Generate runs req on the MLX thread until every lane stops (or a
 // BeamChooser reports done), the token budget is spent, the deadline passes
-// or ctx is cancelled (checked before every token).
+// or ctx is cancelled (checked before every token). Under tensor
+// parallelism every rank runs the same request and rank 0 alone decides
+// when ctx or the deadline stops it (Stopped), for all ranks at the same
+// step.
 func (m *Model) Generate(ctx context.Context, req Request) ([]LaneResult, Stats, error) {
 	var results []LaneResult
 	var stats Stats
-	err := mlx.Do(ctx, func() error {
+	err := mlx.Do(m.WorkContext(ctx), func() error {
 		var err error
 		results, stats, err = m.generate(ctx, req)
 		return err
@@ -203,7 +206,9 @@ func (m *Model) generate(ctx context.Context, req Request) ([]LaneResult, Stats,
 	t0 := time.Now()
 	var logits *mlx.Array
 	for start := 0; start < len(req.Prompt); start += chunk {
-		if err := ctx.Err(); err != nil {
+		if code, err := m.halt(ctx, time.Time{}); err != nil {
+			return nil, stats, err
+		} else if code != haltNone {
 			return cancelled(results), stats, nil
 		}
 		end := min(start+chunk, len(req.Prompt))
@@ -239,11 +244,15 @@ func (m *Model) generate(ctx context.Context, req Request) ([]LaneResult, Stats,
 	}
 	running := B
 	for step := 0; step < req.MaxNewTokens && running > 0; step++ {
-		if err := ctx.Err(); err != nil {
+		code, err := m.halt(ctx, req.Deadline)
+		if err != nil {
+			return nil, stats, err
+		}
+		if code == haltCancelled {
 			markCancelled(results)
 			break
 		}
-		if !req.Deadline.IsZero() && time.Now().After(req.Deadline) {
+		if code == haltTime {
 			markAs(results, "time")
 			break
 		}
@@ -409,7 +418,11 @@ func finishLength(results []LaneResult) {
 // decodeDevice is the pipelined decode loop: the tokens stay on the device,
 // and step n+1's forward pass and choice are queued (async_eval) before step
 // n's tokens are read, as mlx-lm does, so the device never waits for the
-// host. The last queued step is wasted when every lane stops.
+// host. The last queued step is wasted when every lane stops. Under tensor
+// parallelism each step's stop decision (queueHalt) is queued with the step
+// and read with its tokens, so the ranks queue and drain the same steps
+// and the pipeline keeps running: a cancellation or the deadline takes
+// effect one step later than on one device.
 func (m *Model) decodeDevice(ctx context.Context, req Request, dc DeviceChooser, B int, cache *Cache,
 	logits *mlx.Array, history [][]int, results []LaneResult, isEOS map[int]bool, stats *Stats) error {
 	V := m.Config.VocabSize
@@ -426,15 +439,29 @@ func (m *Model) decodeDevice(ctx context.Context, req Request, dc DeviceChooser,
 		y.Free()
 		return fmt.Errorf("generate: %w", err)
 	}
-	defer func() { y.Free() }()
+	// flag is the stop decision queued with y (tensor parallelism only).
+	tp := m.tp != nil
+	var flag *mlx.Array
+	defer func() { y.Free(); flag.Free() }()
+	if tp {
+		if flag, err = m.queueHalt(ctx, req.Deadline); err != nil {
+			return err
+		}
+	}
 	running := B
 	for step := 0; step < req.MaxNewTokens && running > 0; step++ {
 		// Queue the next step first.
-		var next *mlx.Array
+		var next, nextFlag *mlx.Array
 		if step+1 < req.MaxNewTokens {
 			next, err = m.queueStep(req, dc, y, B, cache, step+1)
 			if err != nil {
 				return err
+			}
+			if tp {
+				if nextFlag, err = m.queueHalt(ctx, req.Deadline); err != nil {
+					next.Free()
+					return err
+				}
 			}
 		}
 		ids, err := y.Int32s()
@@ -443,7 +470,18 @@ func (m *Model) decodeDevice(ctx context.Context, req Request, dc DeviceChooser,
 		if err != nil {
 			return fmt.Errorf("generate step %d: %w", step, err)
 		}
-		if err := ctx.Err(); err != nil {
+		code := haltNone
+		if tp {
+			code, err = readHalt(flag)
+			flag.Free()
+			flag = nextFlag
+			if err != nil {
+				return fmt.Errorf("generate step %d: %w", step, err)
+			}
+		} else if ctx.Err() != nil {
+			code = haltCancelled
+		}
+		if code == haltCancelled {
 			markCancelled(results)
 			return nil
 		}
@@ -456,7 +494,7 @@ func (m *Model) decodeDevice(ctx context.Context, req Request, dc DeviceChooser,
 		}
 		running -= acceptTokens(req, results, history, isEOS, chosen)
 		stats.Steps = step + 1
-		if !req.Deadline.IsZero() && time.Now().After(req.Deadline) {
+		if code == haltTime || !tp && !req.Deadline.IsZero() && time.Now().After(req.Deadline) {
 			markAs(results, "time")
 			break
 		}

@@ -1,7 +1,9 @@
 package engine
 
 import (
+	"context"
 	"fmt"
+	"time"
 
 	"github.com/mlx-genkit/genkit/mlx"
 )
@@ -96,4 +98,111 @@ func (m *Model) Ranks() int {
 		return 1
 	}
 	return m.tp.size
+}
+
+// Why a generation stops at a check point (halt's codes).
+const (
+	haltNone      int32 = iota // go on
+	haltCancelled              // ctx is done
+	haltTime                   // the deadline (max_time) passed
+)
+
+// localHalt is this process's own reason to stop at a check point: ctx
+// done, else the deadline (when set) passed.
+func localHalt(ctx context.Context, deadline time.Time) int32 {
+	if ctx.Err() != nil {
+		return haltCancelled
+	}
+	if !deadline.IsZero() && time.Now().After(deadline) {
+		return haltTime
+	}
+	return haltNone
+}
+
+// queueHalt starts the group's stop decision under tensor parallelism: an
+// all-sum of a one-element flag that only rank 0 sets (to localHalt), so
+// every rank reads rank 0's decision and the ranks stop at the same step
+// (the others' ctx and clock are not consulted). It is lazy and queued
+// (async_eval), so a pipelined loop can queue it with a step; read it with
+// readHalt. MLX thread only; every rank must queue it at the same point.
+func (m *Model) queueHalt(ctx context.Context, deadline time.Time) (*mlx.Array, error) {
+	v := haltNone
+	if m.tp.rank == 0 {
+		v = localHalt(ctx, deadline)
+	}
+	x, err := mlx.FromInt32s([]int32{v}, 1)
+	if err != nil {
+		return nil, fmt.Errorf("stop decision: %w", err)
+	}
+	defer x.Free()
+	sum, err := mlx.AllSum(x, m.tp.group)
+	if err != nil {
+		return nil, fmt.Errorf("stop decision: %w", err)
+	}
+	if err := mlx.AsyncEval(sum); err != nil {
+		sum.Free()
+		return nil, fmt.Errorf("stop decision: %w", err)
+	}
+	return sum, nil
+}
+
+// readHalt reads a decision queueHalt started.
+func readHalt(flag *mlx.Array) (int32, error) {
+	v, err := flag.Int32s()
+	if err != nil {
+		return 0, fmt.Errorf("stop decision: %w", err)
+	}
+	if len(v) != 1 || v[0] < haltNone || v[0] > haltTime {
+		return 0, fmt.Errorf("stop decision: the ranks summed to %v", v)
+	}
+	return v[0], nil
+}
+
+// halt is the stop decision at a check point, taken now: localHalt on one
+// device; under tensor parallelism rank 0's, all-summed (queueHalt), which
+// every rank must reach at the same point. It runs on the MLX thread.
+func (m *Model) halt(ctx context.Context, deadline time.Time) (int32, error) {
+	if m.tp == nil {
+		return localHalt(ctx, deadline), nil
+	}
+	return mlx.Call(context.Background(), func() (int32, error) {
+		flag, err := m.queueHalt(ctx, deadline)
+		if err != nil {
+			return 0, err
+		}
+		defer flag.Free()
+		return readHalt(flag)
+	})
+}
+
+// Stopped is a check point for work on m that ctx may cancel (between
+// forward passes or batches): it returns ctx's error when the work must
+// stop. On one device it is ctx.Err(). Under tensor parallelism every rank
+// must call it at the same point and rank 0's ctx decides for all, through
+// an all-sum, so the ranks stop together; a follower then gets
+// context.Canceled.
+func (m *Model) Stopped(ctx context.Context) error {
+	code, err := m.halt(ctx, time.Time{})
+	if err != nil {
+		return err
+	}
+	if code == haltNone {
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return context.Canceled
+}
+
+// WorkContext is the context to wait for the MLX thread with (mlx.Do) for
+// work on m that ctx may cancel: ctx on one device; under tensor
+// parallelism none, since rank 0 must not skip work the other ranks run
+// (its cancellation reaches the work through Stopped's check points
+// instead).
+func (m *Model) WorkContext(ctx context.Context) context.Context {
+	if m.tp != nil {
+		return context.Background()
+	}
+	return ctx
 }

@@ -185,7 +185,7 @@ func Decode(ctx context.Context, m *engine.Model, run Run, obs Observers) (*Outc
 			}
 		}
 		out.Steering = r
-		if err := ctx.Err(); err != nil {
+		if err := m.Stopped(ctx); err != nil {
 			return nil, err
 		}
 		if obs.Resolved != nil {
@@ -291,7 +291,7 @@ func decodeBeams(ctx context.Context, m *engine.Model, cfg *sampling.GenerationC
 	if err != nil {
 		return err
 	}
-	if err := ctx.Err(); err != nil {
+	if err := m.Stopped(ctx); err != nil {
 		return err
 	}
 	for _, b := range bs.Beams() {
