@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"time"
 
@@ -205,4 +206,24 @@ func (m *Model) WorkContext(ctx context.Context) context.Context {
 		return context.Background()
 	}
 	return ctx
+}
+
+// RankZeroSeed is seed as rank 0 drew it, on every rank of a sharded model
+// (a broadcast from rank 0), so that ranks which each drew a seed sample
+// the same tokens; seed itself on one device. Every rank must call it at
+// the same point.
+func (m *Model) RankZeroSeed(seed uint64) (uint64, error) {
+	if m.tp == nil {
+		return seed, nil
+	}
+	var buf [8]byte
+	binary.LittleEndian.PutUint64(buf[:], seed)
+	got, err := mlx.Call(context.Background(), func() ([]byte, error) { return mlx.BroadcastBytes(m.tp.group, 0, buf[:]) })
+	if err != nil {
+		return 0, fmt.Errorf("rank 0's seed: %w", err)
+	}
+	if len(got) != len(buf) {
+		return 0, fmt.Errorf("rank 0's seed: %d bytes came", len(got))
+	}
+	return binary.LittleEndian.Uint64(got), nil
 }

@@ -211,6 +211,16 @@ func Decode(ctx context.Context, m *engine.Model, run Run, obs Observers) (*Outc
 // logit bias on the steered lanes), stop strings, deadline and hook.
 func decodeLanes(ctx context.Context, m *engine.Model, ids []int, cfg *sampling.GenerationConfig, steer Steer, n int,
 	lo laneOptions, obs Observers) ([]Lane, uint64, engine.Stats, error) {
+	if cfg.Seed == nil && m.Ranks() > 1 {
+		// Each rank of a sharded model would draw its own: take rank 0's.
+		seed, err := m.RankZeroSeed(sampling.DrawSeed())
+		if err != nil {
+			return nil, 0, engine.Stats{}, err
+		}
+		c := *cfg
+		c.Seed = &seed
+		cfg = &c
+	}
 	sampler, err := sampling.NewSampler(cfg, n, sampling.SamplerOptions{SharedDraws: lo.shared, LaneExtra: steer.laneExtra})
 	if err != nil {
 		return nil, 0, engine.Stats{}, err

@@ -40,6 +40,9 @@ type lockstepResults struct {
 	Made      map[int][]float32      `json:"made"`     // Extract from the user's texts
 	Resolved  map[int][]float32      `json:"resolved"` // an export's resolve
 	Cancelled int                    `json:"cancelled"`
+	// CLI is a run with no seed that every rank decodes itself, as a CLI
+	// command under genkit launch does (rank 0's seed is taken).
+	CLI lockstepRun `json:"cli"`
 	// Device are runs on the pipelined device loop (no Scores observer, as
 	// the CLI decodes): one cancelled by rank 0 mid-decode, one stopped by
 	// rank 0's max_time.
@@ -197,7 +200,9 @@ func outcome(s SnapshotMsg) lockstepRun {
 // and an export's resolve, then quits. Every result equals one process's
 // (the random run at the seed rank 0 drew; the cancelled run is a strict
 // prefix of the whole run), rank 1 saw exactly the refusal rank 0 saw, and
-// both processes exit.
+// both processes exit. Before that, both ranks decode a run with no seed
+// themselves, as a CLI command under genkit launch does: it equals one
+// process's at the seed rank 0 drew.
 func TestRunnerLockstepTwoProcesses(t *testing.T) {
 	if os.Getenv(lockstepEnv) != "" {
 		t.Skip("inside a worker")
@@ -264,6 +269,12 @@ func TestRunnerLockstepTwoProcesses(t *testing.T) {
 		t.Errorf("the long run: %s after %d steps seen, want cancelled after 4 or more", got.Runs["cancelled"].Finished, got.Cancelled)
 	}
 	checkPrefix(t, "the cancelled run", got.Runs["cancelled"], one(settings["cancelled"]))
+	cliRun := deviceRun(t, m, 0)
+	cliRun.Gen.Seed, cliRun.Gen.MaxNewTokens = sampling.Ptr(got.CLI.Seed), sampling.Ptr(24)
+	if want := decoded(steering.Decode(context.Background(), m, cliRun, steering.Observers{})); got.CLI.Seed == 0 ||
+		fmt.Sprint(got.CLI.Lanes) != fmt.Sprint(want.Lanes) {
+		t.Errorf("a CLI run with no seed: sharded %+v, one process at its seed %+v", got.CLI, want)
+	}
 	whole := decoded(steering.Decode(context.Background(), m, deviceRun(t, m, 0), steering.Observers{}))
 	for name, why := range map[string]string{"cancel": "cancelled", "time": "time"} {
 		g := got.Device[name]
@@ -333,6 +344,10 @@ func TestLockstepWorker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// First as a CLI command runs: every rank decodes the same run itself.
+	cliRun := deviceRun(t, m, 0)
+	cliRun.Gen.Seed, cliRun.Gen.MaxNewTokens = nil, sampling.Ptr(24)
+	cli := decoded(steering.Decode(ctx, m, cliRun, steering.Observers{}))
 	if g.Rank() != 0 {
 		var errs []string
 		if err := steering.Follow(ctx, g, m, func(kind string, err error) { errs = append(errs, kind+": "+err.Error()) }); err != nil {
@@ -344,7 +359,7 @@ func TestLockstepWorker(t *testing.T) {
 	lead := steering.NewLeader(g)
 	r, c := newCollected(t, m, lead)
 	settings := lockstepSettings()
-	res := lockstepResults{Runs: map[string]lockstepRun{}, Device: map[string]lockstepRun{}}
+	res := lockstepResults{Runs: map[string]lockstepRun{}, Device: map[string]lockstepRun{}, CLI: cli}
 	run := func(name string) { res.Runs[name] = outcome(c.wait(r.Start(settings[name]))) }
 	run("first")
 	// Start a long run, let it decode a few steps, then start the next:
