@@ -218,7 +218,7 @@ func (m *Model) generate(ctx context.Context, req Request) ([]LaneResult, Stats,
 				ids = append(ids, int32(id))
 			}
 		}
-		next, err := m.step(ids, B, cache, ForwardOptions{Hook: req.Hook, LastOnly: true, Step: Step{Prefill: true, PromptLen: len(req.Prompt)}})
+		next, _, err := m.step(ids, B, cache, ForwardOptions{Hook: req.Hook, LastOnly: true, Step: Step{Prefill: true, PromptLen: len(req.Prompt)}})
 		if err != nil {
 			return nil, stats, err
 		}
@@ -243,8 +243,20 @@ func (m *Model) generate(ctx context.Context, req Request) ([]LaneResult, Stats,
 		}
 	}
 	running := B
+	// carried is the stop decision the step's forward pass carried (tensor
+	// parallelism, from step 1: no collective of its own).
+	var carried *mlx.Array
+	defer func() { carried.Free() }()
 	for step := 0; step < req.MaxNewTokens && running > 0; step++ {
-		code, err := m.halt(ctx, req.Deadline)
+		var code int32
+		var err error
+		if carried != nil {
+			code, err = readHalt(carried)
+			carried.Free()
+			carried = nil
+		} else {
+			code, err = m.halt(ctx, req.Deadline)
+		}
 		if err != nil {
 			return nil, stats, err
 		}
@@ -303,12 +315,19 @@ func (m *Model) generate(ctx context.Context, req Request) ([]LaneResult, Stats,
 		for b := range ids {
 			ids[b] = int32(next[b])
 		}
-		nextLogits, err := m.step(ids, B, cache, ForwardOptions{Hook: req.Hook, Step: Step{Index: step + 1, PromptLen: len(req.Prompt)}})
+		opts := ForwardOptions{Hook: req.Hook, Step: Step{Index: step + 1, PromptLen: len(req.Prompt)}}
+		if m.tp != nil {
+			if opts.flag, err = m.haltInput(ctx, req.Deadline); err != nil {
+				return nil, stats, err
+			}
+		}
+		nextLogits, flag, err := m.step(ids, B, cache, opts)
+		opts.flag.Free()
 		if err != nil {
 			return nil, stats, err
 		}
 		logits.Free()
-		logits = nextLogits
+		logits, carried = nextLogits, flag
 	}
 	stats.Decode = time.Since(t1)
 	finishLength(results)
@@ -419,10 +438,11 @@ func finishLength(results []LaneResult) {
 // and step n+1's forward pass and choice are queued (async_eval) before step
 // n's tokens are read, as mlx-lm does, so the device never waits for the
 // host. The last queued step is wasted when every lane stops. Under tensor
-// parallelism each step's stop decision (queueHalt) is queued with the step
-// and read with its tokens, so the ranks queue and drain the same steps
-// and the pipeline keeps running: a cancellation or the deadline takes
-// effect one step later than on one device.
+// parallelism each step carries rank 0's stop decision (haltInput) in its
+// first all-sum and it is read with the step's tokens, so the ranks queue
+// and drain the same steps and the pipeline keeps running: a cancellation
+// or the deadline takes effect one step later than on one device (and is
+// first seen at step 1).
 func (m *Model) decodeDevice(ctx context.Context, req Request, dc DeviceChooser, B int, cache *Cache,
 	logits *mlx.Array, history [][]int, results []LaneResult, isEOS map[int]bool, stats *Stats) error {
 	V := m.Config.VocabSize
@@ -439,29 +459,26 @@ func (m *Model) decodeDevice(ctx context.Context, req Request, dc DeviceChooser,
 		y.Free()
 		return fmt.Errorf("generate: %w", err)
 	}
-	// flag is the stop decision queued with y (tensor parallelism only).
+	// flag is the stop decision queued with y (tensor parallelism only;
+	// none with step 0's).
 	tp := m.tp != nil
 	var flag *mlx.Array
 	defer func() { y.Free(); flag.Free() }()
-	if tp {
-		if flag, err = m.queueHalt(ctx, req.Deadline); err != nil {
-			return err
-		}
-	}
 	running := B
 	for step := 0; step < req.MaxNewTokens && running > 0; step++ {
 		// Queue the next step first.
 		var next, nextFlag *mlx.Array
 		if step+1 < req.MaxNewTokens {
-			next, err = m.queueStep(req, dc, y, B, cache, step+1)
-			if err != nil {
-				return err
-			}
+			var carry *mlx.Array
 			if tp {
-				if nextFlag, err = m.queueHalt(ctx, req.Deadline); err != nil {
-					next.Free()
+				if carry, err = m.haltInput(ctx, req.Deadline); err != nil {
 					return err
 				}
+			}
+			next, nextFlag, err = m.queueStep(req, dc, y, B, cache, step+1, carry)
+			carry.Free()
+			if err != nil {
+				return err
 			}
 		}
 		ids, err := y.Int32s()
@@ -471,15 +488,16 @@ func (m *Model) decodeDevice(ctx context.Context, req Request, dc DeviceChooser,
 			return fmt.Errorf("generate step %d: %w", step, err)
 		}
 		code := haltNone
-		if tp {
+		switch {
+		case tp && flag != nil:
 			code, err = readHalt(flag)
-			flag.Free()
-			flag = nextFlag
-			if err != nil {
-				return fmt.Errorf("generate step %d: %w", step, err)
-			}
-		} else if ctx.Err() != nil {
+		case !tp && ctx.Err() != nil:
 			code = haltCancelled
+		}
+		flag.Free()
+		flag = nextFlag
+		if err != nil {
+			return fmt.Errorf("generate step %d: %w", step, err)
 		}
 		if code == haltCancelled {
 			markCancelled(results)
@@ -503,35 +521,45 @@ func (m *Model) decodeDevice(ctx context.Context, req Request, dc DeviceChooser,
 }
 
 // queueStep builds the forward pass of tokens y ([B] int32, lazy) and the
-// choice of the following tokens, and starts evaluating them with the cache.
-func (m *Model) queueStep(req Request, dc DeviceChooser, y *mlx.Array, B int, cache *Cache, index int) (*mlx.Array, error) {
+// choice of the following tokens, and starts evaluating them with the
+// cache. A stop decision flag (tensor parallelism) rides in the pass's
+// first all-sum; its sum is returned with the tokens.
+func (m *Model) queueStep(req Request, dc DeviceChooser, y *mlx.Array, B int, cache *Cache, index int, flag *mlx.Array) (*mlx.Array, *mlx.Array, error) {
 	tok, err := mlx.Reshape(y, B, 1)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	res, err := m.Forward(tok, cache, ForwardOptions{Hook: req.Hook, Step: Step{Index: index, PromptLen: len(req.Prompt)}})
+	res, err := m.Forward(tok, cache, ForwardOptions{Hook: req.Hook, Step: Step{Index: index, PromptLen: len(req.Prompt)}, flag: flag})
 	tok.Free()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	summed := res.flag
 	for _, h := range res.Hidden {
 		h.Free()
 	}
 	l, err := mlx.Reshape(res.Logits, B, m.Config.VocabSize)
 	res.Logits.Free()
 	if err != nil {
-		return nil, err
+		summed.Free()
+		return nil, nil, err
 	}
 	next, err := dc.ChooseDevice(l, index)
 	l.Free()
 	if err != nil {
-		return nil, fmt.Errorf("generate step %d: %w", index, err)
+		summed.Free()
+		return nil, nil, fmt.Errorf("generate step %d: %w", index, err)
 	}
-	if err := mlx.AsyncEval(append([]*mlx.Array{next}, cache.arrays()...)...); err != nil {
+	out := append([]*mlx.Array{next}, cache.arrays()...)
+	if summed != nil {
+		out = append(out, summed)
+	}
+	if err := mlx.AsyncEval(out...); err != nil {
 		next.Free()
-		return nil, fmt.Errorf("generate: %w", err)
+		summed.Free()
+		return nil, nil, fmt.Errorf("generate: %w", err)
 	}
-	return next, nil
+	return next, summed, nil
 }
 
 func cancelled(r []LaneResult) []LaneResult {
@@ -550,23 +578,24 @@ func markAs(r []LaneResult, why string) {
 }
 
 // step runs ids ([B, len(ids)/B]) through the model, evaluates the logits
-// with the cache and returns them.
-func (m *Model) step(ids []int32, B int, cache *Cache, opts ForwardOptions) (*mlx.Array, error) {
+// with the cache and returns them, with the sum of the stop decision the
+// pass carried (opts.flag; nil without one).
+func (m *Model) step(ids []int32, B int, cache *Cache, opts ForwardOptions) (*mlx.Array, *mlx.Array, error) {
 	tok, err := mlx.FromInt32s(ids, B, len(ids)/B)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	res, err := m.Forward(tok, cache, opts)
 	tok.Free()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := m.Eval(res, cache); err != nil {
 		res.Free()
-		return nil, fmt.Errorf("generate: %w", err)
+		return nil, nil, fmt.Errorf("generate: %w", err)
 	}
 	for _, h := range res.Hidden {
 		h.Free()
 	}
-	return res.Logits, nil
+	return res.Logits, res.flag, nil
 }
