@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -71,6 +72,10 @@ func Run(t testing.TB, n int, worker string, env []string, limit time.Duration) 
 			c.Env = append(c.Env, mlx.EnvWorldSize+"="+strconv.Itoa(n), mlx.EnvNCCLHostIP+"=127.0.0.1", mlx.EnvNCCLPort+"="+ncclPort,
 				"CUDA_VISIBLE_DEVICES="+strconv.Itoa(r), "NCCL_NVLS_ENABLE=0")
 		}
+		// At the limit, SIGQUIT: the Go runtime prints every goroutine's
+		// stack (where a hang waits), then the rank is killed.
+		c.Cancel = func() error { return c.Process.Signal(syscall.SIGQUIT) }
+		c.WaitDelay = 5 * time.Second
 		c.Stdout, c.Stderr = &outs[r], &outs[r]
 		if err := c.Start(); err != nil {
 			t.Fatal(err)
