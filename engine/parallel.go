@@ -76,10 +76,10 @@ func (tp *tensorParallel) shardBlock(b *block, cfg *Config) error {
 
 // reduceCarrying is reduce for an attention output, which also carries
 // the pass's stop decision (f.flag) in the pass's first all-sum: the flag
-// rides as one more element, so the pipelined decode loop learns rank 0's
-// decision with each step and no collective of its own (an extra
-// collective a step cost 3.5 ms a step on the 2-core CPU over the ring).
-// Its sum is left in f.folded.
+// rides as one more element, so the decode loops learn rank 0's decision
+// with each step and no collective of its own (an extra collective a step
+// cost about 3.5 ms a step on the 2-core CPU over the ring). Its sum is
+// left in f.folded.
 func (m *Model) reduceCarrying(s *mlx.Scope, f *pass, x *mlx.Array) *mlx.Array {
 	if m.tp == nil || f.flag == nil || x == nil {
 		return m.reduce(s, x)
@@ -161,27 +161,7 @@ func (m *Model) haltInput(ctx context.Context, deadline time.Time) (*mlx.Array, 
 	return x, nil
 }
 
-// queueHalt starts the group's stop decision (haltInput, all-summed) on its
-// own, queued (async_eval); read it with readHalt. MLX thread only; every
-// rank must queue it at the same point.
-func (m *Model) queueHalt(ctx context.Context, deadline time.Time) (*mlx.Array, error) {
-	x, err := m.haltInput(ctx, deadline)
-	if err != nil {
-		return nil, err
-	}
-	defer x.Free()
-	sum, err := mlx.AllSum(x, m.tp.group)
-	if err != nil {
-		return nil, fmt.Errorf("stop decision: %w", err)
-	}
-	if err := mlx.AsyncEval(sum); err != nil {
-		sum.Free()
-		return nil, fmt.Errorf("stop decision: %w", err)
-	}
-	return sum, nil
-}
-
-// readHalt reads a decision queueHalt started.
+// readHalt reads the group's stop decision: haltInput's all-sum [1] int32.
 func readHalt(flag *mlx.Array) (int32, error) {
 	v, err := flag.Int32s()
 	if err != nil {
@@ -194,19 +174,26 @@ func readHalt(flag *mlx.Array) (int32, error) {
 }
 
 // halt is the stop decision at a check point, taken now: localHalt on one
-// device; under tensor parallelism rank 0's, all-summed (queueHalt), which
-// every rank must reach at the same point. It runs on the MLX thread.
+// device; under tensor parallelism rank 0's, all-summed by a collective of
+// its own, which every rank must reach at the same point (the decode loops
+// carry theirs in each step's forward pass instead: reduceCarrying). It
+// runs on the MLX thread.
 func (m *Model) halt(ctx context.Context, deadline time.Time) (int32, error) {
 	if m.tp == nil {
 		return localHalt(ctx, deadline), nil
 	}
 	return mlx.Call(context.Background(), func() (int32, error) {
-		flag, err := m.queueHalt(ctx, deadline)
+		x, err := m.haltInput(ctx, deadline)
 		if err != nil {
 			return 0, err
 		}
-		defer flag.Free()
-		return readHalt(flag)
+		defer x.Free()
+		sum, err := mlx.AllSum(x, m.tp.group)
+		if err != nil {
+			return 0, fmt.Errorf("stop decision: %w", err)
+		}
+		defer sum.Free()
+		return readHalt(sum)
 	})
 }
 
