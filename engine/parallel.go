@@ -116,6 +116,15 @@ func (m *Model) reduce(s *mlx.Scope, x *mlx.Array) *mlx.Array {
 	return s.Track(mlx.AllSum(x, m.tp.group))
 }
 
+// Rank is this process's rank in the group the model is sharded over (0 on
+// one device): rank 0 writes what the ranks compute together.
+func (m *Model) Rank() int {
+	if m.tp == nil {
+		return 0
+	}
+	return m.tp.rank
+}
+
 // Ranks is the number of processes the model is sharded over (1 on one
 // device).
 func (m *Model) Ranks() int {
