@@ -22,9 +22,9 @@ type pass struct {
 	// compute dtype; nil entries mean MLX's causal mode (or no mask).
 	masks map[int]*mlx.Array
 	dtype mlx.Dtype
-	// flag is rank 0's stop decision [1] int32 to carry in the pass's first
-	// all-sum, and folded its sum, kept for the caller (tensor
-	// parallelism's pipelined decode: ForwardOptions.flag).
+	// flag is rank 0's stop decision [1] int32 to carry in block 0's
+	// attention all-sum, and folded its sum, kept for the caller (tensor
+	// parallelism's decode loops: ForwardOptions.flag).
 	flag, folded *mlx.Array
 }
 

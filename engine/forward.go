@@ -25,7 +25,7 @@ type ForwardOptions struct {
 	// NoLogits skips the final norm and the vocabulary projection.
 	NoLogits bool
 	// flag, under tensor parallelism, is a stop decision [1] int32 to
-	// carry in the pass's first all-sum; its sum is Result.flag.
+	// carry in block 0's attention all-sum; its sum is Result.flag.
 	flag *mlx.Array
 }
 

@@ -438,9 +438,9 @@ func finishLength(results []LaneResult) {
 // and step n+1's forward pass and choice are queued (async_eval) before step
 // n's tokens are read, as mlx-lm does, so the device never waits for the
 // host. The last queued step is wasted when every lane stops. Under tensor
-// parallelism each step carries rank 0's stop decision (haltInput) in its
-// first all-sum and it is read with the step's tokens, so the ranks queue
-// and drain the same steps and the pipeline keeps running: a cancellation
+// parallelism each step carries rank 0's stop decision (haltInput) in
+// block 0's attention all-sum and it is read with the step's tokens, so
+// the ranks queue and drain the same steps and the pipeline keeps running: a cancellation
 // or the deadline takes effect one step later than on one device (and is
 // first seen at step 1).
 func (m *Model) decodeDevice(ctx context.Context, req Request, dc DeviceChooser, B int, cache *Cache,
@@ -522,8 +522,8 @@ func (m *Model) decodeDevice(ctx context.Context, req Request, dc DeviceChooser,
 
 // queueStep builds the forward pass of tokens y ([B] int32, lazy) and the
 // choice of the following tokens, and starts evaluating them with the
-// cache. A stop decision flag (tensor parallelism) rides in the pass's
-// first all-sum; its sum is returned with the tokens.
+// cache. A stop decision flag (tensor parallelism) rides in block 0's
+// attention all-sum; its sum is returned with the tokens.
 func (m *Model) queueStep(req Request, dc DeviceChooser, y *mlx.Array, B int, cache *Cache, index int, flag *mlx.Array) (*mlx.Array, *mlx.Array, error) {
 	tok, err := mlx.Reshape(y, B, 1)
 	if err != nil {

@@ -75,7 +75,7 @@ func (tp *tensorParallel) shardBlock(b *block, cfg *Config) error {
 }
 
 // reduceCarrying is reduce for an attention output, which also carries
-// the pass's stop decision (f.flag) in the pass's first all-sum: the flag
+// the pass's stop decision (f.flag) in block 0's attention all-sum: the flag
 // rides as one more element, so the decode loops learn rank 0's decision
 // with each step and no collective of its own (an extra collective a step
 // cost about 3.5 ms a step on the 2-core CPU over the ring). Its sum is
