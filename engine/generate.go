@@ -440,9 +440,9 @@ func finishLength(results []LaneResult) {
 // host. The last queued step is wasted when every lane stops. Under tensor
 // parallelism each step carries rank 0's stop decision (haltInput) in
 // block 0's attention all-sum and it is read with the step's tokens, so
-// the ranks queue and drain the same steps and the pipeline keeps running: a cancellation
-// or the deadline takes effect one step later than on one device (and is
-// first seen at step 1).
+// the ranks queue and drain the same steps and the pipeline keeps
+// running: a cancellation or the deadline takes effect one step later
+// than on one device (and is first seen at step 1).
 func (m *Model) decodeDevice(ctx context.Context, req Request, dc DeviceChooser, B int, cache *Cache,
 	logits *mlx.Array, history [][]int, results []LaneResult, isEOS map[int]bool, stats *Stats) error {
 	V := m.Config.VocabSize
