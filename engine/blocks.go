@@ -22,6 +22,10 @@ type pass struct {
 	// compute dtype; nil entries mean MLX's causal mode (or no mask).
 	masks map[int]*mlx.Array
 	dtype mlx.Dtype
+	// flag is rank 0's stop decision [1] int32 to carry in block 0's
+	// attention all-sum, and folded its sum, kept for the caller (tensor
+	// parallelism's decode loops: ForwardOptions.flag).
+	flag, folded *mlx.Array
 }
 
 // mask returns the additive attention mask for a layer with the given
@@ -161,7 +165,7 @@ func (m *Model) attention(s *mlx.Scope, i int, x *mlx.Array, f *pass) *mlx.Array
 		a = s.Track(mlx.ScaledDotProductAttention(q, kk, vv, cfg.AttentionScale(), mode, mask))
 	}
 	a = s.Track(mlx.Reshape(s.Track(mlx.Transpose(a, 0, 2, 1, 3)), B, L, H*hd))
-	return m.reduce(s, b.o.Apply(s, a))
+	return m.reduceCarrying(s, f, b.o.Apply(s, a))
 }
 
 // eagerAttention is attention written out (scores, soft-capping, mask,

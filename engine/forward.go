@@ -24,12 +24,16 @@ type ForwardOptions struct {
 	Padding []int
 	// NoLogits skips the final norm and the vocabulary projection.
 	NoLogits bool
+	// flag, under tensor parallelism, is a stop decision [1] int32 to
+	// carry in block 0's attention all-sum; its sum is Result.flag.
+	flag *mlx.Array
 }
 
 // Result is what a forward pass returns. Its arrays belong to the caller.
 type Result struct {
 	Logits *mlx.Array         // [B, L or 1, V] float32
 	Hidden map[int]*mlx.Array // captured block outputs [B, L, D]
+	flag   *mlx.Array         // the carried stop decision's sum [1] int32 (ForwardOptions.flag)
 }
 
 // Free releases the result's arrays.
@@ -38,6 +42,7 @@ func (r *Result) Free() {
 		return
 	}
 	r.Logits.Free()
+	r.flag.Free()
 	for _, h := range r.Hidden {
 		h.Free()
 	}
@@ -79,7 +84,7 @@ func (m *Model) Forward(tokens *mlx.Array, cache *Cache, opts ForwardOptions) (*
 	}
 
 	h = m.scaleEmbeddings(s, h)
-	f := &pass{B: B, L: L, cache: cache, padding: opts.Padding, masks: map[int]*mlx.Array{}, dtype: mlx.Float32}
+	f := &pass{B: B, L: L, cache: cache, padding: opts.Padding, masks: map[int]*mlx.Array{}, dtype: mlx.Float32, flag: opts.flag}
 	if h != nil {
 		f.dtype = h.Dtype()
 	}
@@ -114,6 +119,14 @@ func (m *Model) Forward(tokens *mlx.Array, cache *Cache, opts ForwardOptions) (*
 	if err := s.Err(); err != nil {
 		res.Free()
 		return nil, fmt.Errorf("forward: %w", err)
+	}
+	if opts.flag != nil {
+		if f.folded == nil {
+			res.Free()
+			return nil, fmt.Errorf("forward: the stop decision found no all-sum to ride in")
+		}
+		s.Keep(f.folded)
+		res.flag = f.folded
 	}
 	cache.offset += L
 	if opts.NoLogits {
@@ -210,6 +223,9 @@ func (m *Model) Eval(res *Result, cache *Cache) error {
 	arrays := cache.arrays()
 	if res != nil && res.Logits != nil {
 		arrays = append(arrays, res.Logits)
+	}
+	if res != nil && res.flag != nil {
+		arrays = append(arrays, res.flag)
 	}
 	if res != nil {
 		for _, h := range res.Hidden {

@@ -153,11 +153,14 @@ type Stats struct {
 
 // Generate runs req on the MLX thread until every lane stops (or a
 // BeamChooser reports done), the token budget is spent, the deadline passes
-// or ctx is cancelled (checked before every token).
+// or ctx is cancelled (checked before every token). Under tensor
+// parallelism every rank runs the same request and rank 0 alone decides
+// when ctx or the deadline stops it (Stopped), for all ranks at the same
+// step.
 func (m *Model) Generate(ctx context.Context, req Request) ([]LaneResult, Stats, error) {
 	var results []LaneResult
 	var stats Stats
-	err := mlx.Do(ctx, func() error {
+	err := mlx.Do(m.WorkContext(ctx), func() error {
 		var err error
 		results, stats, err = m.generate(ctx, req)
 		return err
@@ -203,7 +206,9 @@ func (m *Model) generate(ctx context.Context, req Request) ([]LaneResult, Stats,
 	t0 := time.Now()
 	var logits *mlx.Array
 	for start := 0; start < len(req.Prompt); start += chunk {
-		if err := ctx.Err(); err != nil {
+		if code, err := m.halt(ctx, time.Time{}); err != nil {
+			return nil, stats, err
+		} else if code != haltNone {
 			return cancelled(results), stats, nil
 		}
 		end := min(start+chunk, len(req.Prompt))
@@ -213,7 +218,7 @@ func (m *Model) generate(ctx context.Context, req Request) ([]LaneResult, Stats,
 				ids = append(ids, int32(id))
 			}
 		}
-		next, err := m.step(ids, B, cache, ForwardOptions{Hook: req.Hook, LastOnly: true, Step: Step{Prefill: true, PromptLen: len(req.Prompt)}})
+		next, _, err := m.step(ids, B, cache, ForwardOptions{Hook: req.Hook, LastOnly: true, Step: Step{Prefill: true, PromptLen: len(req.Prompt)}})
 		if err != nil {
 			return nil, stats, err
 		}
@@ -238,12 +243,28 @@ func (m *Model) generate(ctx context.Context, req Request) ([]LaneResult, Stats,
 		}
 	}
 	running := B
+	// carried is the stop decision the step's forward pass carried (tensor
+	// parallelism, from step 1: no collective of its own).
+	var carried *mlx.Array
+	defer func() { carried.Free() }()
 	for step := 0; step < req.MaxNewTokens && running > 0; step++ {
-		if err := ctx.Err(); err != nil {
+		var code int32
+		var err error
+		if carried != nil {
+			code, err = readHalt(carried)
+			carried.Free()
+			carried = nil
+		} else {
+			code, err = m.halt(ctx, req.Deadline)
+		}
+		if err != nil {
+			return nil, stats, err
+		}
+		if code == haltCancelled {
 			markCancelled(results)
 			break
 		}
-		if !req.Deadline.IsZero() && time.Now().After(req.Deadline) {
+		if code == haltTime {
 			markAs(results, "time")
 			break
 		}
@@ -294,12 +315,19 @@ func (m *Model) generate(ctx context.Context, req Request) ([]LaneResult, Stats,
 		for b := range ids {
 			ids[b] = int32(next[b])
 		}
-		nextLogits, err := m.step(ids, B, cache, ForwardOptions{Hook: req.Hook, Step: Step{Index: step + 1, PromptLen: len(req.Prompt)}})
+		opts := ForwardOptions{Hook: req.Hook, Step: Step{Index: step + 1, PromptLen: len(req.Prompt)}}
+		if m.tp != nil {
+			if opts.flag, err = m.haltInput(ctx, req.Deadline); err != nil {
+				return nil, stats, err
+			}
+		}
+		nextLogits, flag, err := m.step(ids, B, cache, opts)
+		opts.flag.Free()
 		if err != nil {
 			return nil, stats, err
 		}
 		logits.Free()
-		logits = nextLogits
+		logits, carried = nextLogits, flag
 	}
 	stats.Decode = time.Since(t1)
 	finishLength(results)
@@ -409,7 +437,12 @@ func finishLength(results []LaneResult) {
 // decodeDevice is the pipelined decode loop: the tokens stay on the device,
 // and step n+1's forward pass and choice are queued (async_eval) before step
 // n's tokens are read, as mlx-lm does, so the device never waits for the
-// host. The last queued step is wasted when every lane stops.
+// host. The last queued step is wasted when every lane stops. Under tensor
+// parallelism each step carries rank 0's stop decision (haltInput) in
+// block 0's attention all-sum and it is read with the step's tokens, so
+// the ranks queue and drain the same steps and the pipeline keeps
+// running: a cancellation or the deadline takes effect one step later
+// than on one device (and is first seen at step 1).
 func (m *Model) decodeDevice(ctx context.Context, req Request, dc DeviceChooser, B int, cache *Cache,
 	logits *mlx.Array, history [][]int, results []LaneResult, isEOS map[int]bool, stats *Stats) error {
 	V := m.Config.VocabSize
@@ -426,13 +459,24 @@ func (m *Model) decodeDevice(ctx context.Context, req Request, dc DeviceChooser,
 		y.Free()
 		return fmt.Errorf("generate: %w", err)
 	}
-	defer func() { y.Free() }()
+	// flag is the stop decision queued with y (tensor parallelism only;
+	// none with step 0's).
+	tp := m.tp != nil
+	var flag *mlx.Array
+	defer func() { y.Free(); flag.Free() }()
 	running := B
 	for step := 0; step < req.MaxNewTokens && running > 0; step++ {
 		// Queue the next step first.
-		var next *mlx.Array
+		var next, nextFlag *mlx.Array
 		if step+1 < req.MaxNewTokens {
-			next, err = m.queueStep(req, dc, y, B, cache, step+1)
+			var carry *mlx.Array
+			if tp {
+				if carry, err = m.haltInput(ctx, req.Deadline); err != nil {
+					return err
+				}
+			}
+			next, nextFlag, err = m.queueStep(req, dc, y, B, cache, step+1, carry)
+			carry.Free()
 			if err != nil {
 				return err
 			}
@@ -443,7 +487,19 @@ func (m *Model) decodeDevice(ctx context.Context, req Request, dc DeviceChooser,
 		if err != nil {
 			return fmt.Errorf("generate step %d: %w", step, err)
 		}
-		if err := ctx.Err(); err != nil {
+		code := haltNone
+		switch {
+		case tp && flag != nil:
+			code, err = readHalt(flag)
+		case !tp && ctx.Err() != nil:
+			code = haltCancelled
+		}
+		flag.Free()
+		flag = nextFlag
+		if err != nil {
+			return fmt.Errorf("generate step %d: %w", step, err)
+		}
+		if code == haltCancelled {
 			markCancelled(results)
 			return nil
 		}
@@ -456,7 +512,7 @@ func (m *Model) decodeDevice(ctx context.Context, req Request, dc DeviceChooser,
 		}
 		running -= acceptTokens(req, results, history, isEOS, chosen)
 		stats.Steps = step + 1
-		if !req.Deadline.IsZero() && time.Now().After(req.Deadline) {
+		if code == haltTime || !tp && !req.Deadline.IsZero() && time.Now().After(req.Deadline) {
 			markAs(results, "time")
 			break
 		}
@@ -465,35 +521,45 @@ func (m *Model) decodeDevice(ctx context.Context, req Request, dc DeviceChooser,
 }
 
 // queueStep builds the forward pass of tokens y ([B] int32, lazy) and the
-// choice of the following tokens, and starts evaluating them with the cache.
-func (m *Model) queueStep(req Request, dc DeviceChooser, y *mlx.Array, B int, cache *Cache, index int) (*mlx.Array, error) {
+// choice of the following tokens, and starts evaluating them with the
+// cache. A stop decision flag (tensor parallelism) rides in block 0's
+// attention all-sum; its sum is returned with the tokens.
+func (m *Model) queueStep(req Request, dc DeviceChooser, y *mlx.Array, B int, cache *Cache, index int, flag *mlx.Array) (*mlx.Array, *mlx.Array, error) {
 	tok, err := mlx.Reshape(y, B, 1)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	res, err := m.Forward(tok, cache, ForwardOptions{Hook: req.Hook, Step: Step{Index: index, PromptLen: len(req.Prompt)}})
+	res, err := m.Forward(tok, cache, ForwardOptions{Hook: req.Hook, Step: Step{Index: index, PromptLen: len(req.Prompt)}, flag: flag})
 	tok.Free()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	summed := res.flag
 	for _, h := range res.Hidden {
 		h.Free()
 	}
 	l, err := mlx.Reshape(res.Logits, B, m.Config.VocabSize)
 	res.Logits.Free()
 	if err != nil {
-		return nil, err
+		summed.Free()
+		return nil, nil, err
 	}
 	next, err := dc.ChooseDevice(l, index)
 	l.Free()
 	if err != nil {
-		return nil, fmt.Errorf("generate step %d: %w", index, err)
+		summed.Free()
+		return nil, nil, fmt.Errorf("generate step %d: %w", index, err)
 	}
-	if err := mlx.AsyncEval(append([]*mlx.Array{next}, cache.arrays()...)...); err != nil {
+	out := append([]*mlx.Array{next}, cache.arrays()...)
+	if summed != nil {
+		out = append(out, summed)
+	}
+	if err := mlx.AsyncEval(out...); err != nil {
 		next.Free()
-		return nil, fmt.Errorf("generate: %w", err)
+		summed.Free()
+		return nil, nil, fmt.Errorf("generate: %w", err)
 	}
-	return next, nil
+	return next, summed, nil
 }
 
 func cancelled(r []LaneResult) []LaneResult {
@@ -512,23 +578,24 @@ func markAs(r []LaneResult, why string) {
 }
 
 // step runs ids ([B, len(ids)/B]) through the model, evaluates the logits
-// with the cache and returns them.
-func (m *Model) step(ids []int32, B int, cache *Cache, opts ForwardOptions) (*mlx.Array, error) {
+// with the cache and returns them, with the sum of the stop decision the
+// pass carried (opts.flag; nil without one).
+func (m *Model) step(ids []int32, B int, cache *Cache, opts ForwardOptions) (*mlx.Array, *mlx.Array, error) {
 	tok, err := mlx.FromInt32s(ids, B, len(ids)/B)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	res, err := m.Forward(tok, cache, opts)
 	tok.Free()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := m.Eval(res, cache); err != nil {
 		res.Free()
-		return nil, fmt.Errorf("generate: %w", err)
+		return nil, nil, fmt.Errorf("generate: %w", err)
 	}
 	for _, h := range res.Hidden {
 		h.Free()
 	}
-	return res.Logits, nil
+	return res.Logits, res.flag, nil
 }

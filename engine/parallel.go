@@ -1,7 +1,10 @@
 package engine
 
 import (
+	"context"
+	"encoding/binary"
 	"fmt"
+	"time"
 
 	"github.com/mlx-genkit/genkit/mlx"
 )
@@ -118,6 +121,30 @@ func (m *Model) spanNorm(s *mlx.Scope, x, w *mlx.Array, width int) *mlx.Array {
 	return s.Track(mlx.Multiply(y, w))
 }
 
+// reduceCarrying is reduce for an attention output, which also carries
+// the pass's stop decision (f.flag) in block 0's attention all-sum: the flag
+// rides as one more element, so the decode loops learn rank 0's decision
+// with each step and no collective of its own (an extra collective a step
+// cost about 3.5 ms a step on the 2-core CPU over the ring). Its sum is
+// left in f.folded.
+func (m *Model) reduceCarrying(s *mlx.Scope, f *pass, x *mlx.Array) *mlx.Array {
+	if m.tp == nil || f.flag == nil || x == nil {
+		return m.reduce(s, x)
+	}
+	sh := x.Shape()
+	n := 1
+	for _, d := range sh {
+		n *= d
+	}
+	flat := s.Track(mlx.Reshape(x, n))
+	flag := s.Track(mlx.AsType(f.flag, x.Dtype()))
+	sum := s.Track(mlx.AllSum(s.Track(mlx.Concatenate(0, flat, flag)), m.tp.group))
+	out := s.Track(mlx.Reshape(s.Track(mlx.Slice(sum, []int{0}, []int{n}, nil)), sh...))
+	f.folded = s.Track(mlx.AsType(s.Track(mlx.Slice(sum, []int{n}, []int{n + 1}, nil)), mlx.Int32))
+	f.flag = nil
+	return out
+}
+
 // heads is the number of query and key/value heads this process computes:
 // its shard's under tensor parallelism, else the model's.
 func (m *Model) heads() (int, int) {
@@ -136,6 +163,15 @@ func (m *Model) reduce(s *mlx.Scope, x *mlx.Array) *mlx.Array {
 	return s.Track(mlx.AllSum(x, m.tp.group))
 }
 
+// Rank is this process's rank in the group the model is sharded over (0 on
+// one device): rank 0 writes what the ranks compute together.
+func (m *Model) Rank() int {
+	if m.tp == nil {
+		return 0
+	}
+	return m.tp.rank
+}
+
 // Ranks is the number of processes the model is sharded over (1 on one
 // device).
 func (m *Model) Ranks() int {
@@ -143,4 +179,128 @@ func (m *Model) Ranks() int {
 		return 1
 	}
 	return m.tp.size
+}
+
+// Why a generation stops at a check point (halt's codes).
+const (
+	haltNone      int32 = iota // go on
+	haltCancelled              // ctx is done
+	haltTime                   // the deadline (max_time) passed
+)
+
+// localHalt is this process's own reason to stop at a check point: ctx
+// done, else the deadline (when set) passed.
+func localHalt(ctx context.Context, deadline time.Time) int32 {
+	if ctx.Err() != nil {
+		return haltCancelled
+	}
+	if !deadline.IsZero() && time.Now().After(deadline) {
+		return haltTime
+	}
+	return haltNone
+}
+
+// haltInput is this rank's part of the group's stop decision under tensor
+// parallelism: a one-element int32 flag that only rank 0 sets (to
+// localHalt), so the all-sum every rank reads is rank 0's decision and the
+// ranks stop at the same step (the others' ctx and clock are not
+// consulted).
+func (m *Model) haltInput(ctx context.Context, deadline time.Time) (*mlx.Array, error) {
+	v := haltNone
+	if m.tp.rank == 0 {
+		v = localHalt(ctx, deadline)
+	}
+	x, err := mlx.FromInt32s([]int32{v}, 1)
+	if err != nil {
+		return nil, fmt.Errorf("stop decision: %w", err)
+	}
+	return x, nil
+}
+
+// readHalt reads the group's stop decision: haltInput's all-sum [1] int32.
+func readHalt(flag *mlx.Array) (int32, error) {
+	v, err := flag.Int32s()
+	if err != nil {
+		return 0, fmt.Errorf("stop decision: %w", err)
+	}
+	if len(v) != 1 || v[0] < haltNone || v[0] > haltTime {
+		return 0, fmt.Errorf("stop decision: the ranks summed to %v", v)
+	}
+	return v[0], nil
+}
+
+// halt is the stop decision at a check point, taken now: localHalt on one
+// device; under tensor parallelism rank 0's, all-summed by a collective of
+// its own, which every rank must reach at the same point (the decode loops
+// carry theirs in each step's forward pass instead: reduceCarrying). It
+// runs on the MLX thread.
+func (m *Model) halt(ctx context.Context, deadline time.Time) (int32, error) {
+	if m.tp == nil {
+		return localHalt(ctx, deadline), nil
+	}
+	return mlx.Call(context.Background(), func() (int32, error) {
+		x, err := m.haltInput(ctx, deadline)
+		if err != nil {
+			return 0, err
+		}
+		defer x.Free()
+		sum, err := mlx.AllSum(x, m.tp.group)
+		if err != nil {
+			return 0, fmt.Errorf("stop decision: %w", err)
+		}
+		defer sum.Free()
+		return readHalt(sum)
+	})
+}
+
+// Stopped is a check point for work on m that ctx may cancel (between
+// forward passes or batches): it returns ctx's error when the work must
+// stop. On one device it is ctx.Err(). Under tensor parallelism every rank
+// must call it at the same point and rank 0's ctx decides for all, through
+// an all-sum, so the ranks stop together; a follower then gets
+// context.Canceled.
+func (m *Model) Stopped(ctx context.Context) error {
+	code, err := m.halt(ctx, time.Time{})
+	if err != nil {
+		return err
+	}
+	if code == haltNone {
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return context.Canceled
+}
+
+// WorkContext is the context to wait for the MLX thread with (mlx.Do) for
+// work on m that ctx may cancel: ctx on one device; under tensor
+// parallelism none, since rank 0 must not skip work the other ranks run
+// (its cancellation reaches the work through Stopped's check points
+// instead).
+func (m *Model) WorkContext(ctx context.Context) context.Context {
+	if m.tp != nil {
+		return context.Background()
+	}
+	return ctx
+}
+
+// RankZeroSeed is seed as rank 0 drew it, on every rank of a sharded model
+// (a broadcast from rank 0), so that ranks which each drew a seed sample
+// the same tokens; seed itself on one device. Every rank must call it at
+// the same point.
+func (m *Model) RankZeroSeed(seed uint64) (uint64, error) {
+	if m.tp == nil {
+		return seed, nil
+	}
+	var buf [8]byte
+	binary.LittleEndian.PutUint64(buf[:], seed)
+	got, err := mlx.Call(context.Background(), func() ([]byte, error) { return mlx.BroadcastBytes(m.tp.group, 0, buf[:]) })
+	if err != nil {
+		return 0, fmt.Errorf("rank 0's seed: %w", err)
+	}
+	if len(got) != len(buf) {
+		return 0, fmt.Errorf("rank 0's seed: %d bytes came", len(got))
+	}
+	return binary.LittleEndian.Uint64(got), nil
 }

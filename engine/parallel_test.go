@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mlx-genkit/genkit/engine"
+	"github.com/mlx-genkit/genkit/internal/disttest"
 	"github.com/mlx-genkit/genkit/mlx"
 	"github.com/mlx-genkit/genkit/sampling"
 	"github.com/mlx-genkit/genkit/steering"
@@ -113,54 +113,8 @@ func TestTensorParallelMatchesOneProcess(t *testing.T) {
 	// GENKIT_TEST_TP_BACKEND=nccl runs the ranks over NCCL, one GPU each
 	// (the GPU suite on a two-GPU machine); the default is the ring backend
 	// on loopback, which CI runs.
-	backend := os.Getenv("GENKIT_TEST_TP_BACKEND")
-	if backend == "" {
-		backend = mlx.BackendRing
-	}
-	if ok, err := mlx.DistributedAvailable(backend); err != nil || !ok {
-		t.Skipf("MLX's %s backend is not available here (%v)", backend, err)
-	}
-	addrs, err := mlx.FreeLoopbackAddrs(2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	host, err := mlx.RingHostfile(addrs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	hosts := filepath.Join(dir, "hosts.json")
-	if err := os.WriteFile(hosts, host, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	results := filepath.Join(dir, "rank0.json")
-	ncclPort, err := engine.FreeLoopbackPort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	outs := make([]strings.Builder, 2)
-	cmds := make([]*exec.Cmd, 2)
-	for r := range cmds {
-		c := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestTensorParallelWorker$", "-test.v", "-test.count=1")
-		c.Env = append(os.Environ(), tpWorkerEnv+"="+results, engine.EnvDistBackend+"="+backend,
-			mlx.EnvRank+"="+strconv.Itoa(r), mlx.EnvHostfile+"="+hosts)
-		if backend == mlx.BackendNCCL {
-			c.Env = append(c.Env, mlx.EnvWorldSize+"=2", mlx.EnvNCCLHostIP+"=127.0.0.1", mlx.EnvNCCLPort+"="+strconv.Itoa(ncclPort),
-				"CUDA_VISIBLE_DEVICES="+strconv.Itoa(r), "NCCL_NVLS_ENABLE=0")
-		}
-		c.Stdout, c.Stderr = &outs[r], &outs[r]
-		if err := c.Start(); err != nil {
-			t.Fatal(err)
-		}
-		cmds[r] = c
-	}
-	for r, c := range cmds {
-		if err := c.Wait(); err != nil {
-			t.Fatalf("rank %d: %v\n%s", r, err, outs[r].String())
-		}
-	}
+	results := filepath.Join(t.TempDir(), "rank0.json")
+	disttest.Run(t, 2, "TestTensorParallelWorker", []string{tpWorkerEnv + "=" + results}, 3*time.Minute)
 	var sharded map[string]tpResult
 	data, err := os.ReadFile(results)
 	if err != nil {

@@ -6,13 +6,11 @@ import (
 	"math"
 	"math/rand"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/mlx-genkit/genkit/internal/disttest"
 	"github.com/mlx-genkit/genkit/mlx"
 )
 
@@ -29,39 +27,11 @@ func TestShardMLPTwoProcesses(t *testing.T) {
 	if os.Getenv(shardWorkerEnv) != "" {
 		t.Skip("inside a worker")
 	}
-	addrs, err := mlx.FreeLoopbackAddrs(2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	host, err := mlx.RingHostfile(addrs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "hosts.json")
-	if err := os.WriteFile(path, host, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	outs := make([]strings.Builder, 2)
-	cmds := make([]*exec.Cmd, 2)
-	for r := range cmds {
-		c := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestShardMLPWorker$", "-test.v", "-test.count=1")
-		c.Env = append(os.Environ(), shardWorkerEnv+"=1", mlx.EnvBackend+"=", mlx.EnvRank+"="+strconv.Itoa(r), mlx.EnvHostfile+"="+path)
-		c.Stdout, c.Stderr = &outs[r], &outs[r]
-		if err := c.Start(); err != nil {
-			t.Fatal(err)
+	outs := disttest.Run(t, 2, "TestShardMLPWorker", []string{shardWorkerEnv + "=1"}, 90*time.Second)
+	for r, out := range outs {
+		if !strings.Contains(out, fmt.Sprintf("rank %d: sharded MLP ok", r)) {
+			t.Errorf("rank %d did not report its check:\n%s", r, out)
 		}
-		cmds[r] = c
-	}
-	for r, c := range cmds {
-		err := c.Wait()
-		if err != nil || !strings.Contains(outs[r].String(), fmt.Sprintf("rank %d: sharded MLP ok", r)) {
-			t.Errorf("rank %d: %v\n%s", r, err, outs[r].String())
-		}
-	}
-	if ctx.Err() != nil {
-		t.Error("ranks killed after 90s (a hang)")
 	}
 }
 
@@ -70,12 +40,9 @@ func TestShardMLPWorker(t *testing.T) {
 	if os.Getenv(shardWorkerEnv) == "" {
 		t.Skip("run by TestShardMLPTwoProcesses only")
 	}
-	// Under genkit launch's variables (GENKIT_DIST_BACKEND=nccl on a
-	// machine with two GPUs, say) the worker joins that group; else the ring
-	// the test set up.
 	g, err := mlx.InitFromEnv(context.Background())
 	if err == nil && g == nil {
-		g, err = mlx.InitGroupTimeout(mlx.BackendRing, true, 30*time.Second)
+		err = fmt.Errorf("%s is unset", mlx.EnvBackend)
 	}
 	if err != nil {
 		t.Fatal(err)

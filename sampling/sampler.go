@@ -64,7 +64,7 @@ func NewSampler(cfg *GenerationConfig, lanes int, opts SamplerOptions) (*Sampler
 	if cfg.Seed != nil {
 		s.seed = *cfg.Seed
 	} else {
-		s.seed = uint64(time.Now().UnixNano())
+		s.seed = DrawSeed()
 	}
 	s.rngs = make([]*rand.Rand, lanes)
 	for b := range s.rngs {
@@ -72,6 +72,11 @@ func NewSampler(cfg *GenerationConfig, lanes int, opts SamplerOptions) (*Sampler
 	}
 	return s, nil
 }
+
+// DrawSeed is the seed a run with an unset seed uses: drawn from the clock.
+// A front end that must know the seed before the run (to hand the same
+// run to other processes) draws it here and sets it.
+func DrawSeed() uint64 { return uint64(time.Now().UnixNano()) }
 
 // LaneRand is lane's random stream for seed: PCG keyed by (seed, lane), so
 // lanes never share draws and every process gets the same numbers.

@@ -47,6 +47,10 @@ type BundleOptions struct {
 	Force bool
 	// Progress reports a preset's vector being computed (first use only).
 	Progress func(done, total int)
+	// Resolve, when set, resolves the plan instead of steering.Resolve (a
+	// steering.Leader's, so the other ranks of a sharded model compute a
+	// preset's vector with rank 0).
+	Resolve func(ctx context.Context, m *engine.Model, p steering.Plan, progress func(done, total int)) (*steering.Resolved, error)
 }
 
 // Bundle describes a written export folder.
@@ -110,7 +114,11 @@ func ExportBundle(ctx context.Context, m *engine.Model, s *Session, dir string, 
 				dir, ErrExportExists, strings.Join(found, ", "))
 		}
 	}
-	r, err := steering.Resolve(ctx, m, s.Steering, opts.Progress)
+	resolve := opts.Resolve
+	if resolve == nil {
+		resolve = steering.Resolve
+	}
+	r, err := resolve(ctx, m, s.Steering, opts.Progress)
 	if err != nil {
 		return nil, fmt.Errorf("export: %w", err)
 	}

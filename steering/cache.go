@@ -61,7 +61,9 @@ func hashEnds(h io.Writer, path string) error {
 
 // PresetVectors returns the preset's per-layer vectors for m, computing them
 // on first use and caching them under the genkit cache dir, keyed by model
-// fingerprint, preset and method.
+// fingerprint, preset and method. On a sharded model every rank computes
+// them and rank 0 alone writes the cache (the others read it once a later
+// collective has waited for rank 0's write).
 func PresetVectors(ctx context.Context, m *engine.Model, p *Preset, method Method, progress func(done, total int)) (*Extraction, error) {
 	fp, err := Fingerprint(m)
 	if err != nil {
@@ -82,6 +84,9 @@ func PresetVectors(ctx context.Context, m *engine.Model, p *Preset, method Metho
 	ex, err := Extract(ctx, m, pairs, ExtractOptions{Method: method, Progress: progress})
 	if err != nil {
 		return nil, err
+	}
+	if m.Rank() != 0 {
+		return ex, nil
 	}
 	if err := os.MkdirAll(filepath.Dir(base), 0o755); err != nil {
 		return ex, nil // caching is best effort

@@ -185,7 +185,7 @@ func Decode(ctx context.Context, m *engine.Model, run Run, obs Observers) (*Outc
 			}
 		}
 		out.Steering = r
-		if err := ctx.Err(); err != nil {
+		if err := m.Stopped(ctx); err != nil {
 			return nil, err
 		}
 		if obs.Resolved != nil {
@@ -211,6 +211,16 @@ func Decode(ctx context.Context, m *engine.Model, run Run, obs Observers) (*Outc
 // logit bias on the steered lanes), stop strings, deadline and hook.
 func decodeLanes(ctx context.Context, m *engine.Model, ids []int, cfg *sampling.GenerationConfig, steer Steer, n int,
 	lo laneOptions, obs Observers) ([]Lane, uint64, engine.Stats, error) {
+	if cfg.Seed == nil && m.Ranks() > 1 {
+		// Each rank of a sharded model would draw its own: take rank 0's.
+		seed, err := m.RankZeroSeed(sampling.DrawSeed())
+		if err != nil {
+			return nil, 0, engine.Stats{}, err
+		}
+		c := *cfg
+		c.Seed = &seed
+		cfg = &c
+	}
 	sampler, err := sampling.NewSampler(cfg, n, sampling.SamplerOptions{SharedDraws: lo.shared, LaneExtra: steer.laneExtra})
 	if err != nil {
 		return nil, 0, engine.Stats{}, err
@@ -291,7 +301,7 @@ func decodeBeams(ctx context.Context, m *engine.Model, cfg *sampling.GenerationC
 	if err != nil {
 		return err
 	}
-	if err := ctx.Err(); err != nil {
+	if err := m.Stopped(ctx); err != nil {
 		return err
 	}
 	for _, b := range bs.Beams() {

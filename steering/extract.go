@@ -193,7 +193,7 @@ func readHidden(ctx context.Context, m *engine.Model, texts [][]int, opts Extrac
 	D := m.HiddenSize()
 	out := make([]map[int][]float64, len(texts))
 	for start := 0; start < len(texts); start += batch {
-		if err := ctx.Err(); err != nil {
+		if err := m.Stopped(ctx); err != nil {
 			return nil, err
 		}
 		group := texts[start:min(start+batch, len(texts))]
@@ -212,7 +212,7 @@ func readHidden(ctx context.Context, m *engine.Model, texts [][]int, opts Extrac
 				ids = append(ids, int32(id))
 			}
 		}
-		err := mlx.Do(ctx, func() error {
+		err := mlx.Do(m.WorkContext(ctx), func() error {
 			x, err := mlx.FromInt32s(ids, len(group), L)
 			if err != nil {
 				return err

@@ -67,7 +67,7 @@ func (md *Model) exportCmd(force bool) tea.Cmd {
 	}
 	ss := md.session()
 	m, ctx := md.m, md.ctx
-	opts := sessions.BundleOptions{ModelID: modelID(md.opts.ModelSpec, md.m), Force: force}
+	opts := sessions.BundleOptions{ModelID: modelID(md.opts.ModelSpec, md.m), Force: force, Resolve: md.opts.Leader.Resolve}
 	return func() tea.Msg {
 		b, err := sessions.ExportBundle(ctx, m, ss, "", opts)
 		if errors.Is(err, sessions.ErrExportExists) {
@@ -122,7 +122,7 @@ func (md *Model) makeVector() tea.Cmd {
 		return nil
 	}
 	pos, neg := md.editors.Pairs()
-	m, send, id, ctx := md.m, md.send, md.runID, md.ctx
+	m, send, id, ctx, lead := md.m, md.send, md.runID, md.ctx, md.opts.Leader
 	md.making = true
 	md.status = "making a vector from your texts…"
 	return func() tea.Msg {
@@ -130,7 +130,7 @@ func (md *Model) makeVector() tea.Cmd {
 		if err != nil {
 			return vectorMadeMsg{err: err}
 		}
-		ex, err := steering.Extract(ctx, m, pairs, steering.ExtractOptions{Progress: func(done, total int) {
+		ex, err := lead.Extract(ctx, m, pairs, steering.ExtractOptions{Progress: func(done, total int) {
 			if send != nil {
 				send(ProgressMsg{RunID: id, What: "reading hidden states", Done: done, Total: total})
 			}

@@ -256,7 +256,7 @@ func TestSweepOverAControl(t *testing.T) {
 	md.Update(loaded(m, nil))
 	md.Update(tea.WindowSizeMsg{Width: 160, Height: 45})
 	msgs := make(chan tea.Msg, 4096)
-	md.runner = NewRunner(md.m, func(msg tea.Msg) { msgs <- msg })
+	md.runner = NewRunner(md.m, nil, func(msg tea.Msg) { msgs <- msg })
 	defer md.runner.Stop()
 	md.settings.Gen.MaxNewTokens = sampling.Ptr(6)
 	run := func() SnapshotMsg {

@@ -23,6 +23,13 @@ type tmuxUI struct {
 
 func startUI(t *testing.T, data, exitFile string, args ...string) *tmuxUI {
 	t.Helper()
+	return startUIEnv(t, data, exitFile, nil, args...)
+}
+
+// startUIEnv is startUI with env (KEY=value) added to the program's
+// environment.
+func startUIEnv(t *testing.T, data, exitFile string, env []string, args ...string) *tmuxUI {
+	t.Helper()
 	bin, err := filepath.Abs(filepath.Join("..", "bin", "genkit"))
 	if err != nil {
 		t.Fatal(err)
@@ -41,7 +48,11 @@ func startUI(t *testing.T, data, exitFile string, args ...string) *tmuxUI {
 	for i, a := range args {
 		quoted[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
 	}
-	shell := fmt.Sprintf("env GENKIT_DATA_DIR=%s %s %s; echo $? > %s; sleep 60", data, bin, strings.Join(quoted, " "), exitFile)
+	vars := []string{"GENKIT_DATA_DIR=" + data}
+	for _, kv := range env {
+		vars = append(vars, "'"+strings.ReplaceAll(kv, "'", `'\''`)+"'")
+	}
+	shell := fmt.Sprintf("env %s %s %s; echo $? > %s; sleep 60", strings.Join(vars, " "), bin, strings.Join(quoted, " "), exitFile)
 	// A tmux server whose last session just ended may still be exiting:
 	// try again.
 	for try := 0; ; try++ {

@@ -61,6 +61,10 @@ type Options struct {
 	// Notice, when set, is shown while the model loads and the first run
 	// starts (the GPU kernels being compiled on a first run).
 	Notice string
+	// Leader, when set, runs the model work (runs, making a vector, an
+	// export's resolve) on every rank of a model sharded under genkit
+	// launch; nil runs it here alone.
+	Leader *steering.Leader
 }
 
 // Messages of the UI's own.
@@ -291,7 +295,7 @@ func (md *Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		if send == nil {
 			send = func(tea.Msg) {}
 		}
-		md.runner = NewRunner(md.m, send)
+		md.runner = NewRunner(md.m, md.opts.Leader, send)
 		md.controls.list = newControls(md.m.NumLayers(), msg.presets, msg.modelSamples)
 		md.startHistory()
 		md.device = msg.device

@@ -97,7 +97,9 @@ type ProgressMsg struct {
 
 // Runner decodes in the background. Start cancels the run in flight.
 type Runner struct {
-	m      *engine.Model
+	m *engine.Model
+	// lead runs each decode (on every rank of a sharded model).
+	lead   *steering.Leader
 	send   func(tea.Msg)
 	mu     sync.Mutex
 	cancel context.CancelFunc
@@ -105,8 +107,11 @@ type Runner struct {
 	wg     sync.WaitGroup
 }
 
-// NewRunner makes a runner for m that reports through send (Program.Send).
-func NewRunner(m *engine.Model, send func(tea.Msg)) *Runner { return &Runner{m: m, send: send} }
+// NewRunner makes a runner for m that decodes through lead (nil: here
+// alone; see steering.Leader) and reports through send (Program.Send).
+func NewRunner(m *engine.Model, lead *steering.Leader, send func(tea.Msg)) *Runner {
+	return &Runner{m: m, lead: lead, send: send}
+}
 
 // Start begins a run with s and returns its id.
 func (r *Runner) Start(s Settings) int {
@@ -184,7 +189,8 @@ func (st *runState) copy() SnapshotMsg {
 }
 
 // run decodes s through steering.Decode (the one steered run the CLI uses
-// too) and turns its observations into snapshots.
+// too; run by the runner's Leader) and turns its observations into
+// snapshots.
 func (r *Runner) run(ctx context.Context, id int, s Settings) {
 	st := &runState{snap: SnapshotMsg{RunID: id}}
 	finish := func(err error, why string) {
@@ -265,7 +271,7 @@ func (r *Runner) run(ctx context.Context, id int, s Settings) {
 			}
 		}
 	}()
-	out, err := steering.Decode(ctx, m, run, obs)
+	out, err := r.lead.Decode(ctx, m, run, obs)
 	tick.Stop()
 	close(stopTick)
 	<-tickDone

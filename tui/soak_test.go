@@ -109,7 +109,7 @@ func randomSettings(rng *rand.Rand, o soakOptions) Settings {
 func soak(tb testing.TB, m *engine.Model, o soakOptions) []soakSample {
 	tb.Helper()
 	msgs := make(chan tea.Msg, 4096)
-	r := NewRunner(m, func(msg tea.Msg) { msgs <- msg })
+	r := NewRunner(m, nil, func(msg tea.Msg) { msgs <- msg })
 	defer r.Stop()
 	rng := rand.New(rand.NewSource(1))
 	tokens := 0

@@ -136,7 +136,7 @@ func (r *Runner) sweep(ctx context.Context, id int, vs []Settings, labels []stri
 	var elapsed time.Duration
 	for _, k := range order {
 		var last SnapshotMsg
-		sub := &Runner{m: r.m, send: func(msg tea.Msg) {
+		sub := &Runner{m: r.m, lead: r.lead, send: func(msg tea.Msg) {
 			m, ok := msg.(SnapshotMsg)
 			if !ok {
 				r.send(msg) // progress

@@ -245,19 +245,22 @@ func TestPrefixWriter(t *testing.T) {
 	}
 }
 
-// TestUIRefusedUnderLaunch: a rank of genkit launch (GENKIT_DIST_BACKEND
-// set) refuses to open the terminal UI, which would open on every rank,
-// naming what to run instead; without it the UI path goes on (here, with
-// no terminal, to an error of its own).
-func TestUIRefusedUnderLaunch(t *testing.T) {
+// TestUIJoinsTheGroupUnderLaunch: under genkit launch's variables
+// (GENKIT_DIST_BACKEND set) the terminal UI joins the group before anything
+// else (here it fails to, MLX_RANK and MLX_HOSTFILE being unset, with
+// MLX's error naming them); without them it does not try. The UI itself
+// under launch is tested by tui's TestLaunchUIInTmux.
+func TestUIJoinsTheGroupUnderLaunch(t *testing.T) {
 	t.Setenv("GENKIT_DATA_DIR", t.TempDir())
 	t.Setenv("GENKIT_DIST_BACKEND", "ring")
-	if _, err := run(t, "--prompt", "hi"); err == nil || !strings.Contains(err.Error(), "does not run under genkit launch") {
-		t.Fatalf("UI under launch: err %v, want a refusal", err)
+	t.Setenv("MLX_RANK", "")
+	t.Setenv("MLX_HOSTFILE", "")
+	if _, err := run(t, "--prompt", "hi"); err == nil || !strings.Contains(err.Error(), "mlx distributed init (ring") {
+		t.Fatalf("UI under launch: err %v, want the group's init error", err)
 	}
 	t.Setenv("GENKIT_DIST_BACKEND", "")
 	_, err := run(t, "--prompt", "hi", "--model", filepath.Join(t.TempDir(), "absent"))
-	if err != nil && strings.Contains(err.Error(), "genkit launch") {
-		t.Fatalf("UI without launch refused as under launch: %v", err)
+	if err != nil && strings.Contains(err.Error(), "distributed") {
+		t.Fatalf("UI without launch tried to join a group: %v", err)
 	}
 }

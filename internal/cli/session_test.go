@@ -61,7 +61,7 @@ func TestSavedSessionDecodesAlikeInTUIAndCLI(t *testing.T) {
 		t.Fatal(err)
 	}
 	msgs := make(chan tea.Msg, 1024)
-	r := tui.NewRunner(m, func(msg tea.Msg) { msgs <- msg })
+	r := tui.NewRunner(m, nil, func(msg tea.Msg) { msgs <- msg })
 	r.Start(tui.FromSession(saved))
 	var final tui.SnapshotMsg
 	for done := false; !done; {

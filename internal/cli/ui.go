@@ -56,9 +56,12 @@ func (f *uiFlags) run(cmd *cobra.Command) error {
 		}
 		return nil
 	}
-	if os.Getenv(engine.EnvDistBackend) != "" {
-		// Each rank would open its own UI on the whole model.
-		return fmt.Errorf("the terminal UI does not run under genkit launch yet (it would need rank 0 to send every request to the other ranks); run genkit generate, logits or bench there")
+	// Under genkit launch, rank 0 runs the UI and the other ranks follow it
+	// (followUI): every run, vector and export's resolve is a job rank 0
+	// broadcasts and all ranks run together (steering.Leader).
+	g, err := joinGroup()
+	if err != nil {
+		return err
 	}
 	settings := tui.DefaultSettings()
 	start := f.prompt != ""
@@ -110,9 +113,15 @@ func (f *uiFlags) run(cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
+	loadOpts.Group = g
 	spec := f.mf.model
+	if g.Rank() > 0 {
+		return followUI(cmd.Context(), g, spec, loadOpts)
+	}
+	lead := steering.NewLeader(g)
 	load := func() (*engine.Model, error) { return engine.Open(context.Background(), spec, loadOpts, nil) }
-	md := tui.New(tui.Options{ModelSpec: spec, SessionName: f.session, Settings: settings, StartNow: start, Theme: f.theme, Load: load, Notice: engine.CompileNotice()})
+	md := tui.New(tui.Options{ModelSpec: spec, SessionName: f.session, Settings: settings, StartNow: start, Theme: f.theme, Load: load,
+		Notice: engine.CompileNotice(), Leader: lead})
 	p := tea.NewProgram(md)
 	md.SetSend(p.Send)
 	// A signal (SIGINT, SIGTERM, SIGHUP; Main cancels the context) quits the
@@ -143,6 +152,11 @@ func (f *uiFlags) run(cmd *cobra.Command) error {
 	if serr := md.SaveOnExit(); serr != nil {
 		fmt.Fprintln(os.Stderr, "genkit: saving the session on exit failed:", serr)
 	}
+	// Under genkit launch the other ranks return once the cancelled job
+	// has stopped on every rank (at its next check point).
+	if qerr := lead.Quit(quitWait); qerr != nil {
+		fmt.Fprintln(os.Stderr, "genkit:", qerr)
+	}
 	if err != nil && !errors.Is(err, tea.ErrProgramKilled) {
 		return err
 	}
@@ -150,4 +164,23 @@ func (f *uiFlags) run(cmd *cobra.Command) error {
 		return exitCode(code)
 	}
 	return nil
+}
+
+// quitWait is how long the UI's exit waits, under genkit launch, for the
+// cancelled job to stop so the other ranks can be told to quit (genkit
+// launch stops them anyway once rank 0 has exited).
+const quitWait = 3 * time.Second
+
+// followUI is the terminal UI on a rank other than 0 under genkit launch:
+// no terminal, its shard of the model, and rank 0's jobs until it quits.
+// Nothing is written (stdout is discarded; a job's error shows on rank 0,
+// where it fails the same way).
+func followUI(ctx context.Context, g *engine.DistGroup, spec string, opts engine.LoadOptions) error {
+	m, err := engine.Open(ctx, spec, opts, nil)
+	if err != nil {
+		return err
+	}
+	// The model is not freed: the process exits next, and the MLX thread
+	// may still wait on rank 0 when Follow returns on a signal.
+	return steering.Follow(ctx, g, m, nil)
 }
