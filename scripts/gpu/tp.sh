@@ -13,9 +13,14 @@ export NCCL_NVLS_ENABLE=0
 R=$OUT/tp.txt
 say() { echo "$*" | tee -a "$R"; }
 say "# tensor parallelism, $(date -u +%FT%H:%MZ), $(nvidia-smi -L | tr '\n' ';')"
-(cd "$ROOT/engine" && GENKIT_TEST_TP_BACKEND=nccl timeout 300 "$S/tests/engine.test" -test.v -test.count=1 -test.run 'TestTensorParallelMatchesOneProcess') > "$OUT/tp-parity.log" 2>&1
+(cd "$ROOT/engine" && GENKIT_TEST_TP_BACKEND=nccl timeout 300 "$S/tests/engine.test" -test.v -test.count=1 -test.run 'TestTensorParallelMatchesOneProcess|TestShardMLPTwoProcesses') > "$OUT/tp-parity.log" 2>&1
 say "parity over NCCL: rc=$? $(grep -c -- '--- PASS' "$OUT/tp-parity.log") passed, $(grep -c -- '--- FAIL' "$OUT/tp-parity.log") failed"
 grep -A5 -- '--- FAIL\|--- SKIP' "$OUT/tp-parity.log" | head -30 | tee -a "$R"
+# The terminal UI's model work led by rank 0 and followed by rank 1 (the
+# runner, cancels, max_time, a sweep, vectors), over NCCL.
+(cd "$ROOT/tui" && GENKIT_TEST_TP_BACKEND=nccl timeout 300 "$S/tests/tui.test" -test.v -test.count=1 -test.run 'TestRunnerLockstepTwoProcesses') > "$OUT/tp-lockstep.log" 2>&1
+say "UI lockstep over NCCL: rc=$? $(grep -c -- '--- PASS' "$OUT/tp-lockstep.log") passed, $(grep -c -- '--- FAIL' "$OUT/tp-lockstep.log") failed"
+grep -E -- '--- FAIL|lockstep_test.go:2[0-9][0-9]: (the cancelled|cancel on|time on)' "$OUT/tp-lockstep.log" | head -10 | sed 's/^/    /' | tee -a "$R"
 say "launch dist-check: $(timeout 200 "$S/bin/genkit" launch -n 2 --backend nccl -- dist-check --iters 200 2>&1 | tail -3 | tr '\n' ' ')"
 # The CLI: one process against two ranks on a tiny model (the default
 # SmolLM2's 9 heads and 3 key/value heads do not split over two ranks: that
