@@ -261,7 +261,7 @@ func (t *tensorSource) expertStack(prefix string, experts, out, in int, dequanti
 		q.Free()
 		return nil, fmt.Errorf("%s: %s: %w", t.file, prefix, err)
 	}
-	if !dequantize && !gatherQMMBroken(bits) {
+	if !dequantize {
 		x.q = q
 		return x, nil
 	}
@@ -355,20 +355,6 @@ func (x *expertStack) wTExperts() int {
 		return x.q.Weight.Dim(0)
 	}
 	return x.wT.Dim(0)
-}
-
-// gatherQMMBroken reports whether MLX's gather_qmm gives wrong products for
-// bits-bit experts on this device: on CUDA (mlx-cuda-13 0.32.4, measured on
-// an H200) the 4-bit product of several tokens differs from MLX's own CPU
-// result by 0.6 in the logits, where 8-bit and dense expert products match
-// (docs/gpu/results-2026-11-27f-h200x2.txt). Such experts are expanded to
-// dense at load there: the memory of a dense stack, the verified product.
-func gatherQMMBroken(bits int) bool {
-	if bits == 8 || mlx.GPUBackend() != "cuda" {
-		return false
-	}
-	dev, err := mlx.DefaultDevice()
-	return err == nil && dev == mlx.GPU
 }
 
 // fuseExperts concatenates the gate and up stacks along their output rows

@@ -309,6 +309,23 @@ func (t *tensorSource) quant(prefix string, out, in int) (*mlx.Quantized, error)
 	return &mlx.Quantized{Weight: wc, Scales: scales, Biases: biases, GroupSize: group, Bits: bits}, nil
 }
 
+// qmmOneGroupBroken reports whether MLX's quantized_matmul gives wrong
+// products for q on this device. On CUDA (mlx-cuda-13 0.32.4, measured on
+// an H200 against MLX's CPU result: docs/gpu/results-2026-11-27g-h200x2.txt)
+// a product of two or more rows with weights whose rows are one group of 64
+// is off by tens, 4 and 8 bits alike, while the same 64-wide rows in groups
+// of 32, every wider row (128 to 1024) and gather_qmm over the same shapes
+// match. Rows of one group only occur in test-sized models (a real model's
+// rows are hundreds of values); such weights are expanded to dense at load
+// there, the memory of a dense matrix for the verified product.
+func qmmOneGroupBroken(q *mlx.Quantized) bool {
+	if q == nil || q.Scales == nil || q.Scales.Dim(-1) != 1 || mlx.GPUBackend() != "cuda" {
+		return false
+	}
+	dev, err := mlx.DefaultDevice()
+	return err == nil && dev == mlx.GPU
+}
+
 // linear loads prefix.weight (dense [out,in] or quantized) and an optional
 // prefix.bias; wantBias forces the bias to exist.
 func (t *tensorSource) linear(prefix string, out, in int, wantBias, dequantize bool) (*Linear, error) {
@@ -317,7 +334,7 @@ func (t *tensorSource) linear(prefix string, out, in int, wantBias, dequantize b
 	if err != nil {
 		return nil, err
 	}
-	if q != nil && dequantize {
+	if q != nil && (dequantize || qmmOneGroupBroken(q)) {
 		d, err := mlx.Dequantize(q, t.dtype)
 		if t.keepQ && (q.Bits == 4 || q.Bits == 8) && err == nil {
 			l.rq, err = contiguousQ(q)
@@ -365,7 +382,7 @@ func (t *tensorSource) embedding(name string, vocab, dim int, dequantize bool) (
 	if err != nil {
 		return nil, err
 	}
-	if q != nil && !dequantize {
+	if q != nil && !dequantize && !qmmOneGroupBroken(q) {
 		e.q = q
 		return e, nil
 	}

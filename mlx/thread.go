@@ -39,7 +39,6 @@ func startWorker() {
 		runtime.LockOSThread() // never unlocked: this thread is MLX's
 		C.gk_bind_thread()
 		applySelection()
-		applyBackendDefaults()
 		close(ready)
 		for f := range work {
 			f()

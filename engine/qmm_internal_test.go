@@ -1,0 +1,62 @@
+package engine
+
+import (
+	"fmt"
+	"math"
+	"math/rand"
+	"testing"
+
+	"github.com/mlx-genkit/genkit/mlx"
+)
+
+// TestQMMOneGroupGuard: qmmOneGroupBroken expands exactly the weights whose
+// quantized product is wrong on this device. For weights of 64-wide rows in
+// one group of 64, in groups of 32, and 128-wide rows in groups of 64 (4 and
+// 8 bits), a product of seven rows through quantized_matmul is compared with
+// the product of the dequantized weights: the guard must be on where they
+// differ and off where they agree. On the CPU nothing differs and the guard
+// stays off; on CUDA (mlx-cuda-13 0.32.4) the one-group weights differ and
+// the guard is on. A fixed MLX fails the test, saying the guard can go.
+func TestQMMOneGroupGuard(t *testing.T) {
+	r := rand.New(rand.NewSource(5))
+	for _, tc := range []struct{ k, group, bits int }{{64, 64, 4}, {64, 64, 8}, {64, 32, 4}, {128, 64, 4}, {128, 64, 8}} {
+		t.Run(fmt.Sprintf("k%d_g%d_b%d", tc.k, tc.group, tc.bits), func(t *testing.T) {
+			onMLX(t, func(s *mlx.Scope) error {
+				const n, m = 32, 7
+				wv := make([]float32, n*tc.k)
+				xv := make([]float32, m*tc.k)
+				for i := range wv {
+					wv[i] = float32(r.NormFloat64())
+				}
+				for i := range xv {
+					xv[i] = float32(r.NormFloat64())
+				}
+				w := s.Track(mlx.FromFloat32s(wv, n, tc.k))
+				x := s.Track(mlx.FromFloat32s(xv, m, tc.k))
+				if s.Err() != nil {
+					return s.Err()
+				}
+				q, err := mlx.Quantize(w, tc.group, tc.bits)
+				if err != nil {
+					return err
+				}
+				defer q.Free()
+				got := s.Track(mlx.QuantizedMatmul(x, q, true))
+				dense := s.Track(mlx.Dequantize(q, mlx.Float32))
+				want := s.Track(mlx.Matmul(x, s.Track(mlx.Transpose(dense))))
+				if s.Err() != nil {
+					return s.Err()
+				}
+				d, err := s.Track(mlx.Max(s.Track(mlx.Abs(s.Track(mlx.Subtract(got, want)))), false)).Float32s()
+				if err != nil {
+					return err
+				}
+				wrong := len(d) != 1 || math.IsNaN(float64(d[0])) || d[0] > 1e-3
+				if guard := qmmOneGroupBroken(q); guard != wrong {
+					t.Errorf("quantized product off by %v (wrong: %v) but the guard says %v", d, wrong, guard)
+				}
+				return nil
+			})
+		})
+	}
+}
