@@ -60,6 +60,18 @@ func (h steerHook) AfterBlock(s *mlx.Scope, layer int, x *mlx.Array, _ engine.St
 	return s.Track(mlx.Add(x, add)), s.Err()
 }
 
+// tpOptions are the load options of family name, sharded over g (nil: one
+// process). The MLX 4-bit MoE model loads dense: its experts' down rows are
+// one quantization group of 32, which two ranks cannot split (kept
+// quantized, as on a GPU by default, it is refused: checked below).
+func tpOptions(name string, g *engine.DistGroup) engine.LoadOptions {
+	opts := engine.LoadOptions{Group: g}
+	if name == "qwen3_moe_mlx4" {
+		opts.Weights = engine.WeightsDense
+	}
+	return opts
+}
+
 // tpRun computes a tpResult for the model at path with opts.
 func tpRun(t *testing.T, path string, opts engine.LoadOptions) tpResult {
 	t.Helper()
@@ -129,7 +141,7 @@ func TestTensorParallelMatchesOneProcess(t *testing.T) {
 			if !ok {
 				t.Fatal("no sharded result")
 			}
-			want := tpRun(t, hfDir(name), engine.LoadOptions{})
+			want := tpRun(t, hfDir(name), tpOptions(name, nil))
 			if d := maxDiff32(got.Logits, want.Logits); d > 1e-4 {
 				t.Errorf("sharded logits differ from one process by %g", d)
 			}
@@ -143,6 +155,9 @@ func TestTensorParallelMatchesOneProcess(t *testing.T) {
 				t.Errorf("sharded greedy %v, one process %v", got.Greedy, want.Greedy)
 			}
 		})
+	}
+	if r := sharded["mlx4_quantized"].Refused; !strings.Contains(r, "experts' down") || !strings.Contains(r, "1 units of 32") {
+		t.Errorf("quantized experts over two ranks: got %q, want a refusal naming the experts' groups", r)
 	}
 	if r := sharded["one_kv_head"].Refused; !strings.Contains(r, "1 key/value heads do not both divide over 2 ranks") {
 		t.Errorf("one key/value head over two ranks: got %q, want a refusal naming the heads", r)
@@ -161,7 +176,7 @@ func TestTensorParallelWorker(t *testing.T) {
 	}
 	results := map[string]tpResult{}
 	for _, name := range tpFamilies {
-		results[name] = tpRun(t, hfDir(name), engine.LoadOptions{Group: g})
+		results[name] = tpRun(t, hfDir(name), tpOptions(name, g))
 	}
 	// One key/value head cannot split over two ranks.
 	odd := filepath.Join(t.TempDir(), "one_kv_head")
@@ -215,6 +230,22 @@ func TestTensorParallelWorker(t *testing.T) {
 		t.Fatal("a model with one key/value head loaded sharded over two ranks")
 	}
 	results["one_kv_head"] = tpResult{Refused: refused.Error()}
+	// The 4-bit experts kept quantized: their down rows are one group of
+	// 32, which two ranks cannot split.
+	if err := mlx.Do(context.Background(), func() error {
+		m, err := engine.LoadModel(hfDir("qwen3_moe_mlx4"), engine.LoadOptions{Group: g, Weights: engine.WeightsQuantized})
+		if err == nil {
+			m.Free()
+		}
+		refused = err
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if refused == nil {
+		t.Fatal("quantized experts of one group a row loaded sharded over two ranks")
+	}
+	results["mlx4_quantized"] = tpResult{Refused: refused.Error()}
 	if g.Rank() == 0 {
 		data, err := json.Marshal(results)
 		if err != nil {
