@@ -485,6 +485,7 @@ func (m *Model) decodeDevice(ctx context.Context, req Request, dc DeviceChooser,
 		y.Free()
 		y = next
 		if err != nil {
+			nextFlag.Free() // queued with next; the deferred Free sees flag only
 			return fmt.Errorf("generate step %d: %w", step, err)
 		}
 		code := haltNone

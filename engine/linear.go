@@ -315,15 +315,39 @@ func (t *tensorSource) quant(prefix string, out, in int) (*mlx.Quantized, error)
 // a product of two or more rows with weights whose rows are one group of 64
 // is off by tens, 4 and 8 bits alike, while the same 64-wide rows in groups
 // of 32, every wider row (128 to 1024) and gather_qmm over the same shapes
-// match. Rows of one group only occur in test-sized models (a real model's
-// rows are hundreds of values); such weights are expanded to dense at load
-// there, the memory of a dense matrix for the verified product.
+// match. Rows of one group of 32 or 128 were not measured and are expanded
+// too (dense is always right). Rows of one group occur in test-sized models
+// and in weights tensor parallelism splits finely (a real model's rows are
+// hundreds of values); such weights are expanded to dense on CUDA, the
+// memory of a dense matrix for the verified product.
 func qmmOneGroupBroken(q *mlx.Quantized) bool {
 	if q == nil || q.Scales == nil || q.Scales.Dim(-1) != 1 || mlx.GPUBackend() != "cuda" {
 		return false
 	}
 	dev, err := mlx.DefaultDevice()
 	return err == nil && dev == mlx.GPU
+}
+
+// expandIfOneGroupBroken replaces l's quantized weight with its dense
+// values where qmmOneGroupBroken says MLX's product would be wrong: a
+// weight loaded with wider rows can have rows of one group after tensor
+// parallelism splits them (RowShard).
+func (l *Linear) expandIfOneGroupBroken() error {
+	if l == nil || !qmmOneGroupBroken(l.q) {
+		return nil
+	}
+	d, err := mlx.Dequantize(l.q, l.q.Scales.Dtype())
+	if err != nil {
+		return fmt.Errorf("dequantize a one-group weight: %w", err)
+	}
+	wT, err := mlx.Transpose(d)
+	d.Free()
+	if err != nil {
+		return err
+	}
+	l.q.Free()
+	l.q, l.wT = nil, wT
+	return nil
 }
 
 // linear loads prefix.weight (dense [out,in] or quantized) and an optional

@@ -63,6 +63,11 @@ func (tp *tensorParallel) shardBlock(b *block, cfg *Config) error {
 		} else {
 			part, err = RowShard(full, tp.rank, tp.size, p.unit)
 		}
+		if err == nil {
+			if err = part.expandIfOneGroupBroken(); err != nil {
+				part.free()
+			}
+		}
 		if err != nil {
 			return err
 		}
@@ -290,12 +295,9 @@ func (m *Model) WorkContext(ctx context.Context) context.Context {
 // the same tokens; seed itself on one device. Every rank must call it at
 // the same point.
 func (m *Model) RankZeroSeed(seed uint64) (uint64, error) {
-	if m.tp == nil {
-		return seed, nil
-	}
 	var buf [8]byte
 	binary.LittleEndian.PutUint64(buf[:], seed)
-	got, err := mlx.Call(context.Background(), func() ([]byte, error) { return mlx.BroadcastBytes(m.tp.group, 0, buf[:]) })
+	got, err := m.RankZeroBytes(buf[:])
 	if err != nil {
 		return 0, fmt.Errorf("rank 0's seed: %w", err)
 	}
@@ -303,4 +305,14 @@ func (m *Model) RankZeroSeed(seed uint64) (uint64, error) {
 		return 0, fmt.Errorf("rank 0's seed: %d bytes came", len(got))
 	}
 	return binary.LittleEndian.Uint64(got), nil
+}
+
+// RankZeroBytes is data as rank 0 gave it, on every rank of a sharded model
+// (a broadcast from rank 0; the others' data is ignored); data itself on
+// one device. Every rank must call it at the same point.
+func (m *Model) RankZeroBytes(data []byte) ([]byte, error) {
+	if m.tp == nil {
+		return data, nil
+	}
+	return mlx.Call(context.Background(), func() ([]byte, error) { return mlx.BroadcastBytes(m.tp.group, 0, data) })
 }

@@ -61,9 +61,9 @@ func hashEnds(h io.Writer, path string) error {
 
 // PresetVectors returns the preset's per-layer vectors for m, computing them
 // on first use and caching them under the genkit cache dir, keyed by model
-// fingerprint, preset and method. On a sharded model every rank computes
-// them and rank 0 alone writes the cache (the others read it once a later
-// collective has waited for rank 0's write).
+// fingerprint, preset and method. On a sharded model rank 0 alone reads
+// and writes the cache: a hit is sent to every rank, a miss makes every
+// rank compute.
 func PresetVectors(ctx context.Context, m *engine.Model, p *Preset, method Method, progress func(done, total int)) (*Extraction, error) {
 	fp, err := Fingerprint(m)
 	if err != nil {
@@ -74,7 +74,9 @@ func PresetVectors(ctx context.Context, m *engine.Model, p *Preset, method Metho
 		return nil, err
 	}
 	base := filepath.Join(dir, "vectors", fp, fmt.Sprintf("%s-%s", p.Name, method))
-	if ex, err := loadCached(base); err == nil {
+	// On a sharded model rank 0 reads the cache for every rank: a hit
+	// anywhere else would skip collectives rank 0 enters.
+	if ex, err := rankZeroRead(m, "the cached "+p.Name+" vector", func() (*Extraction, error) { return loadCached(base) }); err == nil {
 		return ex, nil
 	}
 	pairs, err := p.Pairs(m)

@@ -16,7 +16,6 @@ import (
 
 	"github.com/mlx-genkit/genkit/engine"
 	"github.com/mlx-genkit/genkit/mlx"
-	"github.com/mlx-genkit/genkit/sampling"
 )
 
 // The kinds of job.
@@ -187,21 +186,14 @@ func (j job) exec(ctx context.Context, m *engine.Model, obs Observers, progress 
 }
 
 // Decode is steering's Decode of run on m, on every rank. With ranks to
-// lead, the run's generation settings are layered (Generation) and an
-// unset seed is drawn here first, so every rank samples the same tokens.
+// lead, the run's generation settings are layered (Generation) here first;
+// an unset seed is rank 0's on every rank (decodeLanes, as for any run on
+// a sharded model).
 func (l *Leader) Decode(ctx context.Context, m *engine.Model, run Run, obs Observers) (*Outcome, error) {
-	if l.leads() {
-		cfg := run.Gen
-		if cfg == nil {
-			var err error
-			if cfg, err = Generation(m); err != nil {
-				return nil, err
-			}
-		}
-		if cfg.Seed == nil {
-			c := *cfg
-			c.Seed = sampling.Ptr(sampling.DrawSeed())
-			cfg = &c
+	if l.leads() && run.Gen == nil {
+		cfg, err := Generation(m)
+		if err != nil {
+			return nil, err
 		}
 		run.Gen = cfg
 	}

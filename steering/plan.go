@@ -261,12 +261,17 @@ func Resolve(ctx context.Context, m *engine.Model, p Plan, progress func(done, t
 		if layer != nil {
 			fileLayer = *layer
 		}
-		var vs *VectorSet
-		if err := mlx.Do(context.Background(), func() error {
-			var err error
-			vs, err = LoadVectors(p.Vector, fileLayer)
-			return err
-		}); err != nil {
+		// On a sharded model rank 0 reads the file for every rank.
+		vs, err := rankZeroRead(m, "steering.vector "+p.Vector, func() (*VectorSet, error) {
+			var vs *VectorSet
+			err := mlx.Do(context.Background(), func() error {
+				var err error
+				vs, err = LoadVectors(p.Vector, fileLayer)
+				return err
+			})
+			return vs, err
+		})
+		if err != nil {
 			return nil, fmt.Errorf("steering.vector: %w", err)
 		}
 		if err := vs.Check(m.HiddenSize()); err != nil {

@@ -340,6 +340,10 @@ func TestLockstepWorker(t *testing.T) {
 	if err != nil || g == nil {
 		t.Fatalf("joining the group: %v", err)
 	}
+	// Each rank its own cache dir, as on several hosts: rank 0's cached
+	// preset vector (written after the first pirate run) is not on rank
+	// 1's disk, and every rank must still take rank 0's path.
+	t.Setenv("GENKIT_CACHE_DIR", filepath.Join(os.Getenv("GENKIT_CACHE_DIR"), fmt.Sprintf("rank%d", g.Rank())))
 	m, err := engine.Load(ctx, os.Getenv(lockstepModelEnv), engine.LoadOptions{Group: g})
 	if err != nil {
 		t.Fatal(err)

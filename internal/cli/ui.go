@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"path/filepath"
 	"time"
 
 	tea "charm.land/bubbletea/v2"
@@ -173,14 +174,41 @@ const quitWait = 3 * time.Second
 
 // followUI is the terminal UI on a rank other than 0 under genkit launch:
 // no terminal, its shard of the model, and rank 0's jobs until it quits.
-// Nothing is written (stdout is discarded; a job's error shows on rank 0,
-// where it fails the same way).
+// Nothing goes to the terminal, which rank 0's UI owns; a job that fails
+// here (it fails on rank 0 too, where the UI shows it) is appended to
+// followerLog, so a failure on this rank alone can be found.
 func followUI(ctx context.Context, g *engine.DistGroup, spec string, opts engine.LoadOptions) error {
 	m, err := engine.Open(ctx, spec, opts, nil)
 	if err != nil {
 		return err
 	}
+	logFailure := func(kind string, err error) {
+		path, perr := followerLog(g.Rank())
+		if perr != nil {
+			return
+		}
+		f, ferr := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+		if ferr != nil {
+			return
+		}
+		fmt.Fprintf(f, "%s rank %d: %s job: %v\n", time.Now().Format(time.RFC3339), g.Rank(), kind, err)
+		f.Close()
+	}
 	// The model is not freed: the process exits next, and the MLX thread
 	// may still wait on rank 0 when Follow returns on a signal.
-	return steering.Follow(ctx, g, m, nil)
+	return steering.Follow(ctx, g, m, logFailure)
+}
+
+// followerLog is where a following rank of the UI records the jobs that
+// failed on it: <data dir>/logs/follower-rank<N>.log.
+func followerLog(rank int) (string, error) {
+	dir, err := engine.DataDir()
+	if err != nil {
+		return "", err
+	}
+	dir = filepath.Join(dir, "logs")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, fmt.Sprintf("follower-rank%d.log", rank)), nil
 }
