@@ -48,7 +48,8 @@ type ExtractOptions struct {
 	// Batch is how many texts go through the model at once (0: 8).
 	Batch int
 	// Progress, when set, is called after each batch with texts done/total.
-	Progress func(done, total int)
+	// It stays on the rank that set it (a lockstep job carries the rest).
+	Progress func(done, total int) `json:"-"`
 }
 
 // Extraction holds per-layer directions and how well each layer separates

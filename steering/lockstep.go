@@ -36,20 +36,13 @@ type job struct {
 	Run *Run `json:"run,omitempty"`
 	// Pairs and Extract are an extraction's inputs.
 	Pairs   []Pair       `json:"pairs,omitempty"`
-	Extract *extractSpec `json:"extract,omitempty"`
+	Extract *ExtractOptions `json:"extract,omitempty"`
 	// Plan is what a resolve resolves.
 	Plan *Plan `json:"plan,omitempty"`
 	// Observe says which observers rank 0 runs with: the followers run
 	// no-op ones in their place, so every rank takes the same path (a
 	// Scores observer makes the run sample on the host, for one).
 	Observe observed `json:"observe"`
-}
-
-// extractSpec are ExtractOptions without the progress callback.
-type extractSpec struct {
-	Method         Method `json:"method"`
-	ResponseTokens int    `json:"response_tokens"`
-	Batch          int    `json:"batch"`
 }
 
 // observed records which observers are set.
@@ -175,7 +168,8 @@ func (j job) exec(ctx context.Context, m *engine.Model, obs Observers, progress 
 	case jobDecode:
 		res.out, err = Decode(ctx, m, *j.Run, obs)
 	case jobExtract:
-		o := ExtractOptions{Method: j.Extract.Method, ResponseTokens: j.Extract.ResponseTokens, Batch: j.Extract.Batch, Progress: progress}
+		o := *j.Extract
+		o.Progress = progress
 		res.ex, err = Extract(ctx, m, j.Pairs, o)
 	case jobResolve:
 		res.r, err = Resolve(ctx, m, *j.Plan, progress)
@@ -203,8 +197,9 @@ func (l *Leader) Decode(ctx context.Context, m *engine.Model, run Run, obs Obser
 
 // Extract is steering's Extract of pairs on m, on every rank.
 func (l *Leader) Extract(ctx context.Context, m *engine.Model, pairs []Pair, opts ExtractOptions) (*Extraction, error) {
-	spec := &extractSpec{Method: opts.Method, ResponseTokens: opts.ResponseTokens, Batch: opts.Batch}
-	j := job{Kind: jobExtract, Pairs: pairs, Extract: spec, Observe: observed{Progress: opts.Progress != nil}}
+	spec := opts
+	spec.Progress = nil
+	j := job{Kind: jobExtract, Pairs: pairs, Extract: &spec, Observe: observed{Progress: opts.Progress != nil}}
 	res, err := l.lead(ctx, m, j, Observers{}, opts.Progress)
 	return res.ex, err
 }

@@ -32,7 +32,7 @@ func TestJobRoundTrip(t *testing.T) {
 		{Kind: jobDecode, Run: &run, Observe: observed{Progress: true, Token: true, Scores: true}},
 		{Kind: jobDecode, Run: &Run{Prompt: engine.Prompt{IDs: []int{1, 2, 3}}, Steering: &Resolved{Plan: plan, Mode: ModeResidual,
 			Layers: []int{1, 3}, Layer: 1, Alpha: 0.1 + 0.2, Vectors: map[int][]float32{1: {0.1, -3e-9}, 3: {1e30, 7}}, Separation: map[int]float64{1: 2.5}}}},
-		{Kind: jobExtract, Pairs: []Pair{{Positive: []int{1, 2}, Negative: []int{3}}}, Extract: &extractSpec{Method: MethodPCA, ResponseTokens: 4, Batch: 2},
+		{Kind: jobExtract, Pairs: []Pair{{Positive: []int{1, 2}, Negative: []int{3}}}, Extract: &ExtractOptions{Method: MethodPCA, ResponseTokens: 4, Batch: 2},
 			Observe: observed{Progress: true}},
 		{Kind: jobResolve, Plan: &plan},
 		{Kind: jobQuit},
