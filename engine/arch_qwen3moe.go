@@ -298,44 +298,24 @@ func (x *expertStack) shard(rank, size int, column bool) (*expertStack, error) {
 	}
 	s := mlx.NewScope()
 	defer s.Close()
-	// own copies [lo, hi) of a along axis into memory of its own.
-	own := func(a *mlx.Array, axis, lo, hi int) *mlx.Array {
-		if s.Err() != nil {
-			return nil
-		}
-		sh := a.Shape()
-		st, en := make([]int, len(sh)), append([]int(nil), sh...)
-		st[axis], en[axis] = lo, hi
-		c, err := mlx.Contiguous(s.Track(mlx.Slice(a, st, en, nil)))
-		if err != nil {
-			s.Fail(err)
-			return nil
-		}
-		return c
+	axis := 1 // of every expert's [out, in]: columns (down)
+	if column {
+		axis = 0 // rows (gate, up)
 	}
 	if x.q != nil {
-		q := &mlx.Quantized{GroupSize: x.q.GroupSize, Bits: x.q.Bits}
-		if column {
-			q.Weight, q.Scales, q.Biases = own(x.q.Weight, 1, start, stop), own(x.q.Scales, 1, start, stop), own(x.q.Biases, 1, start, stop)
-		} else {
-			if start*q.Bits%32 != 0 || stop*q.Bits%32 != 0 {
-				return nil, fmt.Errorf("columns [%d, %d) of %d-bit weights do not start and end on a 32-bit word", start, stop, q.Bits)
-			}
-			g := q.GroupSize
-			q.Weight = own(x.q.Weight, 2, start*q.Bits/32, stop*q.Bits/32)
-			q.Scales, q.Biases = own(x.q.Scales, 2, start/g, stop/g), own(x.q.Biases, 2, start/g, stop/g)
+		if !column && (start*x.q.Bits%32 != 0 || stop*x.q.Bits%32 != 0) {
+			return nil, fmt.Errorf("columns [%d, %d) of %d-bit weights do not start and end on a 32-bit word", start, stop, x.q.Bits)
 		}
-		part.q = q
+		part.q = shardQ(s, x.q, 1, axis, start, stop)
+		if s.Err() == nil {
+			s.Keep(part.q.Weight, part.q.Scales, part.q.Biases)
+		}
 	} else {
 		w := s.Track(mlx.SwapAxes(x.wT, 1, 2)) // [experts, out, in]
-		axis := 2
-		if column {
-			axis = 1
-		}
-		if c := own(w, axis, start, stop); c != nil {
+		c := s.Track(takeRange(w, 1+axis, start, stop))
+		if s.Err() == nil {
 			part.wT = s.Track(mlx.SwapAxes(c, 1, 2))
 			s.Keep(part.wT)
-			c.Free()
 		}
 	}
 	if err := s.Err(); err == nil {

@@ -75,8 +75,8 @@ func ColumnShard(l *Linear, rank, size, unit int) (*Linear, error) {
 		out.w = s.Track(takeRange(w, 0, start, stop))
 		out.wT = s.Track(mlx.Transpose(out.w))
 	}
-	out.q = shardQ(s, l.q, 0, start, stop)
-	out.rq = shardQ(s, l.rq, 0, start, stop)
+	out.q = shardQ(s, l.q, 0, 0, start, stop)
+	out.rq = shardQ(s, l.rq, 0, 0, start, stop)
 	if l.bias != nil {
 		out.bias = s.Track(takeRange(l.bias, 0, start, stop))
 	}
@@ -113,8 +113,8 @@ func RowShard(l *Linear, rank, size, unit int) (*Linear, error) {
 		out.w = s.Track(takeRange(w, 1, start, stop))
 		out.wT = s.Track(mlx.Transpose(out.w))
 	}
-	out.q = shardQ(s, l.q, 1, start, stop)
-	out.rq = shardQ(s, l.rq, 1, start, stop)
+	out.q = shardQ(s, l.q, 0, 1, start, stop)
+	out.rq = shardQ(s, l.rq, 0, 1, start, stop)
 	if l.bias != nil && rank == 0 {
 		out.bias = s.Track(takeRange(l.bias, 0, 0, l.out))
 	}
@@ -122,23 +122,24 @@ func RowShard(l *Linear, rank, size, unit int) (*Linear, error) {
 }
 
 // shardQ slices q along axis 0 (output rows) or 1 (input features
-// [start, stop), on group boundaries), as copies.
-func shardQ(s *mlx.Scope, q *mlx.Quantized, axis, start, stop int) *mlx.Quantized {
+// [start, stop), on group boundaries) of its [out, in] matrices, as copies;
+// lead is the number of axes in front of them (1 for a stack of experts).
+func shardQ(s *mlx.Scope, q *mlx.Quantized, lead, axis, start, stop int) *mlx.Quantized {
 	if q == nil {
 		return nil
 	}
 	out := &mlx.Quantized{GroupSize: q.GroupSize, Bits: q.Bits}
 	if axis == 0 {
-		out.Weight = s.Track(takeRange(q.Weight, 0, start, stop))
-		out.Scales = s.Track(takeRange(q.Scales, 0, start, stop))
-		out.Biases = s.Track(takeRange(q.Biases, 0, start, stop))
+		out.Weight = s.Track(takeRange(q.Weight, lead, start, stop))
+		out.Scales = s.Track(takeRange(q.Scales, lead, start, stop))
+		out.Biases = s.Track(takeRange(q.Biases, lead, start, stop))
 		return out
 	}
 	// Packed weights: 32/bits values a uint32 word; one scale and bias a
 	// group.
-	out.Weight = s.Track(takeRange(q.Weight, 1, start*q.Bits/32, stop*q.Bits/32))
-	out.Scales = s.Track(takeRange(q.Scales, 1, start/q.GroupSize, stop/q.GroupSize))
-	out.Biases = s.Track(takeRange(q.Biases, 1, start/q.GroupSize, stop/q.GroupSize))
+	out.Weight = s.Track(takeRange(q.Weight, lead+1, start*q.Bits/32, stop*q.Bits/32))
+	out.Scales = s.Track(takeRange(q.Scales, lead+1, start/q.GroupSize, stop/q.GroupSize))
+	out.Biases = s.Track(takeRange(q.Biases, lead+1, start/q.GroupSize, stop/q.GroupSize))
 	return out
 }
 
@@ -208,8 +209,8 @@ func ShardEmbedding(e *Embedding, rank, size int) (*EmbeddingShard, error) {
 	if e.w != nil {
 		t.w = s.Track(takeRange(e.w, 0, start, stop))
 	}
-	t.q = shardQ(s, e.q, 0, start, stop)
-	t.rq = shardQ(s, e.rq, 0, start, stop)
+	t.q = shardQ(s, e.q, 0, 0, start, stop)
+	t.rq = shardQ(s, e.rq, 0, 0, start, stop)
 	if err := s.Err(); err != nil {
 		return nil, fmt.Errorf("embedding shard: %w", err)
 	}
