@@ -133,8 +133,7 @@ func (m *Model) attention(s *mlx.Scope, i int, x *mlx.Array, f *pass) *mlx.Array
 		q, k, v = b.q.Apply(s, x), b.k.Apply(s, x), b.v.Apply(s, x)
 	}
 	if b.qNorm != nil && b.qNormFull {
-		q = m.spanNorm(s, q, b.qNorm, cfg.NumHeads*hd)
-		k = m.spanNorm(s, k, b.kNorm, cfg.NumKVHeads*hd)
+		q, k = m.spanNorms(s, q, k, b.qNorm, b.kNorm, cfg.NumHeads*hd, cfg.NumKVHeads*hd)
 	}
 	q = s.Track(mlx.Reshape(q, B, L, H, hd))
 	k = s.Track(mlx.Reshape(k, B, L, Hkv, hd))

@@ -109,21 +109,40 @@ func (tp *tensorParallel) shardNorm(w **mlx.Array, headDim int) error {
 	return nil
 }
 
-// spanNorm is RMSNorm over the last axis of x when that axis is split over
-// the tensor-parallel ranks (olmo2's q/k norms, which span every head): the
-// squares are all-summed, so every rank divides by the whole row's mean
-// square, as one device does; width is the whole row's length. On one
-// device it is rmsNorm.
-func (m *Model) spanNorm(s *mlx.Scope, x, w *mlx.Array, width int) *mlx.Array {
-	if m.tp == nil || x == nil || w == nil {
-		return m.rmsNorm(s, x, w)
+// spanNorms are olmo2's q and k norms (RMSNorm over all heads' features)
+// when the heads are split over the tensor-parallel ranks: each rank's sums
+// of squares of q and of k go into one all-sum, so every rank divides by
+// the whole rows' mean squares, as one device does; qWidth and kWidth are
+// the whole rows' lengths. On one device they are rmsNorm.
+func (m *Model) spanNorms(s *mlx.Scope, q, k, qw, kw *mlx.Array, qWidth, kWidth int) (*mlx.Array, *mlx.Array) {
+	if m.tp == nil || q == nil || k == nil {
+		return m.rmsNorm(s, q, qw), m.rmsNorm(s, k, kw)
 	}
-	x32 := s.Track(mlx.AsType(x, mlx.Float32))
-	ss := m.reduce(s, s.Track(mlx.Sum(s.Track(mlx.Square(x32)), true, -1)))
-	ms := s.Track(mlx.Multiply(ss, s.Track(mlx.Scalar(1/float64(width), mlx.Float32))))
-	r := s.Track(mlx.Rsqrt(s.Track(mlx.Add(ms, s.Track(mlx.Scalar(m.Config.RMSNormEps, mlx.Float32))))))
-	y := s.Track(mlx.AsType(s.Track(mlx.Multiply(x32, r)), x.Dtype()))
-	return s.Track(mlx.Multiply(y, w))
+	q32 := s.Track(mlx.AsType(q, mlx.Float32))
+	k32 := s.Track(mlx.AsType(k, mlx.Float32))
+	sq := s.Track(mlx.Sum(s.Track(mlx.Square(q32)), true, -1))
+	sk := s.Track(mlx.Sum(s.Track(mlx.Square(k32)), true, -1))
+	if s.Err() != nil {
+		return nil, nil
+	}
+	both := m.reduce(s, s.Track(mlx.Concatenate(-1, sq, sk))) // [..., 2]
+	if s.Err() != nil {
+		return nil, nil
+	}
+	sh := both.Shape()
+	lo, hi := make([]int, len(sh)), append([]int(nil), sh...)
+	hi[len(sh)-1] = 1
+	lo2 := make([]int, len(sh))
+	lo2[len(sh)-1] = 1
+	norm := func(x32, ss, w *mlx.Array, width int, dt mlx.Dtype) *mlx.Array {
+		ms := s.Track(mlx.Multiply(ss, s.Track(mlx.Scalar(1/float64(width), mlx.Float32))))
+		r := s.Track(mlx.Rsqrt(s.Track(mlx.Add(ms, s.Track(mlx.Scalar(m.Config.RMSNormEps, mlx.Float32))))))
+		y := s.Track(mlx.AsType(s.Track(mlx.Multiply(x32, r)), dt))
+		return s.Track(mlx.Multiply(y, w))
+	}
+	qs := s.Track(mlx.Slice(both, lo, hi, nil))
+	ks := s.Track(mlx.Slice(both, lo2, sh, nil))
+	return norm(q32, qs, qw, qWidth, q.Dtype()), norm(k32, ks, kw, kWidth, k.Dtype())
 }
 
 // reduceCarrying is reduce for an attention output, which also carries
