@@ -72,6 +72,27 @@ func tpOptions(name string, g *engine.DistGroup) engine.LoadOptions {
 	return opts
 }
 
+// tpRefusal is the error of loading the model at path with opts, which
+// must fail (what names the model in the test's failure).
+func tpRefusal(t *testing.T, path string, opts engine.LoadOptions, what string) string {
+	t.Helper()
+	var refused error
+	if err := mlx.Do(context.Background(), func() error {
+		m, err := engine.LoadModel(path, opts)
+		if err == nil {
+			m.Free()
+		}
+		refused = err
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if refused == nil {
+		t.Fatalf("%s loaded sharded over %d ranks", what, opts.Group.Size())
+	}
+	return refused.Error()
+}
+
 // tpRun computes a tpResult for the model at path with opts.
 func tpRun(t *testing.T, path string, opts engine.LoadOptions) tpResult {
 	t.Helper()
@@ -215,37 +236,11 @@ func TestTensorParallelWorker(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var refused error
-	if err := mlx.Do(context.Background(), func() error {
-		m, err := engine.LoadModel(odd, engine.LoadOptions{Group: g})
-		if err == nil {
-			m.Free()
-		}
-		refused = err
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if refused == nil {
-		t.Fatal("a model with one key/value head loaded sharded over two ranks")
-	}
-	results["one_kv_head"] = tpResult{Refused: refused.Error()}
+	results["one_kv_head"] = tpResult{Refused: tpRefusal(t, odd, engine.LoadOptions{Group: g}, "a model with one key/value head")}
 	// The 4-bit experts kept quantized: their down rows are one group of
 	// 32, which two ranks cannot split.
-	if err := mlx.Do(context.Background(), func() error {
-		m, err := engine.LoadModel(hfDir("qwen3_moe_mlx4"), engine.LoadOptions{Group: g, Weights: engine.WeightsQuantized})
-		if err == nil {
-			m.Free()
-		}
-		refused = err
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if refused == nil {
-		t.Fatal("quantized experts of one group a row loaded sharded over two ranks")
-	}
-	results["mlx4_quantized"] = tpResult{Refused: refused.Error()}
+	results["mlx4_quantized"] = tpResult{Refused: tpRefusal(t, hfDir("qwen3_moe_mlx4"),
+		engine.LoadOptions{Group: g, Weights: engine.WeightsQuantized}, "quantized experts of one group a row")}
 	if g.Rank() == 0 {
 		data, err := json.Marshal(results)
 		if err != nil {

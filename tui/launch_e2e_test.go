@@ -1,7 +1,6 @@
 package tui
 
 import (
-	"context"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -9,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mlx-genkit/genkit/engine"
 	"github.com/mlx-genkit/genkit/internal/disttest"
 )
 
@@ -28,14 +26,7 @@ func TestLaunchUIInTmux(t *testing.T) {
 		t.Skip("the launch runs the ring backend")
 	}
 	dir := t.TempDir()
-	model := filepath.Join(dir, "model")
-	spec, err := engine.LookupSynthetic("qwen3-test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := engine.WriteSynthetic(context.Background(), model, spec, 1); err != nil {
-		t.Fatal(err)
-	}
+	model := writeShardableModel(t, dir)
 	data := filepath.Join(dir, "data")
 	exit := filepath.Join(dir, "exit")
 	u := startUIEnv(t, data, exit, []string{"GENKIT_CACHE_DIR=" + filepath.Join(dir, "cache")},

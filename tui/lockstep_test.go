@@ -209,14 +209,7 @@ func TestRunnerLockstepTwoProcesses(t *testing.T) {
 	}
 	disttest.Backend(t)
 	dir := t.TempDir()
-	model := filepath.Join(dir, "model")
-	spec, err := engine.LookupSynthetic("qwen3-test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := engine.WriteSynthetic(context.Background(), model, spec, 1); err != nil {
-		t.Fatal(err)
-	}
+	model := writeShardableModel(t, dir)
 	results := filepath.Join(dir, "rank0.json")
 	outs := disttest.Run(t, 2, "TestLockstepWorker", []string{lockstepEnv + "=" + results, lockstepModelEnv + "=" + model,
 		"GENKIT_CACHE_DIR=" + filepath.Join(dir, "cache-sharded")}, 4*time.Minute)
@@ -327,6 +320,22 @@ func closeVectors(t *testing.T, what string, got, want map[int][]float32) {
 			t.Errorf("%s layer %d differs from one process's by %g (norm %g)", what, l, d, math.Sqrt(n))
 		}
 	}
+}
+
+// writeShardableModel writes the synthetic qwen3-test model (4 heads and 2
+// key/value heads split over two ranks; it has a tokenizer, which the
+// tiny test checkpoints lack) into dir/model and returns its path.
+func writeShardableModel(t *testing.T, dir string) string {
+	t.Helper()
+	model := filepath.Join(dir, "model")
+	spec, err := engine.LookupSynthetic("qwen3-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := engine.WriteSynthetic(context.Background(), model, spec, 1); err != nil {
+		t.Fatal(err)
+	}
+	return model
 }
 
 // TestLockstepWorker is one rank of TestRunnerLockstepTwoProcesses.
