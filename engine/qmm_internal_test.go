@@ -24,7 +24,7 @@ func TestQMMOneGroupGuard(t *testing.T) {
 	r := rand.New(rand.NewSource(5))
 	for _, tc := range []struct {
 		k, group, bits int
-		cover bool // unmeasured one-group shapes: the guard must cover any error
+		cover          bool // unmeasured one-group shapes: the guard must cover any error
 	}{{64, 64, 4, false}, {64, 64, 8, false}, {64, 32, 4, false}, {128, 64, 4, false}, {128, 64, 8, false},
 		{32, 32, 4, true}, {128, 128, 4, true}, {128, 128, 8, true}} {
 		t.Run(fmt.Sprintf("k%d_g%d_b%d", tc.k, tc.group, tc.bits), func(t *testing.T) {

@@ -35,7 +35,7 @@ type job struct {
 	// set.
 	Run *Run `json:"run,omitempty"`
 	// Pairs and Extract are an extraction's inputs.
-	Pairs   []Pair       `json:"pairs,omitempty"`
+	Pairs   []Pair          `json:"pairs,omitempty"`
 	Extract *ExtractOptions `json:"extract,omitempty"`
 	// Plan is what a resolve resolves.
 	Plan *Plan `json:"plan,omitempty"`
