@@ -47,6 +47,8 @@ type lockstepResults struct {
 	// the CLI decodes): one cancelled by rank 0 mid-decode, one stopped by
 	// rank 0's max_time.
 	Device map[string]lockstepRun `json:"device"`
+	// Extras are more runs every rank decodes itself (cliExtras).
+	Extras map[string]lockstepRun `json:"extras"`
 }
 
 // deviceRun is the run of the device-loop jobs: sampled, seed 10, 1000
@@ -63,6 +65,39 @@ func deviceRun(t *testing.T, m *engine.Model, maxTime float64) steering.Run {
 		t.Fatal(err)
 	}
 	return s.Run(gen)
+}
+
+// cliExtras are runs every rank decodes itself, as a CLI command does under
+// genkit launch: beam search (three beams, all returned), and a steered run with
+// a stop string taken from the middle of a first run's base text, so the
+// stop comes for certain (the stop decision is each rank's, from the same
+// tokens). It returns the runs and the stop string.
+func cliExtras(t *testing.T, m *engine.Model) (map[string]lockstepRun, string) {
+	t.Helper()
+	ctx := context.Background()
+	out := map[string]lockstepRun{}
+	beam := deviceRun(t, m, 0)
+	beam.Plan, beam.Steering, beam.LaneScales = nil, nil, nil
+	g := *beam.Gen
+	g.DoSample, g.NumBeams, g.NumReturnSequences, g.MaxNewTokens = sampling.Ptr(false), sampling.Ptr(3), sampling.Ptr(3), sampling.Ptr(10)
+	beam.Gen = &g
+	out["beams"] = decoded(steering.Decode(ctx, m, beam, steering.Observers{}))
+	run := deviceRun(t, m, 0)
+	gs := *run.Gen
+	gs.MaxNewTokens = sampling.Ptr(40)
+	run.Gen = &gs
+	first, err := steering.Decode(ctx, m, run, steering.Observers{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := []rune(first.Lanes[0].Text)
+	if len(text) < 8 {
+		t.Fatalf("the first run's base text %q is too short to take a stop string from", string(text))
+	}
+	stop := string(text[len(text)/2 : len(text)/2+2])
+	gs.StopStrings = sampling.Strings{stop}
+	out["stops"] = decoded(steering.Decode(ctx, m, run, steering.Observers{}))
+	return out, stop
 }
 
 // decoded is a steering outcome as a lockstepRun.
@@ -126,6 +161,8 @@ func lockstepSettings() map[string]Settings {
 			s.Steering.Alpha = &a
 		}),
 		"sweep": with(func(s *Settings) { s.Gen.Seed, s.Sweep = sampling.Ptr(uint64(9)), true }),
+		// A prompt of more than one prefill chunk (512 tokens).
+		"long": with(func(s *Settings) { s.Prompt = strings.Repeat("The sea is wide and the ship is small. ", 30) }),
 		// Beyond the model's context: Decode refuses it on every rank.
 		"refused": with(func(s *Settings) { s.Gen.MaxNewTokens = sampling.Ptr(5000) }),
 	}
@@ -243,6 +280,26 @@ func TestRunnerLockstepTwoProcesses(t *testing.T) {
 	same("first", first)
 	same("again", first)
 	same("sweep", one(settings["sweep"]))
+	same("long", one(settings["long"]))
+	if ids, err := m.EncodePrompt(settings["long"].Run(nil).Prompt); err != nil || len(ids) <= 512 {
+		t.Errorf("the long prompt is %d tokens (%v), want more than one prefill chunk of 512", len(ids), err)
+	}
+	wantExtras, stop := cliExtras(t, m)
+	for name, want := range wantExtras {
+		if g := got.Extras[name]; fmt.Sprint(g) != fmt.Sprint(want) {
+			t.Errorf("%s: sharded %+v, one process %+v", name, g, want)
+		}
+	}
+	if len(wantExtras["beams"].Lanes) != 3 {
+		t.Errorf("beams: %d hypotheses, want 3", len(wantExtras["beams"].Lanes))
+	}
+	stopRun := deviceRun(t, m, 0)
+	sg := *stopRun.Gen
+	sg.MaxNewTokens, sg.StopStrings = sampling.Ptr(40), sampling.Strings{stop}
+	stopRun.Gen = &sg
+	if out, err := steering.Decode(context.Background(), m, stopRun, steering.Observers{}); err != nil || out.Lanes[0].Finished != "stop" {
+		t.Errorf("the stop string %q did not stop the base lane: %v", stop, err)
+	}
 	same("refused", one(settings["refused"]))
 	if !strings.Contains(got.Runs["refused"].Err, "beyond the model's context") {
 		t.Errorf("refused: %q", got.Runs["refused"].Err)
@@ -361,6 +418,7 @@ func TestLockstepWorker(t *testing.T) {
 	cliRun := deviceRun(t, m, 0)
 	cliRun.Gen.Seed, cliRun.Gen.MaxNewTokens = nil, sampling.Ptr(24)
 	cli := decoded(steering.Decode(ctx, m, cliRun, steering.Observers{}))
+	extras, _ := cliExtras(t, m)
 	if g.Rank() != 0 {
 		var errs []string
 		if err := steering.Follow(ctx, g, m, func(kind string, err error) { errs = append(errs, kind+": "+err.Error()) }); err != nil {
@@ -372,7 +430,7 @@ func TestLockstepWorker(t *testing.T) {
 	lead := steering.NewLeader(g)
 	r, c := newCollected(t, m, lead)
 	settings := lockstepSettings()
-	res := lockstepResults{Runs: map[string]lockstepRun{}, Device: map[string]lockstepRun{}, CLI: cli}
+	res := lockstepResults{Runs: map[string]lockstepRun{}, Device: map[string]lockstepRun{}, CLI: cli, Extras: extras}
 	run := func(name string) { res.Runs[name] = outcome(c.wait(r.Start(settings[name]))) }
 	run("first")
 	// Start a long run, let it decode a few steps, then start the next:
@@ -384,6 +442,7 @@ func TestLockstepWorker(t *testing.T) {
 	res.Runs["cancelled"] = outcome(c.wait(long))
 	res.Runs["random"] = outcome(c.wait(rnd))
 	run("sweep")
+	run("long")
 	run("refused")
 	res.Runs["again"] = outcome(c.wait(r.Start(settings["first"])))
 
