@@ -52,18 +52,6 @@ const (
 // a thread of its own and the group cannot be used.
 var ErrInitTimeout = errors.New("peers did not connect in time")
 
-// checkDist turns a status of shim_dist.h into an error.
-func checkDist(op string, rc C.int) error {
-	switch rc {
-	case 0:
-		return nil
-	case 2:
-		return fmt.Errorf("%s: %w", op, ErrNotOnThread)
-	default:
-		return &Error{Op: op, Msg: C.GoString(C.gk_dist_error())}
-	}
-}
-
 // Group is a group of processes that run MLX together (one per rank) and
 // exchange arrays with collectives such as AllSum. It lives as long as the
 // process.
@@ -109,7 +97,7 @@ func DistributedAvailable(backend string) (bool, error) {
 	cb := C.CString(backend)
 	defer C.free(unsafe.Pointer(cb))
 	var ok C.int
-	if err := checkDist("distributed_is_available", C.gk_dist_is_available(cb, &ok)); err != nil {
+	if err := check("distributed_is_available", C.gk_dist_is_available(cb, &ok)); err != nil {
 		return false, err
 	}
 	return ok != 0, nil
@@ -141,7 +129,7 @@ func InitGroup(ctx context.Context, backend string, strict bool) (*Group, error)
 		cb := C.CString(backend)
 		defer C.free(unsafe.Pointer(cb))
 		var r result
-		r.err = checkDist("distributed_init", C.gk_dist_init(&r.c, cb, boolInt(strict)))
+		r.err = check("distributed_init", C.gk_dist_init(&r.c, cb, boolInt(strict)))
 		done <- r
 	}()
 	var r result
@@ -159,10 +147,10 @@ func InitGroup(ctx context.Context, backend string, strict bool) (*Group, error)
 	}
 	g := &Group{c: r.c, backend: backend}
 	var rank, size C.int
-	if err := checkDist("group_rank", C.gk_group_rank(r.c, &rank)); err != nil {
+	if err := check("group_rank", C.gk_group_rank(r.c, &rank)); err != nil {
 		return nil, err
 	}
-	if err := checkDist("group_size", C.gk_group_size(r.c, &size)); err != nil {
+	if err := check("group_size", C.gk_group_size(r.c, &size)); err != nil {
 		return nil, err
 	}
 	g.rank, g.size = int(rank), int(size)
@@ -211,7 +199,7 @@ func AllSum(x *Array, g *Group) (*Array, error) {
 		return nil, errNil("all_sum")
 	}
 	var out C.gk_array
-	if err := checkDist("all_sum", C.gk_dist_all_sum(&out, x.c, groupHandle(g))); err != nil {
+	if err := check("all_sum", C.gk_dist_all_sum(&out, x.c, groupHandle(g))); err != nil {
 		return nil, err
 	}
 	return wrap(out), nil
@@ -224,7 +212,7 @@ func AllGather(x *Array, g *Group) (*Array, error) {
 		return nil, errNil("all_gather")
 	}
 	var out C.gk_array
-	if err := checkDist("all_gather", C.gk_dist_all_gather(&out, x.c, groupHandle(g))); err != nil {
+	if err := check("all_gather", C.gk_dist_all_gather(&out, x.c, groupHandle(g))); err != nil {
 		return nil, err
 	}
 	return wrap(out), nil

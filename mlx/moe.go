@@ -5,20 +5,6 @@ package mlx
 */
 import "C"
 
-import "fmt"
-
-// checkMoE turns a status of shim_moe.cpp into an error.
-func checkMoE(op string, rc C.int) error {
-	switch rc {
-	case 0:
-		return nil
-	case 2:
-		return fmt.Errorf("%s: %w", op, ErrNotOnThread)
-	default:
-		return &Error{Op: op, Msg: C.GoString(C.gk_moe_error())}
-	}
-}
-
 // callMoE is call for the shim_moe.cpp ops.
 func callMoE(op string, f func(out *C.gk_array) C.int, inputs ...*Array) (*Array, error) {
 	for _, a := range inputs {
@@ -27,7 +13,7 @@ func callMoE(op string, f func(out *C.gk_array) C.int, inputs ...*Array) (*Array
 		}
 	}
 	var out C.gk_array
-	if err := checkMoE(op, f(&out)); err != nil {
+	if err := check(op, f(&out)); err != nil {
 		return nil, err
 	}
 	return wrap(out), nil
@@ -87,7 +73,7 @@ func MoESort(x, idx *Array) (xs, experts, inv *Array, err error) {
 		return nil, nil, nil, errNil("moe_sort")
 	}
 	var a, b, c C.gk_array
-	if err := checkMoE("moe_sort", C.gk_moe_sort(&a, &b, &c, x.c, idx.c)); err != nil {
+	if err := check("moe_sort", C.gk_moe_sort(&a, &b, &c, x.c, idx.c)); err != nil {
 		return nil, nil, nil, err
 	}
 	return wrap(a), wrap(b), wrap(c), nil

@@ -2,6 +2,7 @@
 // every C++ exception and turns it into a status code plus a message.
 #include "shim.h"
 #include "kernels.h"
+#include "shim_try.h"
 
 #include <atomic>
 #include <cmath>
@@ -32,25 +33,6 @@ namespace {
 thread_local bool g_bound = false;
 thread_local std::string g_error;
 std::atomic<int64_t> g_live{0};
-
-int not_bound() {
-  g_error =
-      "mlx: called outside the MLX thread (use mlx.Do to run work there)";
-  return 2;
-}
-
-#define GK_TRY(...)                                    \
-  if (!g_bound) return not_bound();                    \
-  try {                                                \
-    __VA_ARGS__;                                       \
-    return 0;                                          \
-  } catch (const std::exception& e) {                  \
-    g_error = e.what();                                \
-    return 1;                                          \
-  } catch (...) {                                      \
-    g_error = "mlx: unknown C++ exception";            \
-    return 1;                                          \
-  }
 
 inline mx::array& A(gk_array a) {
   if (a.ctx == nullptr) throw std::invalid_argument("mlx: nil array");
@@ -2096,3 +2078,5 @@ int gk_gpu_decode_block(gk_array* out, const gk_decode_block_args* a, gk_array m
     put(out, run_product(p4));
   })
 }
+
+void gk::set_error(const char* msg) { g_error = msg; }

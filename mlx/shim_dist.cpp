@@ -1,5 +1,6 @@
 // shim_dist.cpp implements shim_dist.h over mlx::core::distributed.
 #include "shim_dist.h"
+#include "shim_try.h"
 
 #include <exception>
 #include <optional>
@@ -14,28 +15,6 @@ namespace mx = mlx::core;
 namespace md = mlx::core::distributed;
 
 namespace {
-
-thread_local std::string g_dist_error;
-
-// DIST_TRY runs the body and turns every C++ exception into status 1 and a
-// message. bound: whether the call must run on the MLX thread (status 2).
-#define DIST_TRY(bound, ...)                                            \
-  if ((bound) && !gk_is_bound()) {                                      \
-    g_dist_error =                                                      \
-        "mlx: called outside the MLX thread (use mlx.Do to run work "   \
-        "there)";                                                       \
-    return 2;                                                           \
-  }                                                                     \
-  try {                                                                 \
-    __VA_ARGS__;                                                        \
-    return 0;                                                           \
-  } catch (const std::exception& e) {                                   \
-    g_dist_error = e.what();                                            \
-    return 1;                                                           \
-  } catch (...) {                                                       \
-    g_dist_error = "mlx: unknown C++ exception";                        \
-    return 1;                                                           \
-  }
 
 md::Group& G(gk_group g) {
   if (g.ctx == nullptr) throw std::invalid_argument("mlx: nil group");
@@ -68,33 +47,32 @@ std::string backend_name(const char* b) {
 
 extern "C" {
 
-const char* gk_dist_error(void) { return g_dist_error.c_str(); }
 
 int gk_dist_is_available(const char* backend, int* ok) {
-  DIST_TRY(false, *ok = md::is_available(backend_name(backend)) ? 1 : 0)
+  GK_TRY_IF(false, *ok = md::is_available(backend_name(backend)) ? 1 : 0)
 }
 
 int gk_dist_init(gk_group* out, const char* backend, int strict) {
-  DIST_TRY(false, {
+  GK_TRY_IF(false, {
     auto g = md::init(strict != 0, backend_name(backend));
     out->ctx = new md::Group(std::move(g));
   })
 }
 
 int gk_group_free(gk_group g) {
-  DIST_TRY(false, delete static_cast<md::Group*>(g.ctx))
+  GK_TRY_IF(false, delete static_cast<md::Group*>(g.ctx))
 }
 
-int gk_group_rank(gk_group g, int* rank) { DIST_TRY(false, *rank = G(g).rank()) }
+int gk_group_rank(gk_group g, int* rank) { GK_TRY_IF(false, *rank = G(g).rank()) }
 
-int gk_group_size(gk_group g, int* size) { DIST_TRY(false, *size = G(g).size()) }
+int gk_group_size(gk_group g, int* size) { GK_TRY_IF(false, *size = G(g).size()) }
 
 int gk_dist_all_sum(gk_array* out, gk_array x, gk_group g) {
-  DIST_TRY(true, hand_out(out, md::all_sum(arr(x), opt_group(g))))
+  GK_TRY_IF(true, hand_out(out, md::all_sum(arr(x), opt_group(g))))
 }
 
 int gk_dist_all_gather(gk_array* out, gk_array x, gk_group g) {
-  DIST_TRY(true, hand_out(out, md::all_gather(arr(x), opt_group(g))))
+  GK_TRY_IF(true, hand_out(out, md::all_gather(arr(x), opt_group(g))))
 }
 
 }  // extern "C"

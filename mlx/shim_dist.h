@@ -1,8 +1,7 @@
 // shim_dist.h is the distributed part of genkit's C layer over MLX: process
 // groups and collective operations (mlx::core::distributed). It follows
 // shim.h's conventions (status codes, out-parameter first, no C++ exception
-// leaves the layer) but keeps its own last-error message, read with
-// gk_dist_error(), so that it needs nothing private from shim.cpp.
+// leaves the layer, the message of a failure read with gk_error()).
 #ifndef GENKIT_MLX_SHIM_DIST_H
 #define GENKIT_MLX_SHIM_DIST_H
 
@@ -16,10 +15,6 @@ extern "C" {
 typedef struct {
   void* ctx;
 } gk_group;
-
-// gk_dist_error is the message of the last failed gk_dist_* or gk_group_*
-// call on this thread.
-const char* gk_dist_error(void);
 
 // gk_dist_is_available reports in *ok whether the linked MLX has the backend
 // ("any", "ring", "nccl", "mpi", "jaccl"). Any thread.

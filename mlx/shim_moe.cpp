@@ -1,8 +1,9 @@
 // shim_moe.cpp implements shim_moe.h over MLX's C++ API. Every entry point
-// catches every C++ exception and turns it into a status code plus a
-// message (gk_moe_error). Results are handed out through gk_array_copy so
+// catches every C++ exception and turns it into a status code plus the
+// message gk_error returns (shim_try.h). Results are handed out through gk_array_copy so
 // shim.cpp's count of live arrays stays exact.
 #include "shim_moe.h"
+#include "shim_try.h"
 
 #include <exception>
 #include <optional>
@@ -14,26 +15,6 @@
 namespace mx = mlx::core;
 
 namespace {
-
-thread_local std::string g_moe_error;
-
-#define GK_MOE_TRY(...)                                              \
-  if (!gk_is_bound()) {                                              \
-    g_moe_error =                                                    \
-        "mlx: called outside the MLX thread (use mlx.Do to run work " \
-        "there)";                                                    \
-    return 2;                                                        \
-  }                                                                  \
-  try {                                                              \
-    __VA_ARGS__;                                                     \
-    return 0;                                                        \
-  } catch (const std::exception& e) {                                \
-    g_moe_error = e.what();                                          \
-    return 1;                                                        \
-  } catch (...) {                                                    \
-    g_moe_error = "mlx: unknown C++ exception";                      \
-    return 1;                                                        \
-  }
 
 const mx::array& in(gk_array a) {
   if (a.ctx == nullptr) throw std::invalid_argument("mlx: nil array");
@@ -55,11 +36,10 @@ void hand(gk_array* out, mx::array r) {
 
 extern "C" {
 
-const char* gk_moe_error(void) { return g_moe_error.c_str(); }
 
 int gk_gather_mm(gk_array* out, gk_array a, gk_array b, gk_array lhs,
                  int has_lhs, gk_array rhs, int has_rhs, int sorted) {
-  GK_MOE_TRY(hand(out, mx::gather_mm(in(a), in(b), opt(lhs, has_lhs),
+  GK_TRY(hand(out, mx::gather_mm(in(a), in(b), opt(lhs, has_lhs),
                                      opt(rhs, has_rhs), sorted != 0)))
 }
 
@@ -67,7 +47,7 @@ int gk_gather_qmm(gk_array* out, gk_array x, gk_array w, gk_array scales,
                   gk_array biases, gk_array lhs, int has_lhs, gk_array rhs,
                   int has_rhs, int transpose, int group_size, int bits,
                   int sorted) {
-  GK_MOE_TRY(hand(out, mx::gather_qmm(in(x), in(w), in(scales), in(biases),
+  GK_TRY(hand(out, mx::gather_qmm(in(x), in(w), in(scales), in(biases),
                                       opt(lhs, has_lhs), opt(rhs, has_rhs),
                                       transpose != 0, group_size, bits,
                                       "affine", std::nullopt, sorted != 0)))
@@ -75,7 +55,7 @@ int gk_gather_qmm(gk_array* out, gk_array x, gk_array w, gk_array scales,
 
 int gk_moe_sort(gk_array* x_out, gk_array* idx_out, gk_array* inv,
                 gk_array x, gk_array idx) {
-  GK_MOE_TRY({
+  GK_TRY({
     const auto& xs = in(x);
     const auto& is = in(idx);
     if (is.ndim() != 2)

@@ -2,8 +2,7 @@
 // each row with the expert matrices its router chose (MLX's gather_mm and
 // gather_qmm), and the sort that groups rows by expert. It follows shim.h's
 // conventions (status codes, results in the first out-parameters, calls on
-// the bound MLX thread) but keeps its own error message, read with
-// gk_moe_error().
+// the bound MLX thread, the message of a failure read with gk_error()).
 #ifndef GENKIT_MLX_SHIM_MOE_H
 #define GENKIT_MLX_SHIM_MOE_H
 
@@ -12,10 +11,6 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-// gk_moe_error is the message of the last failed gk_gather_* / gk_moe_*
-// call on this thread.
-const char* gk_moe_error(void);
 
 // gk_gather_mm is a @ b[rhs] for each batch position: a [..., M, K], b
 // [E, K, N], rhs integer indices (has_rhs) into b's first axis broadcast
