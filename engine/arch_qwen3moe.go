@@ -226,40 +226,9 @@ func (t *tensorSource) expertStack(prefix string, experts, out, in int, dequanti
 		w.Free()
 		return x, err
 	}
-	w, err := t.take(prefix + ".weight")
+	q, err := t.quant(prefix, []int{experts}, out, in)
 	if err != nil {
 		return nil, err
-	}
-	sc, err := t.take(prefix + ".scales")
-	if err != nil {
-		return nil, err
-	}
-	bi, err := t.take(prefix + ".biases")
-	if err != nil {
-		return nil, fmt.Errorf("%s (only affine quantization is supported)", err)
-	}
-	ws, ss, bs := w.Shape(), sc.Shape(), bi.Shape()
-	if len(ws) != 3 || len(ss) != 3 || fmt.Sprint(ss) != fmt.Sprint(bs) || ws[0] != experts || ss[0] != experts ||
-		ws[1] != out || ss[1] != out || ss[2] == 0 {
-		return nil, fmt.Errorf("%s: quantized expert stack %s has weight %v, scales %v and biases %v, want %d experts of %d rows",
-			t.file, prefix, ws, ss, bs, experts, out)
-	}
-	group, bits := in/ss[2], ws[2]*32/in
-	if group*ss[2] != in || bits*in != ws[2]*32 {
-		return nil, fmt.Errorf("%s: quantized expert stack %s: weight %v and scales %v do not fit %d inputs", t.file, prefix, ws, ss, in)
-	}
-	if spec, ok := t.perBits[prefix]; ok && (spec.Bits != bits || spec.GroupSize != group) {
-		return nil, fmt.Errorf("%s: %s: config says %d bits / group %d, tensors say %d / %d", t.file, prefix, spec.Bits, spec.GroupSize, bits, group)
-	}
-	q := &mlx.Quantized{GroupSize: group, Bits: bits}
-	if q.Weight, err = mlx.Contiguous(w); err == nil {
-		if q.Scales, err = mlx.AsType(sc, t.dtype); err == nil {
-			q.Biases, err = mlx.AsType(bi, t.dtype)
-		}
-	}
-	if err != nil {
-		q.Free()
-		return nil, fmt.Errorf("%s: %s: %w", t.file, prefix, err)
 	}
 	if !dequantize {
 		x.q = q

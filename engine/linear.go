@@ -261,10 +261,16 @@ func checkShape(file, name string, a *mlx.Array, want []int) error {
 	return nil
 }
 
-// quant returns the quantization of prefix when prefix.scales exists.
-func (t *tensorSource) quant(prefix string, out, in int) (*mlx.Quantized, error) {
+// quant returns the quantization of prefix when prefix.scales exists: MLX
+// affine-quantized [lead..., out, in] weights (lead: the experts of a
+// stack, none for a linear), their scales and biases in the compute dtype.
+func (t *tensorSource) quant(prefix string, lead []int, out, in int) (*mlx.Quantized, error) {
 	if !t.has(prefix + ".scales") {
 		return nil, nil
+	}
+	kind := "tensor"
+	if len(lead) > 0 {
+		kind = "expert stack"
 	}
 	w, err := t.take(prefix + ".weight")
 	if err != nil {
@@ -274,39 +280,41 @@ func (t *tensorSource) quant(prefix string, out, in int) (*mlx.Quantized, error)
 	if err != nil {
 		return nil, err
 	}
-	var bi *mlx.Array
-	if t.has(prefix + ".biases") {
-		bi, _ = t.take(prefix + ".biases")
-	} else {
+	if !t.has(prefix + ".biases") {
 		return nil, fmt.Errorf("%s: tensor %s.biases is missing (only affine quantization is supported)", t.file, prefix)
 	}
-	ws, ss := w.Shape(), sc.Shape()
-	if len(ws) != 2 || len(ss) != 2 || ws[0] != out || ss[0] != out || ss[1] == 0 {
-		return nil, fmt.Errorf("%s: quantized tensor %s has weight %v and scales %v, want %d rows", t.file, prefix, ws, ss, out)
+	bi, err := t.take(prefix + ".biases")
+	if err != nil {
+		return nil, err
 	}
-	group := in / ss[1]
-	bits := ws[1] * 32 / in
-	if group*ss[1] != in || bits*in != ws[1]*32 {
-		return nil, fmt.Errorf("%s: quantized tensor %s: weight %v and scales %v do not fit %d inputs", t.file, prefix, ws, ss, in)
+	ws, ss, bs := w.Shape(), sc.Shape(), bi.Shape()
+	n := len(lead)
+	bad := len(ws) != n+2 || len(ss) != n+2 || fmt.Sprint(ss) != fmt.Sprint(bs) || ws[n] != out || ss[n] != out || ss[n+1] == 0
+	for i := 0; !bad && i < n; i++ {
+		bad = ws[i] != lead[i] || ss[i] != lead[i]
+	}
+	if bad {
+		return nil, fmt.Errorf("%s: quantized %s %s has weight %v, scales %v and biases %v, want %v of %d rows",
+			t.file, kind, prefix, ws, ss, bs, lead, out)
+	}
+	group, bits := in/ss[n+1], ws[n+1]*32/in
+	if group*ss[n+1] != in || bits*in != ws[n+1]*32 {
+		return nil, fmt.Errorf("%s: quantized %s %s: weight %v and scales %v do not fit %d inputs", t.file, kind, prefix, ws, ss, in)
 	}
 	if spec, ok := t.perBits[prefix]; ok && (spec.Bits != bits || spec.GroupSize != group) {
 		return nil, fmt.Errorf("%s: %s: config says %d bits / group %d, tensors say %d / %d", t.file, prefix, spec.Bits, spec.GroupSize, bits, group)
 	}
-	scales, err := mlx.AsType(sc, t.dtype)
-	if err != nil {
-		return nil, err
+	q := &mlx.Quantized{GroupSize: group, Bits: bits}
+	if q.Weight, err = w.Copy(); err == nil {
+		if q.Scales, err = mlx.AsType(sc, t.dtype); err == nil {
+			q.Biases, err = mlx.AsType(bi, t.dtype)
+		}
 	}
-	biases, err := mlx.AsType(bi, t.dtype)
 	if err != nil {
-		scales.Free()
-		return nil, err
+		q.Free()
+		return nil, fmt.Errorf("%s: %s: %w", t.file, prefix, err)
 	}
-	wc, err := w.Copy()
-	if err != nil {
-		mlx.Free(scales, biases)
-		return nil, err
-	}
-	return &mlx.Quantized{Weight: wc, Scales: scales, Biases: biases, GroupSize: group, Bits: bits}, nil
+	return q, nil
 }
 
 // qmmOneGroupBroken reports whether MLX's quantized_matmul gives wrong
@@ -354,7 +362,7 @@ func (l *Linear) expandIfOneGroupBroken() error {
 // prefix.bias; wantBias forces the bias to exist.
 func (t *tensorSource) linear(prefix string, out, in int, wantBias, dequantize bool) (*Linear, error) {
 	l := &Linear{out: out, in: in}
-	q, err := t.quant(prefix, out, in)
+	q, err := t.quant(prefix, nil, out, in)
 	if err != nil {
 		return nil, err
 	}
@@ -402,7 +410,7 @@ func (t *tensorSource) linear(prefix string, out, in int, wantBias, dequantize b
 
 func (t *tensorSource) embedding(name string, vocab, dim int, dequantize bool) (*Embedding, error) {
 	e := &Embedding{vocab: vocab, dim: dim, dtype: t.dtype}
-	q, err := t.quant(name, vocab, dim)
+	q, err := t.quant(name, nil, vocab, dim)
 	if err != nil {
 		return nil, err
 	}
