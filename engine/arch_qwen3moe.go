@@ -257,7 +257,7 @@ func (x *expertStack) shard(rank, size int, column bool) (*expertStack, error) {
 	}
 	start, stop, err := ShardRange(n, rank, size, unit)
 	if err != nil {
-		return nil, fmt.Errorf("shard of %d experts' [%d, %d] weights: %w", x.wTExperts(), x.out, x.in, err)
+		return nil, fmt.Errorf("shard of %d experts' [%d, %d] weights: %w", x.arrays()[0].Dim(0), x.out, x.in, err)
 	}
 	part := &expertStack{out: x.out, in: x.in}
 	if column {
@@ -296,14 +296,6 @@ func (x *expertStack) shard(rank, size int, column bool) (*expertStack, error) {
 	}
 	part.free()
 	return nil, s.Err()
-}
-
-// wTExperts is the number of experts in the stack.
-func (x *expertStack) wTExperts() int {
-	if x.q != nil {
-		return x.q.Weight.Dim(0)
-	}
-	return x.wT.Dim(0)
 }
 
 // fuseExperts concatenates the gate and up stacks along their output rows

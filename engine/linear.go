@@ -337,9 +337,9 @@ func qmmOneGroupBroken(q *mlx.Quantized) bool {
 }
 
 // expandIfOneGroupBroken replaces l's quantized weight with its dense
-// values where qmmOneGroupBroken says MLX's product would be wrong: a
-// weight loaded with wider rows can have rows of one group after tensor
-// parallelism splits them (RowShard).
+// values where qmmOneGroupBroken says MLX's product would be wrong: at load,
+// and after tensor parallelism splits a weight's rows (RowShard can leave
+// rows of one group).
 func (l *Linear) expandIfOneGroupBroken() error {
 	if l == nil || !qmmOneGroupBroken(l.q) {
 		return nil
@@ -366,7 +366,7 @@ func (t *tensorSource) linear(prefix string, out, in int, wantBias, dequantize b
 	if err != nil {
 		return nil, err
 	}
-	if q != nil && (dequantize || qmmOneGroupBroken(q)) {
+	if q != nil && dequantize {
 		d, err := mlx.Dequantize(q, t.dtype)
 		if t.keepQ && (q.Bits == 4 || q.Bits == 8) && err == nil {
 			l.rq, err = contiguousQ(q)
@@ -386,6 +386,10 @@ func (t *tensorSource) linear(prefix string, out, in int, wantBias, dequantize b
 		}
 	} else if q != nil {
 		l.q = q
+		if err := l.expandIfOneGroupBroken(); err != nil {
+			l.free()
+			return nil, fmt.Errorf("%s: %s: %w", t.file, prefix, err)
+		}
 	} else {
 		w, err := t.dense(prefix+".weight", out, in)
 		if err != nil {
