@@ -5,20 +5,6 @@ package mlx
 */
 import "C"
 
-// callMoE is call for the shim_moe.cpp ops.
-func callMoE(op string, f func(out *C.gk_array) C.int, inputs ...*Array) (*Array, error) {
-	for _, a := range inputs {
-		if !a.valid() {
-			return nil, errNil(op)
-		}
-	}
-	var out C.gk_array
-	if err := check(op, f(&out)); err != nil {
-		return nil, err
-	}
-	return wrap(out), nil
-}
-
 // optIndices is an optional index array for the gather products.
 func optIndices(a *Array) (C.gk_array, C.int) {
 	if a == nil {
@@ -39,7 +25,7 @@ func GatherMM(a, b, lhs, rhs *Array, sorted bool) (*Array, error) {
 	}
 	l, hl := optIndices(lhs)
 	r, hr := optIndices(rhs)
-	return callMoE("gather_mm", func(o *C.gk_array) C.int {
+	return call("gather_mm", func(o *C.gk_array) C.int {
 		return C.gk_gather_mm(o, a.c, b.c, l, hl, r, hr, cbool(sorted))
 	}, a, b)
 }
@@ -57,7 +43,7 @@ func GatherQMM(x *Array, q *Quantized, lhs, rhs *Array, transpose, sorted bool) 
 	}
 	l, hl := optIndices(lhs)
 	r, hr := optIndices(rhs)
-	return callMoE("gather_qmm", func(o *C.gk_array) C.int {
+	return call("gather_qmm", func(o *C.gk_array) C.int {
 		return C.gk_gather_qmm(o, x.c, q.Weight.c, q.Scales.c, q.Biases.c, l, hl, r, hr,
 			cbool(transpose), C.int(q.GroupSize), C.int(q.Bits), cbool(sorted))
 	}, x, q.Weight, q.Scales, q.Biases)
