@@ -41,7 +41,7 @@ func (g *gpuBlocks) free() {
 // It runs after useGEMV.
 func (m *Model) useGPUBlocks() error {
 	setKernelDir()
-	if os.Getenv("GENKIT_FUSED_BLOCKS") == "0" || !m.fusable || !m.GEMV() {
+	if os.Getenv("GENKIT_FUSED_BLOCKS") == "0" || !m.fusable || !m.kernels.fused {
 		return nil
 	}
 	cfg := m.Config
@@ -105,7 +105,7 @@ func (m *Model) useGPUBlocks() error {
 // activations of dtype dt: 16-byte rows of dense weights in dt, or 4/8-bit
 // weights whose groups hold whole 16-byte loads, scales in dt.
 func gpuProductFits(l *Linear, dt mlx.Dtype) bool {
-	if !l.gemv {
+	if l.gemvRows < mlx.GEMVMaxRows {
 		return false
 	}
 	if l.bias != nil && l.bias.Dtype() != dt {

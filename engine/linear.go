@@ -14,16 +14,16 @@ type Linear struct {
 	// rq, when set, holds the weight quantized beside the dense wT: products
 	// of few rows read it with mlx.QRowProduct (the CPU's decode path).
 	rq *mlx.Quantized
-	// gemv, when set, computes products of at most mlx.GEMVMaxRows rows with
-	// genkit's CUDA matrix-vector kernels (see Model.useGEMV); w is the
-	// dense weight's [out, in] view they read.
-	gemv bool
-	w    *mlx.Array
-	wT   *mlx.Array     // dense weight, transposed to [in, out]
-	q    *mlx.Quantized // quantized weight [out, in/...]
-	bias *mlx.Array     // optional [out]
-	out  int
-	in   int
+	// gemvRows, when positive, is the most rows of a product computed
+	// with genkit's CUDA matrix-vector kernels (see Model.useGEMV and
+	// planKernels); w is the dense weight's [out, in] view they read.
+	gemvRows int
+	w        *mlx.Array
+	wT       *mlx.Array     // dense weight, transposed to [in, out]
+	q        *mlx.Quantized // quantized weight [out, in/...]
+	bias     *mlx.Array     // optional [out]
+	out      int
+	in       int
 }
 
 // Apply computes x W^T + b for x of shape [..., in].
@@ -37,7 +37,7 @@ func (l *Linear) Apply(s *mlx.Scope, x *mlx.Array) *mlx.Array {
 
 // product is x W^T.
 func (l *Linear) product(s *mlx.Scope, x *mlx.Array) *mlx.Array {
-	if l.gemv && x.Size()/l.in <= mlx.GEMVMaxRows {
+	if l.gemvRows > 0 && x.Size()/l.in <= l.gemvRows {
 		var y *mlx.Array
 		var ok bool
 		var err error

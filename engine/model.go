@@ -3,7 +3,6 @@ package engine
 import (
 	"fmt"
 	"math"
-	"os"
 
 	"github.com/mlx-genkit/genkit/engine/tokenizer"
 	"github.com/mlx-genkit/genkit/mlx"
@@ -23,8 +22,10 @@ type Model struct {
 	// tokenizer files (token ids still work).
 	Tokenizer *tokenizer.Tokenizer
 
-	embed     *Embedding
-	layers    []*block
+	embed  *Embedding
+	layers []*block
+	// kernels is which decode products genkit's CUDA kernels take (useGEMV).
+	kernels   kernelPlan
 	norm      *mlx.Array
 	lmHead    *Linear
 	ropeFreqs *mlx.Array
@@ -139,7 +140,7 @@ func (m *Model) weights() []*mlx.Array {
 	}
 	for _, b := range m.layers {
 		add(b.attnNorm, b.ffnNorm, b.qNorm, b.kNorm, b.postAttnNorm, b.postFFNNorm)
-		for _, l := range []*Linear{b.qkv, b.gateUp, b.q, b.k, b.v, b.o, b.gate, b.up, b.down} {
+		for _, l := range b.linears() {
 			addLinear(l)
 		}
 		if b.moe != nil {
@@ -398,8 +399,11 @@ func (m *Model) WeightsDescription() string {
 		return ""
 	}
 	gpu := ""
-	if m.gpu != nil {
+	switch {
+	case m.gpu != nil:
 		gpu = ", fused GPU blocks for decode"
+	case m.kernels.rows > 0:
+		gpu = ", " + m.kernels.String() + " for decode"
 	}
 	l := m.layers[0].q
 	if l.q != nil {
@@ -429,18 +433,24 @@ func (m *Model) FusedDecode() bool { return m.invFreq != nil || m.gpu != nil }
 // gemvEnv turns genkit's CUDA matrix-vector kernels off when "0".
 const gemvEnv = "GENKIT_GEMV"
 
-// useGEMV turns on genkit's CUDA matrix-vector kernels (mlx.GEMV, QGEMV) for
-// every linear when the model runs on a CUDA GPU: decode steps of up to
-// mlx.GEMVMaxRows lanes then read each weight once (MLX multiplies more than
-// one row with a general GEMM). Quantized weights are made row-contiguous
-// (a no-op for most; GGUF tensors can load as strided views) and dense ones
-// get their [out, in] view. GENKIT_GEMV=0 keeps MLX's products. It runs
-// after the weights are materialised.
+// useGEMV turns on genkit's CUDA matrix-vector kernels (mlx.GEMV, QGEMV)
+// when the model runs on a CUDA GPU, for products of as many rows as
+// planKernels allows for its size: decode steps of a few lanes then read
+// each weight once (MLX multiplies more than one row with a general GEMM).
+// Quantized weights are made row-contiguous (a no-op for most; GGUF tensors
+// can load as strided views) and dense ones get their [out, in] view.
+// GENKIT_GEMV=0 keeps MLX's products, GENKIT_GEMV=all takes every size. It
+// runs after the weights are materialised.
 func (m *Model) useGEMV() error {
-	if os.Getenv(gemvEnv) == "0" || mlx.GPUBackend() != "cuda" {
+	if mlx.GPUBackend() != "cuda" {
 		return nil
 	}
 	if dev, err := mlx.DefaultDevice(); err != nil || dev != mlx.GPU {
+		return nil
+	}
+	bytes, quantized := m.stepBytes()
+	m.kernels = planKernels(bytes, quantized, gemvSetting())
+	if m.kernels.rows == 0 {
 		return nil
 	}
 	var views []*mlx.Array
@@ -467,11 +477,11 @@ func (m *Model) useGEMV() error {
 			l.w = w
 			views = append(views, w)
 		}
-		l.gemv = true
+		l.gemvRows = m.kernels.rows
 		return nil
 	}
 	for _, b := range m.layers {
-		for _, l := range []*Linear{b.qkv, b.gateUp, b.q, b.k, b.v, b.o, b.gate, b.up, b.down} {
+		for _, l := range b.linears() {
 			if err := prepare(l); err != nil {
 				return err
 			}
@@ -485,7 +495,7 @@ func (m *Model) useGEMV() error {
 
 // GEMV reports whether decode products run through genkit's CUDA
 // matrix-vector kernels.
-func (m *Model) GEMV() bool { return m.lmHead != nil && m.lmHead.gemv }
+func (m *Model) GEMV() bool { return m.lmHead != nil && m.lmHead.gemvRows > 0 }
 
 // useRowProduct turns on matrix-vector products for the dense float32
 // linears when the model runs on the CPU with a BLAS that has them: a decode
@@ -496,7 +506,7 @@ func (m *Model) useRowProduct() {
 		return
 	}
 	for _, b := range m.layers {
-		for _, l := range []*Linear{b.qkv, b.gateUp, b.q, b.k, b.v, b.o, b.gate, b.up, b.down} {
+		for _, l := range b.linears() {
 			if l != nil && l.q == nil {
 				l.rows = true
 			}

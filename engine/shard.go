@@ -69,7 +69,7 @@ func ColumnShard(l *Linear, rank, size, unit int) (*Linear, error) {
 	}
 	s := mlx.NewScope()
 	defer s.Close()
-	out := &Linear{rows: l.rows, gemv: l.gemv, out: stop - start, in: l.in}
+	out := &Linear{rows: l.rows, gemvRows: l.gemvRows, out: stop - start, in: l.in}
 	if l.wT != nil {
 		w := s.Track(mlx.Transpose(l.wT)) // [out, in] view
 		out.w = s.Track(takeRange(w, 0, start, stop))
@@ -107,7 +107,7 @@ func RowShard(l *Linear, rank, size, unit int) (*Linear, error) {
 	}
 	s := mlx.NewScope()
 	defer s.Close()
-	out := &Linear{rows: l.rows, gemv: l.gemv, out: l.out, in: stop - start}
+	out := &Linear{rows: l.rows, gemvRows: l.gemvRows, out: l.out, in: stop - start}
 	if l.wT != nil {
 		w := s.Track(mlx.Transpose(l.wT)) // [out, in] view
 		out.w = s.Track(takeRange(w, 1, start, stop))

@@ -6,8 +6,10 @@
 # default GGUF. Results go to $OUT (or ./gpu-results): summary.txt, one log
 # per test binary, commands.log, bench.json.
 #   bash scripts/gpu/suite.sh [refs|tests|commands|bench|profile|synthetic|all]...   (default: all)
-# peers only starts llama.cpp's build in the background (for a later bench
-# call on the same machine); SUITE_ONLY / SUITE_SKIP pick test packages,
+# peers only starts llama.cpp's build in the background; the device tool ends
+# a call's processes when the call returns, so run it in the same call as the
+# step that waits for it (bench, synthetic) or wait for $GK/peers/done;
+# SUITE_ONLY / SUITE_SKIP pick test packages,
 # SUITE_RUN / SUITE_SKIPRUN tests within them.
 # synthetic (not part of all: 30 GB of disk, several minutes) measures
 # random Qwen3-4B-shaped weights with genkit, mlx-lm and llama.cpp.
@@ -76,11 +78,13 @@ say "$($GENKIT version 2>&1 | tr '\n' ';')"
 # background from the sdist while the tests run (about 5 minutes on 16 cores).
 PEERS=$GK/peers
 if { want bench || want synthetic || want peers; } && [ -f "$S/zy-llama-cpp.tar.gz" ] && [ ! -x "$PEERS/bin/llama-bench" ] && command -v nvcc >/dev/null; then
-  mkdir -p "$PEERS" && rm -rf "$PEERS/src" && mkdir "$PEERS/src" &&
+  # The sources are unpacked before the call can return; only the build runs
+  # in the background.
+  mkdir -p "$PEERS" && rm -rf "$PEERS/src" "$PEERS/done" && mkdir "$PEERS/src" &&
     tar -xzf "$S/zy-llama-cpp.tar.gz" -C "$PEERS/src" --strip-components=1 &&
-    setsid bash -c "cd '$PEERS' && cmake -S src -B b -DLLAMA_BUILD_EXAMPLES=OFF -G Ninja -DCMAKE_BUILD_TYPE=Release -DGGML_CUDA=ON \
+    { setsid bash -c "cd '$PEERS' && cmake -S src -B b -DLLAMA_BUILD_EXAMPLES=OFF -G Ninja -DCMAKE_BUILD_TYPE=Release -DGGML_CUDA=ON \
       -DCMAKE_CUDA_ARCHITECTURES=90 -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF > build.log 2>&1 &&
-      cmake --build b -j16 --target llama-bench llama-quantize >> build.log 2>&1 && mkdir -p bin && cp b/bin/llama-bench b/bin/llama-quantize bin/; touch done" &
+      cmake --build b -j16 --target llama-bench llama-quantize >> build.log 2>&1 && mkdir -p bin && cp b/bin/llama-bench b/bin/llama-quantize bin/; touch done" & }
 fi
 
 # refs (not part of all): the transformers references of the tiny models

@@ -1,0 +1,142 @@
+package engine
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/mlx-genkit/genkit/mlx"
+)
+
+// launchBoundBytes is the most weight bytes a decode step may read for
+// genkit's CUDA kernels (the matrix-vector products and the fused decode
+// block) to run every product of up to mlx.GEMVMaxRows rows. Below it a
+// step is bound by launches and graph work, which the kernels cut; above it
+// by the products themselves, where MLX's own kernels are faster. Measured
+// on one H200 (docs/benchmarks.md, "Which products genkit's CUDA kernels
+// take"): SmolLM2-135M, 0.54 GB a step in float32 and 0.10 GB in 4 bits,
+// decodes 1.5-3x faster with them at 1, 2 and 8 lanes; Qwen3-4B's shape,
+// 8.0 GB in bfloat16 and 2.3 GB in 4 bits, 2x slower in 4 bits at every
+// lane count and 3x slower in bfloat16 at 8 lanes.
+const launchBoundBytes = 1 << 30
+
+// bandwidthBoundDenseRows is how many rows the matrix-vector kernels take
+// for a dense model above launchBoundBytes: MLX multiplies two rows with a
+// general GEMM (Qwen3-4B's shape in bfloat16, 2 lanes: 145 steps/s with the
+// kernels, 97 without), while from 8 rows on its GEMM is faster (151
+// against 52). Quantized weights above the bound keep MLX's own products.
+const bandwidthBoundDenseRows = 2
+
+// gemvAllEnv set to "all" makes genkit's CUDA kernels take every product of
+// up to mlx.GEMVMaxRows rows whatever the model's size ("0" turns them off:
+// gemvEnv); for measuring the policy below.
+const gemvAllEnv = "all"
+
+// kernelPlan is which decode products genkit's CUDA kernels take.
+type kernelPlan struct {
+	// rows is the most rows of a product the matrix-vector kernels take
+	// (0: none; MLX's products throughout).
+	rows int
+	// fused says whether decode steps run each block as the fused GPU block.
+	fused bool
+}
+
+// planKernels is the one rule for how much of a CUDA decode genkit's own
+// kernels run, from the weight bytes a decode step reads (one rank's, on a
+// sharded model) and whether they are quantized, and the GENKIT_GEMV
+// setting ("0": none, "all": every product of up to mlx.GEMVMaxRows rows;
+// anything else: by size).
+func planKernels(stepBytes int64, quantized bool, setting string) kernelPlan {
+	switch {
+	case setting == "0":
+		return kernelPlan{}
+	case setting == gemvAllEnv || stepBytes <= launchBoundBytes:
+		return kernelPlan{rows: mlx.GEMVMaxRows, fused: true}
+	case quantized:
+		return kernelPlan{}
+	default:
+		return kernelPlan{rows: bandwidthBoundDenseRows}
+	}
+}
+
+// stepBytes is the bytes of the weights a decode step of one lane reads
+// through the model's products (the blocks' projections, the top k experts'
+// share of a mixture's, and the head) and whether any of them is quantized.
+func (m *Model) stepBytes() (int64, bool) {
+	var n int64
+	quantized := false
+	size := func(as ...*mlx.Array) {
+		for _, a := range as {
+			if a != nil {
+				n += int64(a.Size()) * int64(a.Dtype().Size())
+			}
+		}
+	}
+	add := func(l *Linear) {
+		switch {
+		case l == nil:
+		case l.q != nil:
+			quantized = true
+			size(l.q.Weight, l.q.Scales, l.q.Biases)
+		default:
+			size(l.wT)
+		}
+	}
+	for _, b := range m.layers {
+		// A step reads the fused q/k/v and gate/up weights where the block
+		// has them, not the separate ones beside them.
+		for _, l := range []*Linear{b.qkv, b.gateUp, b.o, b.down} {
+			add(l)
+		}
+		if b.qkv == nil {
+			add(b.q)
+			add(b.k)
+			add(b.v)
+		}
+		if b.gateUp == nil {
+			add(b.gate)
+			add(b.up)
+		}
+		if e := b.moe; e != nil {
+			add(e.router)
+			// A step of one lane reads topK of the experts' weights.
+			before := n
+			for _, st := range []*expertStack{e.gateUp, e.gate, e.up, e.down} {
+				if st == nil {
+					continue
+				}
+				if st.q != nil {
+					quantized = true
+					size(st.q.Weight, st.q.Scales, st.q.Biases)
+				} else {
+					size(st.wT)
+				}
+			}
+			if e.experts > 0 {
+				n = before + (n-before)*int64(e.topK)/int64(e.experts)
+			}
+		}
+	}
+	add(m.lmHead)
+	return n, quantized
+}
+
+// linears is the block's projections, nil for those its family lacks.
+func (b *block) linears() []*Linear {
+	return []*Linear{b.qkv, b.gateUp, b.q, b.k, b.v, b.o, b.gate, b.up, b.down}
+}
+
+// String says in words which products genkit's CUDA kernels take,
+// for the model's description.
+func (p kernelPlan) String() string {
+	switch {
+	case p.rows == 0:
+		return "MLX's products"
+	case p.fused:
+		return fmt.Sprintf("genkit's CUDA kernels up to %d rows", p.rows)
+	default:
+		return fmt.Sprintf("genkit's matrix-vector kernels up to %d rows, MLX's products above", p.rows)
+	}
+}
+
+// gemvSetting is GENKIT_GEMV as planKernels reads it.
+func gemvSetting() string { return os.Getenv(gemvEnv) }

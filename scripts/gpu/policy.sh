@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Which products genkit's CUDA kernels take (engine/gemvpolicy.go), measured:
+# after `bash scripts/gpu/suite.sh none` has laid out the pack, genkit alone
+# (no peers) decodes random weights of Qwen3-0.6B's and Qwen3-4B's shapes in
+# bfloat16 and 4 bits with the size rule (GENKIT_GEMV unset), with the
+# kernels on every product (all) and with them off (0), one run each, in
+# that order per shape. (The default model is under the size bound: the rule
+# gives it every kernel, as before; docs/benchmarks.md has it on and off.)
+# POLICY_SHAPES picks the shapes. Results: $OUT/policy.txt and one JSON a run.
+#   OUT=... bash scripts/gpu/policy.sh
+set -uo pipefail
+source "$(dirname "$0")/env.sh"
+R=$OUT/policy.txt
+echo "# kernel policy, $(date -u +%FT%H:%MZ), $(nvidia-smi -L | head -1), CUDA_VISIBLE_DEVICES=${CUDA_VISIBLE_DEVICES:-all}" | tee -a "$R"
+row() { # row LABEL FILE: one line of decode steps/s at 1/2/8 lanes per engine
+  python3 - "$1" "$2" <<'PY' | tee -a "$R"
+import json, sys
+label, path = sys.argv[1], sys.argv[2]
+try:
+    d = json.load(open(path))
+except Exception as e:
+    print(f"{label}: no result ({e})"); sys.exit()
+for k, v in sorted(d.items()):
+    if isinstance(v, dict) and k.startswith("genkit") and "decode_steps_per_s" in v:
+        s = v["decode_steps_per_s"]
+        print(f"{label:28s} {k:12s} " + " / ".join(f"{s.get(n, 0):6.1f}" for n in ("1", "2", "8")) + f"   [{v.get('weights', '')}]")
+PY
+}
+for shape in ${POLICY_SHAPES:-qwen3-0.6b qwen3-4b}; do
+  for setting in rule all 0; do
+    f=$OUT/policy-$shape-$setting.json
+    if [ "$setting" = rule ]; then env -u GENKIT_GEMV timeout 300 "$S/bin/genkit" bench --synthetic "$shape" --python /nonexistent --json > "$f" 2> "$f.err"
+    else GENKIT_GEMV=$setting timeout 300 "$S/bin/genkit" bench --synthetic "$shape" --python /nonexistent --json > "$f" 2> "$f.err"; fi
+    row "$shape GENKIT_GEMV=$setting" "$f"
+  done
+done
