@@ -7,23 +7,36 @@ import (
 	"github.com/mlx-genkit/genkit/mlx"
 )
 
-// launchBoundBytes is the most weight bytes a decode step may read for
+// Below a size, a decode step is bound by launches and graph work, which
 // genkit's CUDA kernels (the matrix-vector products and the fused decode
-// block) to run every product of up to mlx.GEMVMaxRows rows. Below it a
-// step is bound by launches and graph work, which the kernels cut; above it
-// by the products themselves, where MLX's own kernels are faster. Measured
-// on one H200 (docs/benchmarks.md, "Which products genkit's CUDA kernels
-// take"): SmolLM2-135M, 0.54 GB a step in float32 and 0.10 GB in 4 bits,
-// decodes 1.5-3x faster with them at 1, 2 and 8 lanes; Qwen3-4B's shape,
-// 8.0 GB in bfloat16 and 2.3 GB in 4 bits, 2x slower in 4 bits at every
-// lane count and 3x slower in bfloat16 at 8 lanes.
-const launchBoundBytes = 1 << 30
+// block) cut; above it by the products themselves, where MLX's own kernels
+// are faster, and sooner for quantized weights than for dense ones (the
+// kernels unpack a 4-bit row with one warp). Measured on H200s, genkit
+// alone, decode steps/s at 1 / 2 / 8 lanes with every kernel against
+// GENKIT_GEMV=0 (docs/gpu/results-2026-11-27h-h200x2.txt; the SmolLM2 rows
+// are session 5's, against the fused blocks off: docs/benchmarks.md):
+//
+//	SmolLM2-135M fp32,  0.54 GB a step: 515 / 422 / 320 against 204 / 255 / 214
+//	SmolLM2-135M 4-bit, 0.10 GB:        544 / 421 / 220 against 170 / 191 / 192
+//	Qwen3-0.6B bf16,    1.19 GB:        531 / 378 / 185 against 325 / 222 / 131
+//	Qwen3-0.6B 4-bit,   0.35 GB:        334 / 214 /  86 against 317 / 299 / 177
+//	Qwen3-4B bf16,      8.0 GB:         181 / 131 /  50 against 151 /  95 / 148
+//	Qwen3-4B 4-bit,     2.3 GB:          71 /  47 /  16 against 184 / 119 /  49
+//
+// denseLaunchBoundBytes and quantLaunchBoundBytes are the most weight
+// bytes a step may read for every product of up to mlx.GEMVMaxRows rows to
+// take the kernels, set between the largest size measured faster with them
+// and the smallest measured slower.
+const (
+	denseLaunchBoundBytes = 2 << 30
+	quantLaunchBoundBytes = 256 << 20
+)
 
 // bandwidthBoundDenseRows is how many rows the matrix-vector kernels take
-// for a dense model above launchBoundBytes: MLX multiplies two rows with a
-// general GEMM (Qwen3-4B's shape in bfloat16, 2 lanes: 145 steps/s with the
-// kernels, 97 without), while from 8 rows on its GEMM is faster (151
-// against 52). Quantized weights above the bound keep MLX's own products.
+// for a dense model above denseLaunchBoundBytes: MLX multiplies two rows
+// with a general GEMM (Qwen3-4B's shape in bfloat16 at 2 lanes: 131 steps/s
+// with the kernels, 95 without), while at 8 rows its GEMM is faster (148
+// against 50). Quantized weights above their bound keep MLX's products.
 const bandwidthBoundDenseRows = 2
 
 // gemvAllEnv set to "all" makes genkit's CUDA kernels take every product of
@@ -46,10 +59,14 @@ type kernelPlan struct {
 // setting ("0": none, "all": every product of up to mlx.GEMVMaxRows rows;
 // anything else: by size).
 func planKernels(stepBytes int64, quantized bool, setting string) kernelPlan {
+	bound := int64(denseLaunchBoundBytes)
+	if quantized {
+		bound = quantLaunchBoundBytes
+	}
 	switch {
 	case setting == "0":
 		return kernelPlan{}
-	case setting == gemvAllEnv || stepBytes <= launchBoundBytes:
+	case setting == gemvAllEnv || stepBytes <= bound:
 		return kernelPlan{rows: mlx.GEMVMaxRows, fused: true}
 	case quantized:
 		return kernelPlan{}

@@ -6,13 +6,15 @@ import (
 	"github.com/mlx-genkit/genkit/mlx"
 )
 
-// TestPlanKernels: the rule for genkit's CUDA kernels gives the fused blocks
-// to a model the size of the default one (measured faster with them) and
-// takes them from Qwen3-4B's shape (measured slower), in both weight kinds,
-// with the settings that turn the kernels off and on for every size.
+// TestPlanKernels: the rule for genkit's CUDA kernels gives them to the
+// sizes measured faster with them (the default model in both kinds, Qwen3-0.6B
+// in bfloat16) and takes them from those measured slower (Qwen3-0.6B and 4B
+// in 4 bits, Qwen3-4B's bfloat16 beyond two rows), on both sides of each
+// bound, with the settings that turn them off and on for every size.
 func TestPlanKernels(t *testing.T) {
 	const gb = 1e9
 	all := kernelPlan{rows: mlx.GEMVMaxRows, fused: true}
+	twoRows := kernelPlan{rows: bandwidthBoundDenseRows}
 	for _, c := range []struct {
 		name      string
 		bytes     float64
@@ -22,17 +24,20 @@ func TestPlanKernels(t *testing.T) {
 	}{
 		{"SmolLM2-135M float32", 0.54 * gb, false, "", all},
 		{"SmolLM2-135M 4-bit", 0.10 * gb, true, "", all},
-		{"Qwen3-4B bfloat16", 8.0 * gb, false, "", kernelPlan{rows: bandwidthBoundDenseRows}},
+		{"Qwen3-0.6B bfloat16", 1.19 * gb, false, "", all},
+		{"Qwen3-0.6B 4-bit", 0.35 * gb, true, "", kernelPlan{}},
+		{"Qwen3-4B bfloat16", 8.0 * gb, false, "", twoRows},
 		{"Qwen3-4B 4-bit", 2.3 * gb, true, "", kernelPlan{}},
-		{"at the bound", launchBoundBytes, true, "", all},
-		{"one byte over the bound, dense", launchBoundBytes + 1, false, "", kernelPlan{rows: bandwidthBoundDenseRows}},
-		{"one byte over the bound, 4-bit", launchBoundBytes + 1, true, "", kernelPlan{}},
+		{"at the dense bound", denseLaunchBoundBytes, false, "", all},
+		{"one byte over the dense bound", denseLaunchBoundBytes + 1, false, "", twoRows},
+		{"at the quantized bound", quantLaunchBoundBytes, true, "", all},
+		{"one byte over the quantized bound", quantLaunchBoundBytes + 1, true, "", kernelPlan{}},
 		{"GENKIT_GEMV=0 on a small model", 0.10 * gb, true, "0", kernelPlan{}},
 		{"GENKIT_GEMV=all on a large one", 8.0 * gb, false, "all", all},
 		{"an unknown setting is the default", 8.0 * gb, true, "1", kernelPlan{}},
 	} {
 		if got := planKernels(int64(c.bytes), c.quantized, c.setting); got != c.want {
-			t.Errorf("%s: %+v, want %+v", c.name, got, c.want)
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
 		}
 	}
 }
