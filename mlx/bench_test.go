@@ -126,9 +126,11 @@ func benchQRow(b *testing.B, rows, out, in, group, bits int) {
 }
 
 // SmolLM2's fused gate/up projection (4-bit, group 32) and its tied 8-bit
-// head, one row and the base + steered pair.
+// head: one row, the base + steered pair and an eight-lane sweep.
 func BenchmarkQRowGateUp1(b *testing.B) { benchQRow(b, 1, 3072, 576, 32, 4) }
 func BenchmarkQRowGateUp2(b *testing.B) { benchQRow(b, 2, 3072, 576, 32, 4) }
+func BenchmarkQRowGateUp8(b *testing.B) { benchQRow(b, 8, 3072, 576, 32, 4) }
+func BenchmarkQRowHead8(b *testing.B)   { benchQRow(b, 8, 49152, 576, 32, 8) }
 func BenchmarkQRowHead1(b *testing.B)   { benchQRow(b, 1, 49152, 576, 32, 8) }
 func BenchmarkQRowHead2(b *testing.B)   { benchQRow(b, 2, 49152, 576, 32, 8) }
 func BenchmarkQRowTiny(b *testing.B)    { benchQRow(b, 1, 32, 64, 32, 4) }

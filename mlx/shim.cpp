@@ -381,8 +381,11 @@ void qrow_compute(const float* xp, int M, int K, const uint32_t* wp, const float
         else qrows_avx2<8, 4, 1>(pr, lr, K, wp, sp, bp, gs, yr, N, n0, n1);
         m += 4;
       } else if (fast && m + 1 < M) {  // two rows share each unpacked block
+        // Two outputs at a time for 4 bits; the 8-bit head streams best one
+        // output at a time here too (BenchmarkQRowHead2: 2.40 ms a call with
+        // two outputs, 1.47 with one; one row takes 1.12-1.47).
         if (bits == 4) qrows_avx2<4, 2, 2>(pr, lr, K, wp, sp, bp, gs, yr, N, n0, n1);
-        else qrows_avx2<8, 2, 2>(pr, lr, K, wp, sp, bp, gs, yr, N, n0, n1);
+        else qrows_avx2<8, 2, 1>(pr, lr, K, wp, sp, bp, gs, yr, N, n0, n1);
         m += 2;
       } else if (fast) {
         // One row: four outputs at a time keep four FMA chains busy; the
