@@ -137,11 +137,6 @@ func (m *Model) stepBytes() (int64, bool) {
 	return n, quantized
 }
 
-// linears is the block's projections, nil for those its family lacks.
-func (b *block) linears() []*Linear {
-	return []*Linear{b.qkv, b.gateUp, b.q, b.k, b.v, b.o, b.gate, b.up, b.down}
-}
-
 // String says in words which products genkit's CUDA kernels take,
 // for the model's description.
 func (p kernelPlan) String() string {

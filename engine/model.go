@@ -79,6 +79,11 @@ type block struct {
 	moe *moeMLP
 }
 
+// linears is the block's projections, nil for those its family lacks.
+func (b *block) linears() []*Linear {
+	return []*Linear{b.qkv, b.gateUp, b.q, b.k, b.v, b.o, b.gate, b.up, b.down}
+}
+
 // NumLayers is the number of decoder blocks.
 func (m *Model) NumLayers() int { return len(m.layers) }
 
