@@ -34,7 +34,8 @@ func TestPlanKernels(t *testing.T) {
 		{"one byte over the quantized bound", quantLaunchBoundBytes + 1, true, "", kernelPlan{}},
 		{"GENKIT_GEMV=0 on a small model", 0.10 * gb, true, "0", kernelPlan{}},
 		{"GENKIT_GEMV=all on a large one", 8.0 * gb, false, "all", all},
-		{"an unknown setting is the default", 8.0 * gb, true, "1", kernelPlan{}},
+		{"an unknown setting is the rule, not off", 0.10 * gb, true, "1", all},
+		{"an unknown setting is the rule, not all", 8.0 * gb, false, "1", twoRows},
 	} {
 		if got := planKernels(int64(c.bytes), c.quantized, c.setting); got != c.want {
 			t.Errorf("%s: %v, want %v", c.name, got, c.want)
@@ -47,7 +48,8 @@ func TestPlanKernels(t *testing.T) {
 // key/value heads of 16, MLP 160, a tied vocabulary of 256) and qwen3_moe
 // (3 layers, hidden 64, 4 and 2 heads of 32; layer 1 a dense MLP of 128,
 // layers 0 and 2 a router over 8 experts of 32 with 2 chosen a token, so a
-// step reads 2/8 of the experts' weights; an untied head of 256), float32.
+// step reads 2/8 of the experts' weights; an untied head of 256), float32,
+// and the latter's 4-bit twin.
 func TestStepBytes(t *testing.T) {
 	llama := 3*(64*64+2*64*32+64*64+3*64*160) + 256*64
 	attn := 64*128 + 2*64*64 + 128*64
@@ -70,5 +72,34 @@ func TestStepBytes(t *testing.T) {
 		if want := int64(c.weights) * 4; got != want || quantized {
 			t.Errorf("%s float32: %d bytes (quantized %v), want %d and false", c.dir, got, quantized, want)
 		}
+	}
+	// Its 4-bit twin (groups of 32, float32 scales and biases: a row of 64
+	// inputs is 32 bytes and two pairs of 4-byte scale and bias) with its
+	// 8-bit router (groups of 64: 64 bytes and one pair a row), counted by
+	// hand: q 128 rows, k and v 64, o 64 rows of 128 inputs; layer 1's
+	// gate and up 128 rows, down 64 of 128; each expert's gate and up 32
+	// rows, down 64 rows of 32 inputs (16 bytes, one pair), 2 of 8 read; the
+	// head 256 rows. On CUDA the router, one group a row, is expanded to
+	// float32 (qmmOneGroupBroken): 8 rows of 256 bytes.
+	row := func(in, group, bits int) int { return in*bits/8 + in/group*8 }
+	attn4 := 128*row(64, 32, 4) + 2*64*row(64, 32, 4) + 64*row(128, 32, 4)
+	experts := 8 * (2*32*row(64, 32, 4) + 64*row(32, 32, 4)) * 2 / 8
+	router := 8 * row(64, 64, 8)
+	m, err := Load(t.Context(), "testdata/hf/qwen3_moe_mlx4", LoadOptions{DType: mlx.Float32, Weights: WeightsQuantized})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if m.layers[0].moe.router.q == nil {
+		router = 8 * 64 * 4
+	}
+	want := int64(3*attn4 + 2*128*row(64, 32, 4) + 64*row(128, 32, 4) + 2*(router+experts) + 256*row(64, 32, 4))
+	var got int64
+	var quantized bool
+	if err := mlx.Do(t.Context(), func() error { got, quantized = m.stepBytes(); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if got != want || !quantized {
+		t.Errorf("qwen3_moe_mlx4: %d bytes (quantized %v), want %d and true", got, quantized, want)
 	}
 }

@@ -31,8 +31,9 @@ func (g *gpuBlocks) free() {
 	mlx.Free(g.invFreq, g.prm)
 }
 
-// useGPUBlocks turns on the fused GPU decode block when the model runs
-// through genkit's CUDA product kernels (useGEMV) and every block fits the
+// useGPUBlocks turns on the fused GPU decode block when planKernels gave
+// the model every CUDA product kernel (useGEMV: small models) and every
+// block fits the
 // kernels: fused q/k/v and gate/up weights, dense in the compute dtype or
 // 4/8-bit affine with groups the kernels' loads divide, no gate/up bias, an
 // even head_dim of at most 256. Decode steps of up to mlx.GEMVMaxRows lanes

@@ -24,11 +24,13 @@ type Model struct {
 
 	embed  *Embedding
 	layers []*block
-	// kernels is which decode products genkit's CUDA kernels take (useGEMV).
-	kernels   kernelPlan
-	norm      *mlx.Array
-	lmHead    *Linear
-	ropeFreqs *mlx.Array
+	// kernels is which decode products genkit's CUDA kernels take, planned
+	// by useGEMV on a CUDA GPU (kernelsPlanned).
+	kernels        kernelPlan
+	kernelsPlanned bool
+	norm           *mlx.Array
+	lmHead         *Linear
+	ropeFreqs      *mlx.Array
 	// invFreq is RoPE's inverse frequencies for the fused CPU decode block;
 	// nil when decode steps run op by op (see useFusedBlocks).
 	invFreq *mlx.Array
@@ -407,7 +409,7 @@ func (m *Model) WeightsDescription() string {
 	switch {
 	case m.gpu != nil:
 		gpu = ", fused GPU blocks for decode"
-	case m.kernels.rows > 0:
+	case m.kernelsPlanned:
 		gpu = ", " + m.kernels.String() + " for decode"
 	}
 	l := m.layers[0].q
@@ -435,7 +437,9 @@ func (m *Model) WeightsDescription() string {
 // (mlx.GPUDecodeBlock).
 func (m *Model) FusedDecode() bool { return m.invFreq != nil || m.gpu != nil }
 
-// gemvEnv turns genkit's CUDA matrix-vector kernels off when "0".
+// gemvEnv is the setting planKernels reads: "0" turns genkit's CUDA kernels
+// off, "all" gives them every model, anything else leaves it to the size
+// rule.
 const gemvEnv = "GENKIT_GEMV"
 
 // useGEMV turns on genkit's CUDA matrix-vector kernels (mlx.GEMV, QGEMV)
@@ -455,6 +459,7 @@ func (m *Model) useGEMV() error {
 	}
 	bytes, quantized := m.stepBytes()
 	m.kernels = planKernels(bytes, quantized, gemvSetting())
+	m.kernelsPlanned = true
 	if m.kernels.rows == 0 {
 		return nil
 	}
@@ -498,8 +503,9 @@ func (m *Model) useGEMV() error {
 	return mlx.Eval(views...)
 }
 
-// GEMV reports whether decode products run through genkit's CUDA
-// matrix-vector kernels.
+// GEMV reports whether decode products of one row (at least) run through
+// genkit's CUDA matrix-vector kernels; how many rows they take, and whether
+// the fused blocks run, is planKernels' choice (WeightsDescription says it).
 func (m *Model) GEMV() bool { return m.lmHead != nil && m.lmHead.gemvRows > 0 }
 
 // useRowProduct turns on matrix-vector products for the dense float32

@@ -31,6 +31,7 @@ for shape in ${POLICY_SHAPES:-qwen3-0.6b qwen3-4b}; do
     f=$OUT/policy-$shape-$setting.json
     if [ "$setting" = rule ]; then env -u GENKIT_GEMV timeout 300 "$S/bin/genkit" bench --synthetic "$shape" --python /nonexistent --json > "$f" 2> "$f.err"
     else GENKIT_GEMV=$setting timeout 300 "$S/bin/genkit" bench --synthetic "$shape" --python /nonexistent --json > "$f" 2> "$f.err"; fi
-    row "$shape GENKIT_GEMV=$setting" "$f"
+    label="GENKIT_GEMV=$setting"; [ "$setting" = rule ] && label="rule (GENKIT_GEMV unset)"
+    row "$shape $label" "$f"
   done
 done
