@@ -40,6 +40,11 @@ func BenchmarkDecode8Lanes(b *testing.B)          { benchDecode(b, 8, engine.Wei
 func BenchmarkDecode1LaneQuantized(b *testing.B)  { benchDecode(b, 1, engine.WeightsQuantized) }
 func BenchmarkDecode2LanesQuantized(b *testing.B) { benchDecode(b, 2, engine.WeightsQuantized) }
 
+// The dense float32 path (a safetensors model on the CPU: BLAS products).
+func BenchmarkDecode1LaneDense(b *testing.B)  { benchDecode(b, 1, engine.WeightsDense) }
+func BenchmarkDecode2LanesDense(b *testing.B) { benchDecode(b, 2, engine.WeightsDense) }
+func BenchmarkDecode8LanesDense(b *testing.B) { benchDecode(b, 8, engine.WeightsDense) }
+
 // BenchmarkStepBuildAndEval splits a one-lane decode step into its host
 // side (building the graph: Forward, which makes every node) and the rest
 // (Eval: scheduling, launching and waiting for the device), reported as
