@@ -352,14 +352,18 @@ void qrow_compute(const float* xp, int M, int K, const uint32_t* wp, const float
                   int bits, int N, float* yp) {
   static const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   const int G = K / gs;
-  std::vector<float> xs((size_t)M * G);
-  for (int m = 0; m < M; m++)
-    for (int g = 0; g < G; g++) {
-      float t = 0;
-      for (int k = g * gs; k < (g + 1) * gs; k++) t += xp[(size_t)m * K + k];
-      xs[(size_t)m * G + g] = t;
-    }
   const bool fast = avx2 && (gs == 32 || gs == 64 || gs == 128) && K % qblock(bits) == 0;
+  // The scalar path's per-group sums of x (the AVX2 path sums per lane, xl).
+  std::vector<float> xs;
+  if (!fast) {
+    xs.resize((size_t)M * G);
+    for (int m = 0; m < M; m++)
+      for (int g = 0; g < G; g++) {
+        float t = 0;
+        for (int k = g * gs; k < (g + 1) * gs; k++) t += xp[(size_t)m * K + k];
+        xs[(size_t)m * G + g] = t;
+      }
+  }
   std::vector<float> xperm, xl;
   if (fast) {
     xperm.resize((size_t)M * K);
@@ -375,7 +379,7 @@ void qrow_compute(const float* xp, int M, int K, const uint32_t* wp, const float
       const float* pr = fast ? xperm.data() + (size_t)m * K : nullptr;
       const float* lr = fast ? xl.data() + (size_t)m * (K / qblock(bits)) * 8 : nullptr;
       float* yr = yp + (size_t)m * N;
-      const float* xsr = xs.data() + (size_t)m * G;
+      const float* xsr = fast ? nullptr : xs.data() + (size_t)m * G;
       if (fast && m + 3 < M) {  // four rows share each unpacked block
         if (bits == 4) qrows_avx2<4, 4, 1>(pr, lr, K, wp, sp, bp, gs, yr, N, n0, n1);
         else qrows_avx2<8, 4, 1>(pr, lr, K, wp, sp, bp, gs, yr, N, n0, n1);
