@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -24,12 +25,35 @@ type benchSide struct {
 	DecodeTPS     float64  `json:"decode_tps"`
 	PairDecodeTPS *float64 `json:"pair_decode_tps,omitempty"`
 	Sweep4TPS     *float64 `json:"sweep4_decode_tps,omitempty"`
-	// DecodeSteps is decode steps/s by lane count ("1", "2", "8").
-	DecodeSteps  map[string]float64 `json:"decode_steps_per_s,omitempty"`
-	PeakMemoryMB float64            `json:"peak_memory_mb,omitempty"`
-	DecodeTokens int                `json:"decode_tokens,omitempty"`
-	Weights      string             `json:"weights,omitempty"`
-	Note         string             `json:"note,omitempty"`
+	// DecodeSteps is decode steps/s by lane count ("1", "2", "8"): the
+	// median of the runs in DecodeRuns.
+	DecodeSteps map[string]float64 `json:"decode_steps_per_s,omitempty"`
+	// DecodeRuns is every run's decode steps/s by lane count (--repeat).
+	DecodeRuns   map[string][]float64 `json:"decode_steps_runs,omitempty"`
+	PeakMemoryMB float64              `json:"peak_memory_mb,omitempty"`
+	DecodeTokens int                  `json:"decode_tokens,omitempty"`
+	Weights      string               `json:"weights,omitempty"`
+	Note         string               `json:"note,omitempty"`
+}
+
+// benchMeasure is how each decode is measured: tokens a run and runs (the
+// median is reported).
+type benchMeasure struct {
+	tokens, repeat int
+}
+
+// median is the middle of xs (the mean of the two middle ones for an even
+// count); 0 for none. xs is left as it is.
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 func newBenchCmd() *cobra.Command {
@@ -37,7 +61,8 @@ func newBenchCmd() *cobra.Command {
 	var qBits int
 	var seed uint64
 	var asJSON bool
-	var promptTokens, decodeTokens int
+	var promptTokens int
+	var meas benchMeasure
 	cmd := &cobra.Command{
 		Use:   "bench [--json]",
 		Short: "Measure prefill and decode (1, 2 and 8 lanes) beside mlx-lm, llama.cpp and transformers when present, in one run",
@@ -59,7 +84,10 @@ func newBenchCmd() *cobra.Command {
 				if src != "" || qBits != 0 {
 					return fmt.Errorf("--synthetic measures its own weights: leave out --model and --q-bits")
 				}
-				report, err := benchSynthetic(cmd.Context(), synthetic, seed, python, llamaBench, llamaSrc, promptTokens, decodeTokens)
+				if meas.repeat < 1 {
+					return fmt.Errorf("--repeat %d: measure each decode at least once", meas.repeat)
+				}
+				report, err := benchSynthetic(cmd.Context(), synthetic, seed, python, llamaBench, llamaSrc, promptTokens, meas)
 				if err != nil {
 					return err
 				}
@@ -68,6 +96,9 @@ func newBenchCmd() *cobra.Command {
 				}
 				printBench(cmd.OutOrStdout(), report, promptTokens, syntheticCols)
 				return nil
+			}
+			if meas.repeat < 1 {
+				return fmt.Errorf("--repeat %d: measure each decode at least once", meas.repeat)
 			}
 			path, err := engine.ResolveModel(src, nil)
 			if err != nil {
@@ -109,7 +140,7 @@ func newBenchCmd() *cobra.Command {
 				runs = append(runs, benchRun{"genkit_gguf", path, engine.LoadOptions{NativeOnGPU: true}, false})
 			}
 			for _, run := range runs {
-				g, err := benchLoaded(cmd.Context(), run.path, run.opts, decodeTokens, run.sync, func(m *engine.Model) ([]int, []int) {
+				g, err := benchLoaded(cmd.Context(), run.path, run.opts, meas, run.sync, func(m *engine.Model) ([]int, []int) {
 					if long == nil {
 						long, short = benchPrompts(m, promptTokens)
 					}
@@ -120,12 +151,12 @@ func newBenchCmd() *cobra.Command {
 				}
 				report[run.key] = g
 			}
-			if lm, err := benchPython(python, "bench_mlx_lm.py", dir, long, short, decodeTokens); err != nil {
+			if lm, err := benchPython(python, "bench_mlx_lm.py", dir, long, short, meas); err != nil {
 				warn("mlx-lm not measured: %v", err)
 			} else {
 				report["mlx_lm"] = lm
 			}
-			if hf, err := benchPython(python, "bench_transformers.py", dir, long, short, decodeTokens); err != nil {
+			if hf, err := benchPython(python, "bench_transformers.py", dir, long, short, meas); err != nil {
 				warn("transformers not measured: %v", err)
 			} else {
 				report["transformers"] = hf
@@ -148,7 +179,8 @@ func newBenchCmd() *cobra.Command {
 	cmd.Flags().StringVar(&python, "python", "", "python with mlx-lm (and transformers, if installed) (default: the venv's)")
 	cmd.Flags().StringVar(&llamaBench, "llama-bench", "", "llama.cpp's llama-bench (default: $GENKIT_LLAMA_BENCH, build/peers/bin, then PATH)")
 	cmd.Flags().IntVar(&promptTokens, "prompt-tokens", 512, "prefill prompt length")
-	cmd.Flags().IntVar(&decodeTokens, "decode-tokens", 64, "tokens decoded per measurement")
+	cmd.Flags().IntVar(&meas.tokens, "decode-tokens", 64, "tokens decoded per measurement")
+	cmd.Flags().IntVar(&meas.repeat, "repeat", 3, "runs of each decode measurement (genkit's, mlx-lm's, transformers'); the median is reported, every run in decode_steps_runs")
 	cmd.Flags().IntVar(&qBits, "q-bits", 0, "measure 4- or 8-bit quantized weights instead of dense fp32")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	cmd.Flags().StringVar(&synthetic, "synthetic", "", "measure random weights of a published shape instead (qwen3-4b, qwen3-0.6b): bf16 and 4-bit, beside mlx-lm and llama.cpp (F16, Q4_0) on the same values")
@@ -210,7 +242,7 @@ func printBench(w io.Writer, report map[string]any, promptLen int, cols []string
 
 // benchLoaded loads the model at path, measures it with benchGenkit on the
 // prompts that prompts gives for it, and frees it.
-func benchLoaded(ctx context.Context, path string, opts engine.LoadOptions, n int, sync bool,
+func benchLoaded(ctx context.Context, path string, opts engine.LoadOptions, meas benchMeasure, sync bool,
 	prompts func(*engine.Model) ([]int, []int)) (*benchSide, error) {
 	m, err := engine.Load(ctx, path, opts)
 	if err != nil {
@@ -218,7 +250,7 @@ func benchLoaded(ctx context.Context, path string, opts engine.LoadOptions, n in
 	}
 	defer freeModel(m)
 	long, short := prompts(m)
-	g, err := benchGenkit(ctx, m, long, short, n, sync)
+	g, err := benchGenkit(ctx, m, long, short, meas, sync)
 	if err != nil {
 		return nil, err
 	}
@@ -249,7 +281,7 @@ func benchPrompts(m *engine.Model, n int) ([]int, []int) {
 // benchGenkit measures prefill, decode at 1, 2 and 8 lanes (lanes after the
 // first steered, as the pair and the sweep are) and the peak memory, through
 // steering.Decode (the run the UI and genkit generate make), greedy.
-func benchGenkit(ctx context.Context, m *engine.Model, long, short []int, n int, sync bool) (*benchSide, error) {
+func benchGenkit(ctx context.Context, m *engine.Model, long, short []int, meas benchMeasure, sync bool) (*benchSide, error) {
 	_ = engine.ResetPeakMemory(ctx)
 	decode := func(prompt []int, tokens int, steer *steering.Resolved, scales []float64) (engine.Stats, error) {
 		gen := &sampling.GenerationConfig{DoSample: sampling.Ptr(false), MaxNewTokens: sampling.Ptr(tokens)}
@@ -272,7 +304,8 @@ func benchGenkit(ctx context.Context, m *engine.Model, long, short []int, n int,
 	if _, err := decode(long, 1, nil, nil); err != nil {
 		return nil, err
 	}
-	side := &benchSide{PrefillTPS: float64(len(long)) / time.Since(t0).Seconds(), DecodeSteps: map[string]float64{}, DecodeTokens: n}
+	side := &benchSide{PrefillTPS: float64(len(long)) / time.Since(t0).Seconds(), DecodeSteps: map[string]float64{},
+		DecodeRuns: map[string][]float64{}, DecodeTokens: meas.tokens}
 	v := make([]float32, m.HiddenSize())
 	for i := range v {
 		v[i] = float32(i%7-3) * 0.01
@@ -296,11 +329,15 @@ func benchGenkit(ctx context.Context, m *engine.Model, long, short []int, n int,
 		if _, err := decode(short, 4, st, scales); err != nil {
 			return nil, err
 		}
-		stats, err := decode(short, n, st, scales)
-		if err != nil {
-			return nil, err
+		runs := make([]float64, 0, meas.repeat)
+		for r := 0; r < meas.repeat; r++ {
+			stats, err := decode(short, meas.tokens, st, scales)
+			if err != nil {
+				return nil, err
+			}
+			runs = append(runs, float64(stats.Steps-1)/stats.Decode.Seconds())
 		}
-		steps := float64(stats.Steps-1) / stats.Decode.Seconds()
+		steps := median(runs)
 		tps := steps * float64(lanes)
 		switch lanes {
 		case 1:
@@ -314,6 +351,7 @@ func benchGenkit(ctx context.Context, m *engine.Model, long, short []int, n int,
 		}
 		if lanes != 5 {
 			side.DecodeSteps[strconv.Itoa(lanes)] = steps
+			side.DecodeRuns[strconv.Itoa(lanes)] = runs
 		}
 	}
 	if st, err := engine.Memory(ctx); err == nil {
@@ -332,13 +370,13 @@ func joinIDs(ids []int) string {
 
 // benchPython runs scripts/NAME (mlx-lm's or transformers' side) on the
 // converted directory and reads its JSON.
-func benchPython(python, name, dir string, long, short []int, n int) (*benchSide, error) {
+func benchPython(python, name, dir string, long, short []int, meas benchMeasure) (*benchSide, error) {
 	script := filepath.Join("scripts", name)
 	if _, err := os.Stat(script); err != nil {
 		return nil, fmt.Errorf("%s not found (run from the repository root)", script)
 	}
-	out, err := exec.Command(python, script, "--model", dir, "--decode-tokens", strconv.Itoa(n),
-		"--prompt-ids", joinIDs(long), "--short-ids", joinIDs(short)).Output()
+	out, err := exec.Command(python, script, "--model", dir, "--decode-tokens", strconv.Itoa(meas.tokens),
+		"--repeat", strconv.Itoa(meas.repeat), "--prompt-ids", joinIDs(long), "--short-ids", joinIDs(short)).Output()
 	if err != nil {
 		if ee, ok := err.(*exec.ExitError); ok {
 			return nil, fmt.Errorf("%v: %s", err, lastLines(string(ee.Stderr), 3))

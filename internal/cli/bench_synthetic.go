@@ -16,7 +16,7 @@ import (
 // 4-bit/64 MLX conversion, llama.cpp on the F16 GGUF its own converter makes
 // from the same directory and on that file quantized to Q4_0 (the same 4.5
 // bits a weight as MLX's 4-bit/64 with bfloat16 scales and biases).
-func benchSynthetic(ctx context.Context, name string, seed uint64, python, llamaBench, llamaSrc string, promptTokens, decodeTokens int) (map[string]any, error) {
+func benchSynthetic(ctx context.Context, name string, seed uint64, python, llamaBench, llamaSrc string, promptTokens int, meas benchMeasure) (map[string]any, error) {
 	spec, err := engine.LookupSynthetic(name)
 	if err != nil {
 		return nil, err
@@ -54,14 +54,14 @@ func benchSynthetic(ctx context.Context, name string, seed uint64, python, llama
 	long, short := ids(promptTokens, 13), ids(38, 101)
 	fixed := func(*engine.Model) ([]int, []int) { return long, short }
 	for _, run := range []struct{ key, dir string }{{"genkit_bf16", dir}, {"genkit_q4", q4}} {
-		g, err := benchLoaded(ctx, run.dir, engine.LoadOptions{NativeOnGPU: true}, decodeTokens, false, fixed)
+		g, err := benchLoaded(ctx, run.dir, engine.LoadOptions{NativeOnGPU: true}, meas, false, fixed)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", run.key, err)
 		}
 		report[run.key] = g
 	}
 	for _, run := range []struct{ key, dir string }{{"mlx_lm_bf16", dir}, {"mlx_lm_q4", q4}} {
-		if lm, err := benchPython(python, "bench_mlx_lm.py", run.dir, long, short, decodeTokens); err != nil {
+		if lm, err := benchPython(python, "bench_mlx_lm.py", run.dir, long, short, meas); err != nil {
 			warn("%s not measured: %v", run.key, err)
 		} else {
 			report[run.key] = lm
