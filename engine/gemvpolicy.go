@@ -2,7 +2,6 @@ package engine
 
 import (
 	"fmt"
-	"os"
 
 	"github.com/mlx-genkit/genkit/mlx"
 )
@@ -39,10 +38,10 @@ const (
 // against 50). Quantized weights above their bound keep MLX's products.
 const bandwidthBoundDenseRows = 2
 
-// gemvAllEnv set to "all" makes genkit's CUDA kernels take every product of
+// gemvAll, as GENKIT_GEMV, makes genkit's CUDA kernels take every product of
 // up to mlx.GEMVMaxRows rows whatever the model's size ("0" turns them off:
 // gemvEnv); for measuring the policy below.
-const gemvAllEnv = "all"
+const gemvAll = "all"
 
 // kernelPlan is which decode products genkit's CUDA kernels take.
 type kernelPlan struct {
@@ -66,7 +65,7 @@ func planKernels(stepBytes int64, quantized bool, setting string) kernelPlan {
 	switch {
 	case setting == "0":
 		return kernelPlan{}
-	case setting == gemvAllEnv || stepBytes <= bound:
+	case setting == gemvAll || stepBytes <= bound:
 		return kernelPlan{rows: mlx.GEMVMaxRows, fused: true}
 	case quantized:
 		return kernelPlan{}
@@ -81,60 +80,56 @@ func planKernels(stepBytes int64, quantized bool, setting string) kernelPlan {
 func (m *Model) stepBytes() (int64, bool) {
 	var n int64
 	quantized := false
-	size := func(as ...*mlx.Array) {
-		for _, a := range as {
-			if a != nil {
-				n += int64(a.Size()) * int64(a.Dtype().Size())
-			}
-		}
-	}
-	add := func(l *Linear) {
-		switch {
-		case l == nil:
-		case l.q != nil:
+	// read is the bytes of a weight held quantized (q) or dense.
+	read := func(q *mlx.Quantized, dense *mlx.Array) int64 {
+		if q != nil {
 			quantized = true
-			size(l.q.Weight, l.q.Scales, l.q.Biases)
-		default:
-			size(l.wT)
+			return nbytes(q.Weight) + nbytes(q.Scales) + nbytes(q.Biases)
+		}
+		return nbytes(dense)
+	}
+	linears := func(ls ...*Linear) {
+		for _, l := range ls {
+			if l != nil {
+				n += read(l.q, l.wT)
+			}
 		}
 	}
 	for _, b := range m.layers {
 		// A step reads the fused q/k/v and gate/up weights where the block
 		// has them, not the separate ones beside them.
-		for _, l := range []*Linear{b.qkv, b.gateUp, b.o, b.down} {
-			add(l)
-		}
+		linears(b.qkv, b.gateUp, b.o, b.down)
 		if b.qkv == nil {
-			add(b.q)
-			add(b.k)
-			add(b.v)
+			linears(b.q, b.k, b.v)
 		}
 		if b.gateUp == nil {
-			add(b.gate)
-			add(b.up)
+			linears(b.gate, b.up)
 		}
 		if e := b.moe; e != nil {
-			add(e.router)
+			linears(e.router)
 			// A step of one lane reads topK of the experts' weights.
-			before := n
+			var stacks int64
 			for _, st := range []*expertStack{e.gateUp, e.gate, e.up, e.down} {
-				if st == nil {
-					continue
-				}
-				if st.q != nil {
-					quantized = true
-					size(st.q.Weight, st.q.Scales, st.q.Biases)
-				} else {
-					size(st.wT)
+				if st != nil {
+					stacks += read(st.q, st.wT)
 				}
 			}
 			if e.experts > 0 {
-				n = before + (n-before)*int64(e.topK)/int64(e.experts)
+				stacks = stacks * int64(e.topK) / int64(e.experts)
 			}
+			n += stacks
 		}
 	}
-	add(m.lmHead)
+	linears(m.lmHead)
 	return n, quantized
+}
+
+// nbytes is a's size in bytes, 0 for nil.
+func nbytes(a *mlx.Array) int64 {
+	if a == nil {
+		return 0
+	}
+	return int64(a.Size()) * int64(a.Dtype().Size())
 }
 
 // String says in words which products genkit's CUDA kernels take,
@@ -149,6 +144,3 @@ func (p kernelPlan) String() string {
 		return fmt.Sprintf("genkit's matrix-vector kernels up to %d rows, MLX's products above", p.rows)
 	}
 }
-
-// gemvSetting is GENKIT_GEMV as planKernels reads it.
-func gemvSetting() string { return os.Getenv(gemvEnv) }

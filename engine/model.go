@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"math"
+	"os"
 
 	"github.com/mlx-genkit/genkit/engine/tokenizer"
 	"github.com/mlx-genkit/genkit/mlx"
@@ -458,7 +459,7 @@ func (m *Model) useGEMV() error {
 		return nil
 	}
 	bytes, quantized := m.stepBytes()
-	m.kernels = planKernels(bytes, quantized, gemvSetting())
+	m.kernels = planKernels(bytes, quantized, os.Getenv(gemvEnv))
 	m.kernelsPlanned = true
 	if m.kernels.rows == 0 {
 		return nil
@@ -502,11 +503,6 @@ func (m *Model) useGEMV() error {
 	}
 	return mlx.Eval(views...)
 }
-
-// GEMV reports whether decode products of one row (at least) run through
-// genkit's CUDA matrix-vector kernels; how many rows they take, and whether
-// the fused blocks run, is planKernels' choice (WeightsDescription says it).
-func (m *Model) GEMV() bool { return m.lmHead != nil && m.lmHead.gemvRows > 0 }
 
 // useRowProduct turns on matrix-vector products for the dense float32
 // linears when the model runs on the CPU with a BLAS that has them: a decode

@@ -74,6 +74,9 @@ func newBenchCmd() *cobra.Command {
   llama_cpp    llama.cpp's llama-bench on the GGUF (make peers builds it; --llama-bench)
   transformers HF transformers on the converted weights, when importable`,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if meas.repeat < 1 {
+				return fmt.Errorf("--repeat %d: measure each decode at least once", meas.repeat)
+			}
 			if python == "" {
 				python = filepath.Join(os.Getenv("GENKIT_VENV"), "bin", "python")
 				if os.Getenv("GENKIT_VENV") == "" {
@@ -84,9 +87,6 @@ func newBenchCmd() *cobra.Command {
 				if src != "" || qBits != 0 {
 					return fmt.Errorf("--synthetic measures its own weights: leave out --model and --q-bits")
 				}
-				if meas.repeat < 1 {
-					return fmt.Errorf("--repeat %d: measure each decode at least once", meas.repeat)
-				}
 				report, err := benchSynthetic(cmd.Context(), synthetic, seed, python, llamaBench, llamaSrc, promptTokens, meas)
 				if err != nil {
 					return err
@@ -96,9 +96,6 @@ func newBenchCmd() *cobra.Command {
 				}
 				printBench(cmd.OutOrStdout(), report, promptTokens, syntheticCols)
 				return nil
-			}
-			if meas.repeat < 1 {
-				return fmt.Errorf("--repeat %d: measure each decode at least once", meas.repeat)
 			}
 			path, err := engine.ResolveModel(src, nil)
 			if err != nil {

@@ -29,9 +29,9 @@ PY
 for shape in ${POLICY_SHAPES:-qwen3-0.6b qwen3-4b}; do
   for setting in rule all 0; do
     f=$OUT/policy-$shape-$setting.json
-    if [ "$setting" = rule ]; then env -u GENKIT_GEMV timeout 300 "$S/bin/genkit" bench --synthetic "$shape" --python /nonexistent --json > "$f" 2> "$f.err"
-    else GENKIT_GEMV=$setting timeout 300 "$S/bin/genkit" bench --synthetic "$shape" --python /nonexistent --json > "$f" 2> "$f.err"; fi
-    label="GENKIT_GEMV=$setting"; [ "$setting" = rule ] && label="rule (GENKIT_GEMV unset)"
+    run=(env GENKIT_GEMV="$setting") label="GENKIT_GEMV=$setting"
+    [ "$setting" = rule ] && run=(env -u GENKIT_GEMV) label="rule (GENKIT_GEMV unset)"
+    "${run[@]}" timeout 300 "$S/bin/genkit" bench --synthetic "$shape" --python /nonexistent --json > "$f" 2> "$f.err"
     row "$shape $label" "$f"
   done
 done
