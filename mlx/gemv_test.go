@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"os"
 	"testing"
 
 	"github.com/mlx-genkit/genkit/mlx"
@@ -79,7 +80,11 @@ func randomArray(t *testing.T, seed uint64, dt mlx.Dtype, shape ...int) *mlx.Arr
 // TestGEMVMatchesMatmul: on a CUDA GPU, genkit's matrix-vector kernels give
 // MLX's products (dense against Matmul, quantized against QuantizedMatmul)
 // for 1 to 8 rows, every float dtype, 4 and 8 bits; shapes they do not take
-// fall back (ok false). Off CUDA they never apply.
+// fall back (ok false). Off CUDA they never apply. Both product kernels are
+// checked: the tiled one where x fits its shared memory (the 9728-wide
+// shape with 8 float32 rows does not: the one-warp-a-row kernel takes it),
+// two output rows a warp on the 4352-row shape, and the one-warp-a-row
+// kernel everywhere under GENKIT_PRODUCT=warp for bfloat16.
 func TestGEMVMatchesMatmul(t *testing.T) {
 	cuda, _ := mlx.Call(context.Background(), func() (bool, error) { return onCUDA(), nil })
 	if !cuda {
@@ -102,8 +107,18 @@ func TestGEMVMatchesMatmul(t *testing.T) {
 		// Each (dtype, rows, bits) is one kernel compiled just in time (a few
 		// seconds each on a cold cache), so the matrix is kept small: every
 		// dtype, and row counts 1, 2 and 8.
-		for _, dt := range []mlx.Dtype{mlx.Float32, mlx.Float16, mlx.Bfloat16} {
-			for _, shape := range [][2]int{{37, 64}, {1536, 576}, {256, 9728}} {
+		type pass struct {
+			dt      mlx.Dtype
+			product string // GENKIT_PRODUCT
+		}
+		passes := []pass{{mlx.Float32, ""}, {mlx.Float16, ""}, {mlx.Bfloat16, ""}, {mlx.Bfloat16, "warp"}}
+		defer os.Unsetenv("GENKIT_PRODUCT")
+		for _, ps := range passes {
+			dt := ps.dt
+			if err := os.Setenv("GENKIT_PRODUCT", ps.product); err != nil {
+				t.Fatal(err)
+			}
+			for _, shape := range [][2]int{{37, 64}, {1536, 576}, {256, 9728}, {4352, 256}} {
 				N, K := shape[0], shape[1]
 				w := randomArray(t, uint64(N*K), dt, N, K)
 				if err := mlx.Eval(w); err != nil {
@@ -118,13 +133,13 @@ func TestGEMVMatchesMatmul(t *testing.T) {
 					}
 					got, ok, err := mlx.GEMV(x, w)
 					if err != nil || !ok {
-						t.Fatalf("%v %dx%d, %d rows: ok %v, err %v", dt, N, K, M, ok, err)
+						t.Fatalf("%v %dx%d, %d rows (%q): ok %v, err %v", dt, N, K, M, ps.product, ok, err)
 					}
 					if sh := fmt.Sprint(got.Shape()); sh != fmt.Sprint([]int{M, 1, N}) {
 						t.Fatalf("shape %s", sh)
 					}
 					if d := maxRelDiff(t, got, want); d > tol[dt] {
-						t.Errorf("dense %v %dx%d, %d rows: relative difference %.3g > %.3g", dt, N, K, M, d, tol[dt])
+						t.Errorf("dense %v %dx%d, %d rows (%q): relative difference %.3g > %.3g", dt, N, K, M, ps.product, d, tol[dt])
 					}
 					mlx.Free(x, want, got)
 				}
@@ -140,7 +155,7 @@ func TestGEMVMatchesMatmul(t *testing.T) {
 						if err := mlx.Eval(q.Weight, q.Scales, q.Biases); err != nil {
 							t.Fatal(err)
 						}
-						for _, M := range []int{1, 2} {
+						for _, M := range []int{1, 2, 8} {
 							x := randomArray(t, uint64(M*77+K), dt, M, K)
 							want, err := mlx.QuantizedMatmul(x, q, true)
 							if err != nil {
@@ -148,10 +163,10 @@ func TestGEMVMatchesMatmul(t *testing.T) {
 							}
 							got, ok, err := mlx.QGEMV(x, q)
 							if err != nil || !ok {
-								t.Fatalf("q%d g%d %v %dx%d, %d rows: ok %v, err %v", bits, group, dt, N, K, M, ok, err)
+								t.Fatalf("q%d g%d %v %dx%d, %d rows (%q): ok %v, err %v", bits, group, dt, N, K, M, ps.product, ok, err)
 							}
 							if d := maxRelDiff(t, got, want); d > tol[dt]*4 {
-								t.Errorf("q%d g%d %v %dx%d, %d rows: relative difference %.3g", bits, group, dt, N, K, M, d)
+								t.Errorf("q%d g%d %v %dx%d, %d rows (%q): relative difference %.3g", bits, group, dt, N, K, M, ps.product, d)
 							}
 							mlx.Free(x, want, got)
 						}

@@ -48,6 +48,11 @@ const (
 	KernelProduct   = 0 // dense product: vals M, NORM, GLU, HASBIAS, RES
 	KernelQProduct  = 1 // quantized product: those and BITS
 	KernelAttention = 2 // attention: HD, NH, NKV, QKNORM, TRAD
+	// KernelTileProduct is the tiled dense product: M, NORM, GLU, HASBIAS,
+	// RES, R (output rows a warp), XS (M * K).
+	KernelTileProduct = 3
+	// KernelTileQProduct is the tiled quantized product: those and BITS.
+	KernelTileQProduct = 4
 )
 
 // KernelSource is the standalone CUDA source genkit compiles for one kernel

@@ -34,8 +34,10 @@ struct KernelDef {
   std::function<mx::fast::CustomKernelFunction&()> fallback;
 };
 
-// The kernels (shim.cpp): the dense and the quantized product, attention.
+// The kernels (shim.cpp): the dense and the quantized product (one warp a
+// weight row; tiled, x staged in shared memory), attention.
 const KernelDef& product_def(bool quant);
+const KernelDef& tile_product_def(bool quant);
 const KernelDef& attention_def();
 
 // run_kernel builds def's node for inputs: precompiled through
@@ -46,6 +48,10 @@ std::vector<mx::array> run_kernel(const KernelDef& def, const std::vector<mx::ar
                                   const mx::Shape& out_shape, mx::Dtype out_dtype,
                                   std::tuple<int, int, int> grid, std::tuple<int, int, int> block,
                                   const TemplateArgs& targs);
+
+// multiprocessors is the default GPU's streaming multiprocessor count as
+// the CUDA driver reports it, or 0 when there is no driver in the process.
+int multiprocessors();
 
 // standalone_source is def as a complete CUDA source with one extern "C"
 // __global__ function called kernel_name: inputs of dtypes in_dtypes, then

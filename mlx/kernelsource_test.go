@@ -75,6 +75,19 @@ func TestKernelSource(t *testing.T) {
 		strings.Contains(dense, "BITS") || strings.Contains(dense, "scales") {
 		t.Errorf("dense product source:\n%s", dense)
 	}
+	tile, err := mlx.KernelSource(mlx.KernelTileQProduct, mlx.Bfloat16, []int{1, 1, 1, 0, 0, 1, 2560, 4}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		`extern "C" __global__ void genkit_tqproduct_`, "constexpr int R = 1;", "constexpr int XS = 2560;",
+		"constexpr int BITS = 4;", "using T = __nv_bfloat16;",
+		bodies["kQuantKDim"] + bodies["kTilePrologue"] + bodies["kTileQuantBody"] + bodies["kTileEpilogue"],
+	} {
+		if !strings.Contains(tile, want) {
+			t.Errorf("tiled quantized product source lacks %q", want)
+		}
+	}
 	// Names: the same variant always gets the same name, another variant another.
 	again, _ := mlx.KernelSource(mlx.KernelProduct, mlx.Float32, []int{1, 0, 0, 0, 1}, false)
 	other, _ := mlx.KernelSource(mlx.KernelProduct, mlx.Float32, []int{2, 0, 0, 0, 1}, false)
@@ -87,10 +100,11 @@ func TestKernelSource(t *testing.T) {
 		dt   mlx.Dtype
 		vals []int
 	}{
-		{mlx.KernelProduct, mlx.Float32, []int{1, 0, 0, 0}},       // a value short
-		{mlx.KernelProduct, mlx.Float32, []int{1, 0, 0, 0, 0, 4}}, // BITS on a dense product
-		{mlx.KernelProduct, mlx.Int32, []int{1, 0, 0, 0, 0}},      // not a float dtype
-		{3, mlx.Float32, []int{1, 0, 0, 0, 0}},                    // no such kernel
+		{mlx.KernelProduct, mlx.Float32, []int{1, 0, 0, 0}},        // a value short
+		{mlx.KernelProduct, mlx.Float32, []int{1, 0, 0, 0, 0, 4}},  // BITS on a dense product
+		{mlx.KernelProduct, mlx.Int32, []int{1, 0, 0, 0, 0}},       // not a float dtype
+		{5, mlx.Float32, []int{1, 0, 0, 0, 0}},                     // no such kernel
+		{mlx.KernelTileProduct, mlx.Float32, []int{1, 0, 0, 0, 0}}, // R and XS missing
 	} {
 		if s, err := mlx.KernelSource(bad.kind, bad.dt, bad.vals, false); err == nil {
 			t.Errorf("%+v gave a source:\n%.200s", bad, s)

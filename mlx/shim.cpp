@@ -1676,6 +1676,212 @@ const char* kProductEpilogue = R"(
   }
 )";
 
+// The tiled product kernel: the same products and epilogues as the kernel
+// above, for the sizes where a step's products, not its launches, set the
+// time. A block stages x (normalised when NORM, rounded to T as above) in
+// shared memory once, then each warp takes R output rows at a time (with
+// GLU, their gate and up rows: RW weight rows) over a grid-strided loop, so
+// x is read and converted once per R rows, every lane has RW 16-byte loads
+// in flight, and quantized values are unpacked with an exponent trick (the
+// 4- or 8-bit value q as the float 2^23 + q, less 2^23: exact, and full-rate
+// instructions where a conversion is quarter-rate). Template values as
+// above plus R and XS (= M * K, the shared array's length; the host takes
+// this kernel only where it fits). One warp's sums run in the same order as
+// in the kernel above.
+const char* kTilePrologue = R"(
+  const int lane = threadIdx.x & 31;
+  const int warp = threadIdx.x >> 5;
+  const int warps = blockDim.x >> 5;
+  const int NW = w_shape[0];
+  const int NOUT = GLU ? NW / 2 : NW;
+  constexpr int RW = GLU ? 2 * R : R;
+  __shared__ __align__(16) T xs[XS];
+  __shared__ float part[M][32];
+  __shared__ float inv[M];
+  if (NORM) {
+    float ss[M];
+#pragma unroll
+    for (int m = 0; m < M; ++m) ss[m] = 0.f;
+    for (int k = threadIdx.x; k < K; k += blockDim.x) {
+#pragma unroll
+      for (int m = 0; m < M; ++m) {
+        const float v = static_cast<float>(x[(size_t)m * K + k]);
+        ss[m] += v * v;
+      }
+    }
+#pragma unroll
+    for (int m = 0; m < M; ++m) {
+      float s = ss[m];
+#pragma unroll
+      for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+      if (lane == 0) part[m][warp] = s;
+    }
+    __syncthreads();
+    if (threadIdx.x < M) {
+      float s = 0.f;
+      for (int i = 0; i < warps; ++i) s += part[threadIdx.x][i];
+      inv[threadIdx.x] = rsqrtf(s / K + prm[0]);
+    }
+    __syncthreads();
+  }
+  for (int i = threadIdx.x; i < M * K; i += blockDim.x) {
+    if (NORM) {
+      const int m = i / K;
+      xs[i] = static_cast<T>(nw[i - m * K] * (static_cast<float>(x[i]) * inv[m]));
+    } else {
+      xs[i] = x[i];
+    }
+  }
+  __syncthreads();
+  const int tiles = (NOUT + R - 1) / R;
+  for (int tile = blockIdx.x * warps + warp; tile < tiles; tile += gridDim.x * warps) {
+    const int n0 = tile * R;
+    int rn[RW];
+#pragma unroll
+    for (int c = 0; c < R; ++c) {
+      const int n = min(n0 + c, NOUT - 1);
+      rn[c] = n;
+      if (GLU) rn[R + c] = n + NOUT;
+    }
+    float acc[RW][M];
+#pragma unroll
+    for (int c = 0; c < RW; ++c) {
+#pragma unroll
+      for (int m = 0; m < M; ++m) acc[c][m] = 0.f;
+    }
+)";
+
+const char* kTileDenseBody = R"(
+    constexpr int VEC = 16 / sizeof(T);
+    for (int k = lane * VEC; k < K; k += 32 * VEC) {
+      float wv[RW][VEC];
+#pragma unroll
+      for (int c = 0; c < RW; ++c) {
+        const uint4 p = *reinterpret_cast<const uint4*>(w + (size_t)rn[c] * K + k);
+        const T* v = reinterpret_cast<const T*>(&p);
+#pragma unroll
+        for (int j = 0; j < VEC; ++j) wv[c][j] = static_cast<float>(v[j]);
+      }
+#pragma unroll
+      for (int m = 0; m < M; ++m) {
+        const uint4 p = *reinterpret_cast<const uint4*>(xs + m * K + k);
+        const T* v = reinterpret_cast<const T*>(&p);
+        float xv[VEC];
+#pragma unroll
+        for (int j = 0; j < VEC; ++j) xv[j] = static_cast<float>(v[j]);
+#pragma unroll
+        for (int c = 0; c < RW; ++c) {
+          float a = 0.f;
+#pragma unroll
+          for (int j = 0; j < VEC; ++j) a += wv[c][j] * xv[j];
+          acc[c][m] += a;
+        }
+      }
+    }
+)";
+
+const char* kTileQuantBody = R"(
+    constexpr int VALS = 4 * PER;
+    constexpr uint32_t MASK = (1u << BITS) - 1u;
+    constexpr int XU = PER * (int)sizeof(T) / 8;  // 8-byte loads of x per word
+    constexpr int XPU = 8 / (int)sizeof(T);       // values per such load
+    const int groups = scales_shape[1];
+    const int G = K / groups;
+    const int WK = K / PER;
+    for (int k = lane * VALS; k < K; k += 32 * VALS) {
+      uint32_t wd[RW][4];
+      float sc[RW], bi[RW];
+#pragma unroll
+      for (int c = 0; c < RW; ++c) {
+        const uint4 p = *reinterpret_cast<const uint4*>(w + (size_t)rn[c] * WK + k / PER);
+        wd[c][0] = p.x;
+        wd[c][1] = p.y;
+        wd[c][2] = p.z;
+        wd[c][3] = p.w;
+        sc[c] = static_cast<float>(scales[(size_t)rn[c] * groups + k / G]);
+        bi[c] = static_cast<float>(biases[(size_t)rn[c] * groups + k / G]);
+      }
+      float d[RW][M], sx[M];
+#pragma unroll
+      for (int m = 0; m < M; ++m) {
+        sx[m] = 0.f;
+#pragma unroll
+        for (int c = 0; c < RW; ++c) d[c][m] = 0.f;
+      }
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        float q[RW][PER];
+#pragma unroll
+        for (int c = 0; c < RW; ++c) {
+#pragma unroll
+          for (int j = 0; j < PER; ++j)
+            q[c][j] = __uint_as_float(((wd[c][i] >> (BITS * j)) & MASK) | 0x4b000000u) - 8388608.f;
+        }
+#pragma unroll
+        for (int m = 0; m < M; ++m) {
+          float xv[PER];
+          const uint2* xp = reinterpret_cast<const uint2*>(xs + m * K + k + i * PER);
+#pragma unroll
+          for (int u = 0; u < XU; ++u) {
+            const uint2 p = xp[u];
+            const T* v = reinterpret_cast<const T*>(&p);
+#pragma unroll
+            for (int j = 0; j < XPU; ++j) xv[u * XPU + j] = static_cast<float>(v[j]);
+          }
+#pragma unroll
+          for (int j = 0; j < PER; ++j) sx[m] += xv[j];
+#pragma unroll
+          for (int c = 0; c < RW; ++c) {
+#pragma unroll
+            for (int j = 0; j < PER; ++j) d[c][m] += q[c][j] * xv[j];
+          }
+        }
+      }
+#pragma unroll
+      for (int c = 0; c < RW; ++c) {
+#pragma unroll
+        for (int m = 0; m < M; ++m) acc[c][m] += sc[c] * d[c][m] + bi[c] * sx[m];
+      }
+    }
+)";
+
+const char* kTileEpilogue = R"(
+#pragma unroll
+    for (int c = 0; c < RW; ++c) {
+#pragma unroll
+      for (int m = 0; m < M; ++m) {
+        float a = acc[c][m];
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) a += __shfl_xor_sync(0xffffffffu, a, o);
+        acc[c][m] = a;
+      }
+    }
+    if (lane == 0) {
+#pragma unroll
+      for (int c = 0; c < R; ++c) {
+        const int n = n0 + c;
+        if (n < NOUT) {
+#pragma unroll
+          for (int m = 0; m < M; ++m) {
+            float v;
+            if (GLU) {
+              const float g = static_cast<float>(static_cast<T>(acc[c][m]));
+              const float u = static_cast<float>(static_cast<T>(acc[R + c][m]));
+              const float s = static_cast<float>(static_cast<T>(g / (1.f + expf(-g))));
+              v = s * u;
+            } else {
+              v = acc[c][m];
+              if (HASBIAS) v = static_cast<float>(static_cast<T>(v)) + static_cast<float>(bias[n]);
+              if (RES) v = static_cast<float>(r[(size_t)m * NOUT + n]) + static_cast<float>(static_cast<T>(v));
+            }
+            y[(size_t)m * NOUT + n] = static_cast<T>(v);
+          }
+        }
+      }
+    }
+  }
+)";
+
 // The attention kernel for one new position per lane: one block of 8 warps
 // per (lane b, query head h). It takes the fused q/k/v row of b, applies the
 // per-head RMSNorm (QKNORM) and RoPE (TRAD: adjacent pairs, else halves) at
@@ -1818,6 +2024,14 @@ std::string product_source(bool quant) {
   return s;
 }
 
+std::string tile_source(bool quant) {
+  std::string s = quant ? kQuantKDim : kDenseKDim;
+  s += kTilePrologue;
+  s += quant ? kTileQuantBody : kTileDenseBody;
+  s += kTileEpilogue;
+  return s;
+}
+
 // product_kernel and attention_kernel are MLX's fast::cuda_kernel over the
 // kernel definitions below: the fallback of gk::run_kernel.
 mx::fast::CustomKernelFunction make_kernel(const gk::KernelDef& d) {
@@ -1827,6 +2041,12 @@ mx::fast::CustomKernelFunction make_kernel(const gk::KernelDef& d) {
 mx::fast::CustomKernelFunction& product_kernel(bool quant) {
   static mx::fast::CustomKernelFunction dense = make_kernel(gk::product_def(false));
   static mx::fast::CustomKernelFunction q = make_kernel(gk::product_def(true));
+  return quant ? q : dense;
+}
+
+mx::fast::CustomKernelFunction& tile_kernel(bool quant) {
+  static mx::fast::CustomKernelFunction dense = make_kernel(gk::tile_product_def(false));
+  static mx::fast::CustomKernelFunction q = make_kernel(gk::tile_product_def(true));
   return quant ? q : dense;
 }
 
@@ -1843,6 +2063,14 @@ const gk::KernelDef& gk::product_def(bool quant) {
                                    product_source(false), true, []() -> mx::fast::CustomKernelFunction& { return product_kernel(false); }};
   static const gk::KernelDef q{"genkit_qproduct", {"x", "prm", "nw", "w", "scales", "biases", "bias", "r"}, "y",
                                product_source(true), true, []() -> mx::fast::CustomKernelFunction& { return product_kernel(true); }};
+  return quant ? q : dense;
+}
+
+const gk::KernelDef& gk::tile_product_def(bool quant) {
+  static const gk::KernelDef dense{"genkit_tproduct", {"x", "prm", "nw", "w", "bias", "r"}, "y",
+                                   tile_source(false), true, []() -> mx::fast::CustomKernelFunction& { return tile_kernel(false); }};
+  static const gk::KernelDef q{"genkit_tqproduct", {"x", "prm", "nw", "w", "scales", "biases", "bias", "r"}, "y",
+                               tile_source(true), true, []() -> mx::fast::CustomKernelFunction& { return tile_kernel(true); }};
   return quant ? q : dense;
 }
 
@@ -1941,6 +2169,33 @@ std::string product_check(const ProductOp& op, int& M, int& K, int& N) {
   return "";
 }
 
+// TilePlan is how the tiled product kernel is launched: output rows a warp
+// takes at a time (0: the one-warp-a-row kernel instead), warps a block,
+// blocks.
+struct TilePlan {
+  int rows = 0, warps = 0, blocks = 0;
+};
+
+// tile_plan picks the product kernel for M rows of x of width K against N
+// outputs in dtype size elem. The tiled kernel needs x (M * K values) in a
+// block's static shared memory (48 KiB, less its reduction arrays);
+// GENKIT_PRODUCT=warp asks for the one-warp-a-row kernel everywhere (for
+// comparisons). Two rows a warp where there are enough rows to fill every
+// multiprocessor twice over with 8-warp blocks (a gate/up product has two
+// weight rows an output already), 4-warp blocks where rows are few, and at
+// most as many blocks as can be resident (x is staged once a block).
+TilePlan tile_plan(int M, int K, int N, size_t elem, bool glu) {
+  TilePlan p;
+  if (const char* e = std::getenv("GENKIT_PRODUCT"); e && std::string(e) == "warp") return p;
+  if (static_cast<size_t>(M) * K * elem + static_cast<size_t>(M) * 33 * sizeof(float) > 48 * 1024) return p;
+  const int sm = gk::multiprocessors() > 0 ? gk::multiprocessors() : 132;
+  p.rows = (!glu && N >= 32 * sm) ? 2 : 1;
+  const int tiles = (N + p.rows - 1) / p.rows;
+  p.warps = tiles >= 8 * sm ? 8 : 4;
+  p.blocks = std::min((tiles + p.warps - 1) / p.warps, sm * (32 / p.warps));
+  return p;
+}
+
 // run_product builds the product kernel's node for op; the output has x's
 // leading shape and N columns.
 mx::array run_product(const ProductOp& op) {
@@ -1958,6 +2213,11 @@ mx::array run_product(const ProductOp& op) {
   std::vector<std::pair<std::string, mx::fast::TemplateArg>> targs = {
       {"T", t}, {"M", M}, {"NORM", op.norm != nullptr}, {"GLU", op.glu},
       {"HASBIAS", op.bias != nullptr}, {"RES", op.res != nullptr}};
+  const TilePlan tp = tile_plan(M, K, N, mx::size_of(t), op.glu);
+  if (tp.rows > 0) {
+    targs.push_back({"R", tp.rows});
+    targs.push_back({"XS", M * K});
+  }
   std::vector<mx::array> in;
   if (op.bits == 0) {
     in = {x, prm, nw, *op.w, bias, r};
@@ -1965,7 +2225,11 @@ mx::array run_product(const ProductOp& op) {
     in = {x, prm, nw, *op.w, *op.scales, *op.biases, bias, r};
     targs.push_back({"BITS", op.bits});
   }
-  return gk::run_kernel(gk::product_def(op.bits != 0), in, shape, t, {N * 32, 1, 1}, {128, 1, 1}, targs)[0];
+  const bool quant = op.bits != 0;
+  if (tp.rows > 0)
+    return gk::run_kernel(gk::tile_product_def(quant), in, shape, t, {tp.blocks * tp.warps * 32, 1, 1},
+                          {tp.warps * 32, 1, 1}, targs)[0];
+  return gk::run_kernel(gk::product_def(quant), in, shape, t, {N * 32, 1, 1}, {128, 1, 1}, targs)[0];
 }
 
 const mx::array* opt_array(gk_array a) { return a.ctx ? &A(a) : nullptr; }

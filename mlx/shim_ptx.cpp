@@ -352,6 +352,26 @@ bool compute_capability(int ordinal, int* major, int* minor) {
   return get(&dev, ordinal) == 0 && attr(major, 75, dev) == 0 && attr(minor, 76, dev) == 0 && *major > 0;
 }
 
+}  // namespace
+
+int multiprocessors() {
+  static const int count = [] {
+    auto libs = {"libcuda.so.1", "libcuda.so"};
+    auto init = reinterpret_cast<int (*)(unsigned)>(find_symbol("cuInit", libs));
+    auto get = reinterpret_cast<int (*)(int*, int)>(find_symbol("cuDeviceGet", libs));
+    auto attr = reinterpret_cast<int (*)(int*, int, int)>(find_symbol("cuDeviceGetAttribute", libs));
+    if (!init || !get || !attr || init(0) != 0) return 0;
+    const mx::Device d = mx::default_device();
+    int dev = 0, n = 0;
+    // 16: CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT.
+    if (get(&dev, d.type == mx::Device::gpu ? d.index : 0) != 0 || attr(&n, 16, dev) != 0) return 0;
+    return n > 0 ? n : 0;
+  }();
+  return count;
+}
+
+namespace {
+
 // Driver is the part of the CUDA driver API used to check a compiled kernel
 // before MLX is given it: a failure there would be an error at evaluation,
 // too late to fall back.
@@ -726,20 +746,24 @@ int gk_kernel_source(char** out, int kernel, int dtype, const int* vals, int nva
     std::vector<std::string> names;
     std::vector<mx::Dtype> dts;
     std::vector<int> nd;
-    if (kernel == 0 || kernel == 1) {
-      def = &gk::product_def(kernel == 1);
+    if (kernel == 0 || kernel == 1 || kernel == 3 || kernel == 4) {
+      const bool quant = kernel == 1 || kernel == 4, tile = kernel >= 3;
+      def = tile ? &gk::tile_product_def(quant) : &gk::product_def(quant);
       names = {"M", "NORM", "GLU", "HASBIAS", "RES"};
-      if (kernel == 1) names.push_back("BITS");
-      mx::Dtype w = kernel == 1 ? mx::uint32 : t;
+      if (tile) names.insert(names.end(), {"R", "XS"});
+      if (quant) names.push_back("BITS");
+      mx::Dtype w = quant ? mx::uint32 : t;
       dts = {t, mx::float32, mx::float32, w};
-      if (kernel == 1) dts.insert(dts.end(), {t, t});
+      if (quant) dts.insert(dts.end(), {t, t});
       dts.insert(dts.end(), {t, t});
     } else if (kernel == 2) {
       def = &gk::attention_def();
       names = {"HD", "NH", "NKV", "QKNORM", "TRAD"};
       dts = {t, mx::float32, mx::float32, mx::float32, mx::float32, mx::int32, t, t};
     } else {
-      throw std::invalid_argument("kernel must be 0 (product), 1 (quantized product) or 2 (attention)");
+      throw std::invalid_argument(
+          "kernel must be 0 (product), 1 (quantized product), 2 (attention), 3 (tiled product) or 4 (tiled quantized "
+          "product)");
     }
     if (nvals != static_cast<int>(names.size())) throw std::invalid_argument("wrong number of template values");
     gk::TemplateArgs targs = {{"T", t}};

@@ -58,6 +58,8 @@ def kernel(name, inputs, body, targs):
 
 prod_dense = raw["kDenseKDim"] + raw["kProductPrologue"] + raw["kDenseBody"] + raw["kProductEpilogue"]
 prod_quant = raw["kQuantKDim"] + raw["kProductPrologue"] + raw["kQuantBody"] + raw["kProductEpilogue"]
+tile_dense = raw["kDenseKDim"] + raw["kTilePrologue"] + raw["kTileDenseBody"] + raw["kTileEpilogue"]
+tile_quant = raw["kQuantKDim"] + raw["kTilePrologue"] + raw["kTileQuantBody"] + raw["kTileEpilogue"]
 kernels = []
 spec = []  # the same instantiations for TestKernelSourceDump: kind 0 dense, 1 quantized, 2 attention
 i = 0
@@ -70,6 +72,14 @@ for T, dt in [("float", "float32"), ("__half", "float16"), ("__nv_bfloat16", "bf
             for bits in [4, 8]:
                 kernels.append(kernel(f"k{i}", [("x", T), ("prm", "float"), ("nw", "float"), ("w", "uint32_t"), ("scales", T), ("biases", T), ("bias", T), ("r", T)], prod_quant, t + [("BITS", bits)])); i += 1
                 spec.append({"kind": 1, "dtype": dt, "vals": [M, norm, glu, hb, res, bits]})
+            # The tiled kernels: R rows a warp, x of width 576 in shared memory.
+            for R in ([1] if glu else [1, 2]):
+                tt = t + [("R", R), ("XS", M * 576)]
+                kernels.append(kernel(f"k{i}", [("x", T), ("prm", "float"), ("nw", "float"), ("w", T), ("bias", T), ("r", T)], tile_dense, tt)); i += 1
+                spec.append({"kind": 3, "dtype": dt, "vals": [M, norm, glu, hb, res, R, M * 576]})
+                for bits in [4, 8]:
+                    kernels.append(kernel(f"k{i}", [("x", T), ("prm", "float"), ("nw", "float"), ("w", "uint32_t"), ("scales", T), ("biases", T), ("bias", T), ("r", T)], tile_quant, tt + [("BITS", bits)])); i += 1
+                    spec.append({"kind": 4, "dtype": dt, "vals": [M, norm, glu, hb, res, R, M * 576, bits]})
     for hd, qk, trad in [(64, False, False), (128, True, True), (8, False, True), (16, True, False)]:
         t = [("T", T), ("HD", hd), ("NH", 9), ("NKV", 3), ("QKNORM", qk), ("TRAD", trad)]
         kernels.append(kernel(f"k{i}", [("qkv", T), ("prm", "float"), ("qn", "float"), ("kn", "float"), ("invf", "float"), ("meta", "int32_t"), ("kc", T), ("vc", T)], raw["kAttnSource"], t)); i += 1

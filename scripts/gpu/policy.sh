@@ -3,9 +3,11 @@
 # after `bash scripts/gpu/suite.sh none` has laid out the pack, genkit alone
 # (no peers) decodes random weights of Qwen3-0.6B's and Qwen3-4B's shapes in
 # bfloat16 and 4 bits with the size rule (GENKIT_GEMV unset), with the
-# kernels on every product (all) and with them off (0), one run each, in
-# that order per shape. (The default model is under the size bound: the rule
-# gives it every kernel, as before; docs/benchmarks.md has it on and off.)
+# kernels on every product (all), the same with the one-warp-a-row product
+# kernel instead of the tiled one (warp: GENKIT_PRODUCT=warp) and with them
+# off (0), one run each, in that order per shape (POLICY_SETTINGS picks).
+# (The default model is under the size bound: the rule gives it every
+# kernel, as before; docs/benchmarks.md has it on and off.)
 # POLICY_SHAPES picks the shapes. Results: $OUT/policy.txt and one JSON a run.
 #   OUT=... bash scripts/gpu/policy.sh
 set -uo pipefail
@@ -27,10 +29,11 @@ for k, v in sorted(d.items()):
 PY
 }
 for shape in ${POLICY_SHAPES:-qwen3-0.6b qwen3-4b}; do
-  for setting in rule all 0; do
+  for setting in ${POLICY_SETTINGS:-rule all warp 0}; do
     f=$OUT/policy-$shape-$setting.json
     run=(env GENKIT_GEMV="$setting") label="GENKIT_GEMV=$setting"
     [ "$setting" = rule ] && run=(env -u GENKIT_GEMV) label="rule (GENKIT_GEMV unset)"
+    [ "$setting" = warp ] && run=(env GENKIT_GEMV=all GENKIT_PRODUCT=warp) label="all, one-warp-a-row kernel"
     "${run[@]}" timeout 300 "$S/bin/genkit" bench --synthetic "$shape" --python /nonexistent --json > "$f" 2> "$f.err"
     row "$shape $label" "$f"
   done
