@@ -88,7 +88,7 @@ const fusedMaxLanes = 8
 // its blocks fused.
 func (m *Model) fusedStep(B, L int, h *mlx.Array) bool {
 	if m.gpu != nil {
-		return L == 1 && h != nil && h.Dtype() == m.gpu.dtype && B <= mlx.GEMVMaxRows
+		return L == 1 && h != nil && h.Dtype() == m.gpu.dtype && B <= m.kernels.rows
 	}
 	if m.invFreq == nil || L != 1 || h == nil || h.Dtype() != mlx.Float32 {
 		return false

@@ -6,84 +6,67 @@ import (
 	"github.com/mlx-genkit/genkit/mlx"
 )
 
-// Below a size, a decode step is bound by launches and graph work, which
-// genkit's CUDA kernels (the matrix-vector products and the fused decode
-// block) cut; above it by the products themselves, where MLX's own kernels
-// are faster, and sooner for quantized weights than for dense ones (the
-// kernels unpack a 4-bit row with one warp). Measured on H200s, genkit
-// alone, decode steps/s at 1 / 2 / 8 lanes with every kernel against
-// GENKIT_GEMV=0 (docs/gpu/results-2026-11-27h-h200x2.txt; the SmolLM2 rows
-// are session 5's, against the fused blocks off: docs/benchmarks.md):
+// genkit's CUDA kernels (mlx: the tiled product kernel, attention, and the
+// fused decode block of five kernels) beat MLX's products at every size for
+// one and two lanes of decode, and at eight lanes up to a size: above it
+// MLX's general GEMM, on tensor cores, multiplies eight rows faster than a
+// matrix-vector kernel that adds each row's multiply-adds. Measured on one
+// H200, genkit alone, decode steps/s at 1 / 2 / 8 lanes, every kernel
+// against GENKIT_GEMV=0 (docs/gpu/results-2026-11-27i-h200x2.txt):
 //
-//	SmolLM2-135M fp32,  0.54 GB a step: 515 / 422 / 320 against 204 / 255 / 214
-//	SmolLM2-135M 4-bit, 0.10 GB:        544 / 421 / 220 against 170 / 191 / 192
-//	Qwen3-0.6B bf16,    1.19 GB:        531 / 378 / 185 against 325 / 222 / 131
-//	Qwen3-0.6B 4-bit,   0.35 GB:        334 / 214 /  86 against 317 / 299 / 177
-//	Qwen3-4B bf16,      8.0 GB:         181 / 131 /  50 against 151 /  95 / 148
-//	Qwen3-4B 4-bit,     2.3 GB:          71 /  47 /  16 against 184 / 119 /  49
+//	SmolLM2-135M fp32,  0.54 GB a step: 477 / 476 / 285 against 204 / 255 / 214 (session 5)
+//	SmolLM2-135M 4-bit, 0.10 GB:        495 / 374 / 253 against 170 / 191 / 192 (session 5)
+//	Qwen3-0.6B bf16,    1.19 GB:        404 / 375 / 244 against 276 / 220 / 232
+//	Qwen3-0.6B 4-bit,   0.35 GB:        345 / 386 / 182 against 331 / 274 / 189
+//	Qwen3-4B bf16,      8.0 GB:         231 / 188 /  77 against 198 / 113 / 140
+//	Qwen3-4B 4-bit,     2.3 GB:         238 / 165 /  35 against 211 / 143 /  49
 //
-// denseLaunchBoundBytes and quantLaunchBoundBytes are the most weight
-// bytes a step may read for every product of up to mlx.GEMVMaxRows rows to
-// take the kernels, set between the largest size measured faster with them
-// and the smallest measured slower.
-const (
-	denseLaunchBoundBytes = 2 << 30
-	quantLaunchBoundBytes = 256 << 20
-)
+// launchBoundBytes is the most weight bytes a decode step may read for
+// steps of up to mlx.GEMVMaxRows lanes to take the kernels, set between the
+// largest size measured no slower with them at eight lanes (1.19 GB; 0.35 GB
+// of 4-bit weights ties) and the smallest measured slower (2.3 GB).
+const launchBoundBytes = 2 << 30
 
-// bandwidthBoundDenseRows is how many rows the matrix-vector kernels take
-// for a dense model above denseLaunchBoundBytes: MLX multiplies two rows
-// with a general GEMM (Qwen3-4B's shape in bfloat16 at 2 lanes: 131 steps/s
-// with the kernels, 95 without), while at 8 rows its GEMM is faster (148
-// against 50). Quantized weights above their bound keep MLX's products.
-const bandwidthBoundDenseRows = 2
+// bandwidthBoundRows is how many lanes a decode step above launchBoundBytes
+// may have and still take the kernels; wider steps use MLX's products.
+const bandwidthBoundRows = 2
 
 // gemvAll, as GENKIT_GEMV, makes genkit's CUDA kernels take every product of
 // up to mlx.GEMVMaxRows rows whatever the model's size ("0" turns them off:
 // gemvEnv); for measuring the policy below.
 const gemvAll = "all"
 
-// kernelPlan is which decode products genkit's CUDA kernels take.
+// kernelPlan is which decode steps genkit's CUDA kernels take.
 type kernelPlan struct {
-	// rows is the most rows of a product the matrix-vector kernels take
-	// (0: none; MLX's products throughout).
+	// rows is the most lanes (rows of a product) of a decode step the
+	// kernels and the fused blocks take (0: none; MLX's products
+	// throughout).
 	rows int
-	// fused says whether decode steps run each block as the fused GPU block.
-	fused bool
 }
 
 // planKernels is the one rule for how much of a CUDA decode genkit's own
 // kernels run, from the weight bytes a decode step reads (one rank's, on a
-// sharded model) and whether they are quantized, and the GENKIT_GEMV
-// setting ("0": none, "all": every product of up to mlx.GEMVMaxRows rows;
-// anything else: by size).
-func planKernels(stepBytes int64, quantized bool, setting string) kernelPlan {
-	bound := int64(denseLaunchBoundBytes)
-	if quantized {
-		bound = quantLaunchBoundBytes
-	}
+// sharded model) and the GENKIT_GEMV setting ("0": none, "all": every step
+// of up to mlx.GEMVMaxRows lanes; anything else: by size).
+func planKernels(stepBytes int64, setting string) kernelPlan {
 	switch {
 	case setting == "0":
 		return kernelPlan{}
-	case setting == gemvAll || stepBytes <= bound:
-		return kernelPlan{rows: mlx.GEMVMaxRows, fused: true}
-	case quantized:
-		return kernelPlan{}
+	case setting == gemvAll || stepBytes <= launchBoundBytes:
+		return kernelPlan{rows: mlx.GEMVMaxRows}
 	default:
-		return kernelPlan{rows: bandwidthBoundDenseRows}
+		return kernelPlan{rows: bandwidthBoundRows}
 	}
 }
 
 // stepBytes is the bytes of the weights a decode step of one lane reads
 // through the model's products (the blocks' projections, the top k experts'
-// share of a mixture's, and the head) and whether any of them is quantized.
-func (m *Model) stepBytes() (int64, bool) {
+// share of a mixture's, and the head).
+func (m *Model) stepBytes() int64 {
 	var n int64
-	quantized := false
 	// read is the bytes of a weight held quantized (q) or dense.
 	read := func(q *mlx.Quantized, dense *mlx.Array) int64 {
 		if q != nil {
-			quantized = true
 			return nbytes(q.Weight) + nbytes(q.Scales) + nbytes(q.Biases)
 		}
 		return nbytes(dense)
@@ -121,7 +104,7 @@ func (m *Model) stepBytes() (int64, bool) {
 		}
 	}
 	linears(m.lmHead)
-	return n, quantized
+	return n
 }
 
 // nbytes is a's size in bytes, 0 for nil.
@@ -132,15 +115,15 @@ func nbytes(a *mlx.Array) int64 {
 	return int64(a.Size()) * int64(a.Dtype().Size())
 }
 
-// String says in words which products genkit's CUDA kernels take,
+// String says in words which decode steps genkit's CUDA kernels take,
 // for the model's description.
 func (p kernelPlan) String() string {
 	switch {
 	case p.rows == 0:
 		return "MLX's products"
-	case p.fused:
-		return fmt.Sprintf("genkit's CUDA kernels up to %d rows", p.rows)
+	case p.rows >= mlx.GEMVMaxRows:
+		return fmt.Sprintf("genkit's CUDA kernels up to %d lanes", p.rows)
 	default:
-		return fmt.Sprintf("genkit's matrix-vector kernels up to %d rows, MLX's products above", p.rows)
+		return fmt.Sprintf("genkit's CUDA kernels up to %d lanes, MLX's products above", p.rows)
 	}
 }

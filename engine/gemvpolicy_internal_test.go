@@ -6,39 +6,50 @@ import (
 	"github.com/mlx-genkit/genkit/mlx"
 )
 
-// TestPlanKernels: the rule for genkit's CUDA kernels gives them to the
-// sizes measured faster with them (the default model in both kinds, Qwen3-0.6B
-// in bfloat16) and takes them from those measured slower (Qwen3-0.6B and 4B
-// in 4 bits, Qwen3-4B's bfloat16 beyond two rows), on both sides of each
-// bound, with the settings that turn them off and on for every size.
+// TestPlanKernels: the rule for genkit's CUDA kernels gives every lane
+// count to the sizes measured no slower with them at eight lanes (the
+// default model in both kinds, Qwen3-0.6B in bfloat16 and 4 bits) and only
+// one or two lanes to those measured slower at eight (Qwen3-4B in both
+// kinds), on both sides of the bound, with the settings that turn them off
+// and on for every size.
 func TestPlanKernels(t *testing.T) {
 	const gb = 1e9
-	all := kernelPlan{rows: mlx.GEMVMaxRows, fused: true}
-	twoRows := kernelPlan{rows: bandwidthBoundDenseRows}
+	all := kernelPlan{rows: mlx.GEMVMaxRows}
+	twoRows := kernelPlan{rows: bandwidthBoundRows}
 	for _, c := range []struct {
-		name      string
-		bytes     float64
-		quantized bool
-		setting   string
-		want      kernelPlan
+		name    string
+		bytes   float64
+		setting string
+		want    kernelPlan
 	}{
-		{"SmolLM2-135M float32", 0.54 * gb, false, "", all},
-		{"SmolLM2-135M 4-bit", 0.10 * gb, true, "", all},
-		{"Qwen3-0.6B bfloat16", 1.19 * gb, false, "", all},
-		{"Qwen3-0.6B 4-bit", 0.35 * gb, true, "", kernelPlan{}},
-		{"Qwen3-4B bfloat16", 8.0 * gb, false, "", twoRows},
-		{"Qwen3-4B 4-bit", 2.3 * gb, true, "", kernelPlan{}},
-		{"at the dense bound", denseLaunchBoundBytes, false, "", all},
-		{"one byte over the dense bound", denseLaunchBoundBytes + 1, false, "", twoRows},
-		{"at the quantized bound", quantLaunchBoundBytes, true, "", all},
-		{"one byte over the quantized bound", quantLaunchBoundBytes + 1, true, "", kernelPlan{}},
-		{"GENKIT_GEMV=0 on a small model", 0.10 * gb, true, "0", kernelPlan{}},
-		{"GENKIT_GEMV=all on a large one", 8.0 * gb, false, "all", all},
-		{"an unknown setting is the rule, not off", 0.10 * gb, true, "1", all},
-		{"an unknown setting is the rule, not all", 8.0 * gb, false, "1", twoRows},
+		{"SmolLM2-135M float32", 0.54 * gb, "", all},
+		{"SmolLM2-135M 4-bit", 0.10 * gb, "", all},
+		{"Qwen3-0.6B bfloat16", 1.19 * gb, "", all},
+		{"Qwen3-0.6B 4-bit", 0.35 * gb, "", all},
+		{"Qwen3-4B bfloat16", 8.0 * gb, "", twoRows},
+		{"Qwen3-4B 4-bit", 2.3 * gb, "", twoRows},
+		{"at the bound", launchBoundBytes, "", all},
+		{"one byte over the bound", launchBoundBytes + 1, "", twoRows},
+		{"GENKIT_GEMV=0 on a small model", 0.10 * gb, "0", kernelPlan{}},
+		{"GENKIT_GEMV=0 on a large one", 8.0 * gb, "0", kernelPlan{}},
+		{"GENKIT_GEMV=all on a large one", 8.0 * gb, "all", all},
+		{"an unknown setting is the rule, not off", 0.10 * gb, "1", all},
+		{"an unknown setting is the rule, not all", 8.0 * gb, "1", twoRows},
 	} {
-		if got := planKernels(int64(c.bytes), c.quantized, c.setting); got != c.want {
+		if got := planKernels(int64(c.bytes), c.setting); got != c.want {
 			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+	}
+	for _, c := range []struct {
+		plan kernelPlan
+		want string
+	}{
+		{kernelPlan{}, "MLX's products"},
+		{all, "genkit's CUDA kernels up to 8 lanes"},
+		{twoRows, "genkit's CUDA kernels up to 2 lanes, MLX's products above"},
+	} {
+		if got := c.plan.String(); got != c.want {
+			t.Errorf("%+v: %q, want %q", c.plan, got, c.want)
 		}
 	}
 }
@@ -63,14 +74,13 @@ func TestStepBytes(t *testing.T) {
 			t.Fatal(err)
 		}
 		var got int64
-		var quantized bool
-		err = mlx.Do(t.Context(), func() error { got, quantized = m.stepBytes(); return nil })
+		err = mlx.Do(t.Context(), func() error { got = m.stepBytes(); return nil })
 		m.Close()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := int64(c.weights) * 4; got != want || quantized {
-			t.Errorf("%s float32: %d bytes (quantized %v), want %d and false", c.dir, got, quantized, want)
+		if want := int64(c.weights) * 4; got != want {
+			t.Errorf("%s float32: %d bytes, want %d", c.dir, got, want)
 		}
 	}
 	// Its 4-bit twin (groups of 32, float32 scales and biases: a row of 64
@@ -95,11 +105,10 @@ func TestStepBytes(t *testing.T) {
 	}
 	want := int64(3*attn4 + 2*128*row(64, 32, 4) + 64*row(128, 32, 4) + 2*(router+experts) + 256*row(64, 32, 4))
 	var got int64
-	var quantized bool
-	if err := mlx.Do(t.Context(), func() error { got, quantized = m.stepBytes(); return nil }); err != nil {
+	if err := mlx.Do(t.Context(), func() error { got = m.stepBytes(); return nil }); err != nil {
 		t.Fatal(err)
 	}
-	if got != want || !quantized {
-		t.Errorf("qwen3_moe_mlx4: %d bytes (quantized %v), want %d and true", got, quantized, want)
+	if got != want {
+		t.Errorf("qwen3_moe_mlx4: %d bytes, want %d", got, want)
 	}
 }

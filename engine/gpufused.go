@@ -32,17 +32,16 @@ func (g *gpuBlocks) free() {
 }
 
 // useGPUBlocks turns on the fused GPU decode block when planKernels gave
-// the model every CUDA product kernel (useGEMV: small models) and every
-// block fits the
-// kernels: fused q/k/v and gate/up weights, dense in the compute dtype or
-// 4/8-bit affine with groups the kernels' loads divide, no gate/up bias, an
-// even head_dim of at most 256. Decode steps of up to mlx.GEMVMaxRows lanes
+// the model genkit's CUDA kernels (useGEMV) and every block fits them:
+// fused q/k/v and gate/up weights, dense in the compute dtype or 4/8-bit
+// affine with groups the kernels' loads divide, no gate/up bias, an even
+// head_dim of at most 256. Decode steps of as many lanes as the plan's rows
 // are then five kernels a block (measured against the op-by-op graph in
-// docs/benchmarks.md). GENKIT_FUSED_BLOCKS=0 turns it off, as on the CPU.
-// It runs after useGEMV.
+// docs/benchmarks.md); wider steps run op by op on MLX's products.
+// GENKIT_FUSED_BLOCKS=0 turns it off, as on the CPU. It runs after useGEMV.
 func (m *Model) useGPUBlocks() error {
 	setKernelDir()
-	if os.Getenv("GENKIT_FUSED_BLOCKS") == "0" || !m.fusable || !m.kernels.fused {
+	if os.Getenv("GENKIT_FUSED_BLOCKS") == "0" || !m.fusable || m.kernels.rows == 0 {
 		return nil
 	}
 	cfg := m.Config
@@ -106,7 +105,7 @@ func (m *Model) useGPUBlocks() error {
 // activations of dtype dt: 16-byte rows of dense weights in dt, or 4/8-bit
 // weights whose groups hold whole 16-byte loads, scales in dt.
 func gpuProductFits(l *Linear, dt mlx.Dtype) bool {
-	if l.gemvRows < mlx.GEMVMaxRows {
+	if l.gemvRows == 0 {
 		return false
 	}
 	if l.bias != nil && l.bias.Dtype() != dt {

@@ -408,6 +408,8 @@ func (m *Model) WeightsDescription() string {
 	}
 	gpu := ""
 	switch {
+	case m.gpu != nil && m.kernels.rows < mlx.GEMVMaxRows:
+		gpu = fmt.Sprintf(", fused GPU blocks for decode up to %d lanes, MLX's products above", m.kernels.rows)
 	case m.gpu != nil:
 		gpu = ", fused GPU blocks for decode"
 	case m.kernelsPlanned:
@@ -458,8 +460,7 @@ func (m *Model) useGEMV() error {
 	if dev, err := mlx.DefaultDevice(); err != nil || dev != mlx.GPU {
 		return nil
 	}
-	bytes, quantized := m.stepBytes()
-	m.kernels = planKernels(bytes, quantized, os.Getenv(gemvEnv))
+	m.kernels = planKernels(m.stepBytes(), os.Getenv(gemvEnv))
 	m.kernelsPlanned = true
 	if m.kernels.rows == 0 {
 		return nil
