@@ -2183,7 +2183,9 @@ struct TilePlan {
 // comparisons). Two rows a warp where there are enough rows to fill every
 // multiprocessor twice over with 8-warp blocks (a gate/up product has two
 // weight rows an output already), 4-warp blocks where rows are few, and at
-// most as many blocks as can be resident (x is staged once a block).
+// most 32 warps' worth of blocks a multiprocessor (x is staged once a
+// block; where x is near 48 KiB fewer blocks fit at once, and the rest run
+// as a second wave that stages x again).
 TilePlan tile_plan(int M, int K, int N, size_t elem, bool glu) {
   TilePlan p;
   if (const char* e = std::getenv("GENKIT_PRODUCT"); e && std::string(e) == "warp") return p;
