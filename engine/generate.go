@@ -149,6 +149,15 @@ type Stats struct {
 	Prefill      time.Duration
 	Decode       time.Duration
 	Steps        int
+	// Build, Queue and Wait split Decode in the pipelined loop (zero in
+	// the synchronous one): Build is the host's time building the next
+	// step's graph, Queue its time in async_eval (MLX's scheduling; on a GPU
+	// the kernel launches; and any wait for the device to take more work),
+	// Wait its time waiting for a step's tokens. A Build near Decode means
+	// graph building sets the pace.
+	Build time.Duration
+	Queue time.Duration
+	Wait  time.Duration
 }
 
 // Generate runs req on the MLX thread until every lane stops (or a
@@ -475,13 +484,15 @@ func (m *Model) decodeDevice(ctx context.Context, req Request, dc DeviceChooser,
 					return err
 				}
 			}
-			next, nextFlag, err = m.queueStep(req, dc, y, B, cache, step+1, carry)
+			next, nextFlag, err = m.queueStep(req, dc, y, B, cache, step+1, carry, stats)
 			carry.Free()
 			if err != nil {
 				return err
 			}
 		}
+		tw := time.Now()
 		ids, err := y.Int32s()
+		stats.Wait += time.Since(tw)
 		y.Free()
 		y = next
 		if err != nil {
@@ -523,9 +534,12 @@ func (m *Model) decodeDevice(ctx context.Context, req Request, dc DeviceChooser,
 
 // queueStep builds the forward pass of tokens y ([B] int32, lazy) and the
 // choice of the following tokens, and starts evaluating them with the
-// cache. A stop decision flag (tensor parallelism) rides in block 0's
-// attention all-sum; its sum is returned with the tokens.
-func (m *Model) queueStep(req Request, dc DeviceChooser, y *mlx.Array, B int, cache *Cache, index int, flag *mlx.Array) (*mlx.Array, *mlx.Array, error) {
+// cache; the time of each part is added to stats' Build and Queue. A stop
+// decision flag (tensor parallelism) rides in block 0's attention all-sum;
+// its sum is returned with the tokens.
+func (m *Model) queueStep(req Request, dc DeviceChooser, y *mlx.Array, B int, cache *Cache, index int, flag *mlx.Array,
+	stats *Stats) (*mlx.Array, *mlx.Array, error) {
+	t0 := time.Now()
 	tok, err := mlx.Reshape(y, B, 1)
 	if err != nil {
 		return nil, nil, err
@@ -555,7 +569,11 @@ func (m *Model) queueStep(req Request, dc DeviceChooser, y *mlx.Array, B int, ca
 	if summed != nil {
 		out = append(out, summed)
 	}
-	if err := mlx.AsyncEval(out...); err != nil {
+	t1 := time.Now()
+	stats.Build += t1.Sub(t0)
+	err = mlx.AsyncEval(out...)
+	stats.Queue += time.Since(t1)
+	if err != nil {
 		next.Free()
 		summed.Free()
 		return nil, nil, fmt.Errorf("generate: %w", err)

@@ -29,11 +29,23 @@ type benchSide struct {
 	// median of the runs in DecodeRuns.
 	DecodeSteps map[string]float64 `json:"decode_steps_per_s,omitempty"`
 	// DecodeRuns is every run's decode steps/s by lane count (--repeat).
-	DecodeRuns   map[string][]float64 `json:"decode_steps_runs,omitempty"`
-	PeakMemoryMB float64              `json:"peak_memory_mb,omitempty"`
-	DecodeTokens int                  `json:"decode_tokens,omitempty"`
-	Weights      string               `json:"weights,omitempty"`
-	Note         string               `json:"note,omitempty"`
+	DecodeRuns map[string][]float64 `json:"decode_steps_runs,omitempty"`
+	// DecodeHostShare is, by lane count, the shares of decode time (all
+	// runs) the host spent building steps' graphs, in async_eval and
+	// waiting for tokens (engine.Stats Build, Queue, Wait; genkit's
+	// pipelined loop only).
+	DecodeHostShare map[string]hostShare `json:"decode_host_share,omitempty"`
+	PeakMemoryMB    float64              `json:"peak_memory_mb,omitempty"`
+	DecodeTokens    int                  `json:"decode_tokens,omitempty"`
+	Weights         string               `json:"weights,omitempty"`
+	Note            string               `json:"note,omitempty"`
+}
+
+// hostShare is where a pipelined decode's time went on the host.
+type hostShare struct {
+	Build float64 `json:"build"`
+	Queue float64 `json:"queue"`
+	Wait  float64 `json:"wait"`
 }
 
 // benchMeasure is how each decode is measured: tokens a run and runs (the
@@ -302,7 +314,7 @@ func benchGenkit(ctx context.Context, m *engine.Model, long, short []int, meas b
 		return nil, err
 	}
 	side := &benchSide{PrefillTPS: float64(len(long)) / time.Since(t0).Seconds(), DecodeSteps: map[string]float64{},
-		DecodeRuns: map[string][]float64{}, DecodeTokens: meas.tokens}
+		DecodeRuns: map[string][]float64{}, DecodeHostShare: map[string]hostShare{}, DecodeTokens: meas.tokens}
 	v := make([]float32, m.HiddenSize())
 	for i := range v {
 		v[i] = float32(i%7-3) * 0.01
@@ -327,12 +339,17 @@ func benchGenkit(ctx context.Context, m *engine.Model, long, short []int, meas b
 			return nil, err
 		}
 		runs := make([]float64, 0, meas.repeat)
+		var sum engine.Stats
 		for r := 0; r < meas.repeat; r++ {
 			stats, err := decode(short, meas.tokens, st, scales)
 			if err != nil {
 				return nil, err
 			}
 			runs = append(runs, float64(stats.Steps-1)/stats.Decode.Seconds())
+			sum.Build += stats.Build
+			sum.Queue += stats.Queue
+			sum.Wait += stats.Wait
+			sum.Decode += stats.Decode
 		}
 		steps := median(runs)
 		tps := steps * float64(lanes)
@@ -349,6 +366,10 @@ func benchGenkit(ctx context.Context, m *engine.Model, long, short []int, meas b
 		if lanes != 5 {
 			side.DecodeSteps[strconv.Itoa(lanes)] = steps
 			side.DecodeRuns[strconv.Itoa(lanes)] = runs
+			if d := sum.Decode.Seconds(); !sync && d > 0 {
+				side.DecodeHostShare[strconv.Itoa(lanes)] = hostShare{Build: sum.Build.Seconds() / d,
+					Queue: sum.Queue.Seconds() / d, Wait: sum.Wait.Seconds() / d}
+			}
 		}
 	}
 	if st, err := engine.Memory(ctx); err == nil {
