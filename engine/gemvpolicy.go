@@ -124,6 +124,15 @@ func (p kernelPlan) String() string {
 	case p.rows >= mlx.GEMVMaxRows:
 		return fmt.Sprintf("genkit's CUDA kernels up to %d lanes", p.rows)
 	default:
-		return fmt.Sprintf("genkit's CUDA kernels up to %d lanes, MLX's products above", p.rows)
+		return "genkit's CUDA kernels" + p.limit()
 	}
+}
+
+// limit says which decode steps a plan of fewer than mlx.GEMVMaxRows rows
+// leaves to MLX's products ("" for a plan without that limit).
+func (p kernelPlan) limit() string {
+	if p.rows <= 0 || p.rows >= mlx.GEMVMaxRows {
+		return ""
+	}
+	return fmt.Sprintf(" up to %d lanes, MLX's products above", p.rows)
 }

@@ -408,10 +408,8 @@ func (m *Model) WeightsDescription() string {
 	}
 	gpu := ""
 	switch {
-	case m.gpu != nil && m.kernels.rows < mlx.GEMVMaxRows:
-		gpu = fmt.Sprintf(", fused GPU blocks for decode up to %d lanes, MLX's products above", m.kernels.rows)
 	case m.gpu != nil:
-		gpu = ", fused GPU blocks for decode"
+		gpu = ", fused GPU blocks for decode" + m.kernels.limit()
 	case m.kernelsPlanned:
 		gpu = ", " + m.kernels.String() + " for decode"
 	}

@@ -35,9 +35,8 @@ struct KernelDef {
 };
 
 // The kernels (shim.cpp): the dense and the quantized product (one warp a
-// weight row; tiled, x staged in shared memory), attention.
-const KernelDef& product_def(bool quant);
-const KernelDef& tile_product_def(bool quant);
+// weight row, or tiled: x staged in shared memory), attention.
+const KernelDef& product_def(bool quant, bool tile);
 const KernelDef& attention_def();
 
 // run_kernel builds def's node for inputs: precompiled through

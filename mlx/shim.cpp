@@ -2016,19 +2016,13 @@ const char* kAttnSource = R"(
   }
 )";
 
-std::string product_source(bool quant) {
+// product_source is the product kernel's body: one warp a weight row, or
+// tiled (x staged in shared memory), dense or quantized.
+std::string product_source(bool quant, bool tile) {
   std::string s = quant ? kQuantKDim : kDenseKDim;
-  s += kProductPrologue;
-  s += quant ? kQuantBody : kDenseBody;
-  s += kProductEpilogue;
-  return s;
-}
-
-std::string tile_source(bool quant) {
-  std::string s = quant ? kQuantKDim : kDenseKDim;
-  s += kTilePrologue;
-  s += quant ? kTileQuantBody : kTileDenseBody;
-  s += kTileEpilogue;
+  s += tile ? kTilePrologue : kProductPrologue;
+  s += tile ? (quant ? kTileQuantBody : kTileDenseBody) : (quant ? kQuantBody : kDenseBody);
+  s += tile ? kTileEpilogue : kProductEpilogue;
   return s;
 }
 
@@ -2038,16 +2032,11 @@ mx::fast::CustomKernelFunction make_kernel(const gk::KernelDef& d) {
   return mx::fast::cuda_kernel(d.name, d.inputs, {d.output}, d.body, "", d.ensure_row_contiguous, 0);
 }
 
-mx::fast::CustomKernelFunction& product_kernel(bool quant) {
-  static mx::fast::CustomKernelFunction dense = make_kernel(gk::product_def(false));
-  static mx::fast::CustomKernelFunction q = make_kernel(gk::product_def(true));
-  return quant ? q : dense;
-}
-
-mx::fast::CustomKernelFunction& tile_kernel(bool quant) {
-  static mx::fast::CustomKernelFunction dense = make_kernel(gk::tile_product_def(false));
-  static mx::fast::CustomKernelFunction q = make_kernel(gk::tile_product_def(true));
-  return quant ? q : dense;
+mx::fast::CustomKernelFunction& product_kernel(bool quant, bool tile) {
+  static mx::fast::CustomKernelFunction k[4] = {
+      make_kernel(gk::product_def(false, false)), make_kernel(gk::product_def(true, false)),
+      make_kernel(gk::product_def(false, true)), make_kernel(gk::product_def(true, true))};
+  return k[quant + 2 * tile];
 }
 
 mx::fast::CustomKernelFunction& attention_kernel() {
@@ -2058,20 +2047,16 @@ mx::fast::CustomKernelFunction& attention_kernel() {
 }  // namespace
 
 // The kernel definitions shared by both launch paths (kernels.h).
-const gk::KernelDef& gk::product_def(bool quant) {
-  static const gk::KernelDef dense{"genkit_product", {"x", "prm", "nw", "w", "bias", "r"}, "y",
-                                   product_source(false), true, []() -> mx::fast::CustomKernelFunction& { return product_kernel(false); }};
-  static const gk::KernelDef q{"genkit_qproduct", {"x", "prm", "nw", "w", "scales", "biases", "bias", "r"}, "y",
-                               product_source(true), true, []() -> mx::fast::CustomKernelFunction& { return product_kernel(true); }};
-  return quant ? q : dense;
-}
-
-const gk::KernelDef& gk::tile_product_def(bool quant) {
-  static const gk::KernelDef dense{"genkit_tproduct", {"x", "prm", "nw", "w", "bias", "r"}, "y",
-                                   tile_source(false), true, []() -> mx::fast::CustomKernelFunction& { return tile_kernel(false); }};
-  static const gk::KernelDef q{"genkit_tqproduct", {"x", "prm", "nw", "w", "scales", "biases", "bias", "r"}, "y",
-                               tile_source(true), true, []() -> mx::fast::CustomKernelFunction& { return tile_kernel(true); }};
-  return quant ? q : dense;
+const gk::KernelDef& gk::product_def(bool quant, bool tile) {
+  auto def = [](bool q, bool t) {
+    std::vector<std::string> inputs = {"x", "prm", "nw", "w", "bias", "r"};
+    if (q) inputs.insert(inputs.begin() + 4, {"scales", "biases"});
+    return gk::KernelDef{std::string("genkit_") + (t ? "t" : "") + (q ? "q" : "") + "product", inputs, "y",
+                         product_source(q, t), true,
+                         [q, t]() -> mx::fast::CustomKernelFunction& { return product_kernel(q, t); }};
+  };
+  static const gk::KernelDef defs[4] = {def(false, false), def(true, false), def(false, true), def(true, true)};
+  return defs[quant + 2 * tile];
 }
 
 const gk::KernelDef& gk::attention_def() {
@@ -2229,9 +2214,9 @@ mx::array run_product(const ProductOp& op) {
   }
   const bool quant = op.bits != 0;
   if (tp.rows > 0)
-    return gk::run_kernel(gk::tile_product_def(quant), in, shape, t, {tp.blocks * tp.warps * 32, 1, 1},
+    return gk::run_kernel(gk::product_def(quant, true), in, shape, t, {tp.blocks * tp.warps * 32, 1, 1},
                           {tp.warps * 32, 1, 1}, targs)[0];
-  return gk::run_kernel(gk::product_def(quant), in, shape, t, {N * 32, 1, 1}, {128, 1, 1}, targs)[0];
+  return gk::run_kernel(gk::product_def(quant, false), in, shape, t, {N * 32, 1, 1}, {128, 1, 1}, targs)[0];
 }
 
 const mx::array* opt_array(gk_array a) { return a.ctx ? &A(a) : nullptr; }

@@ -340,32 +340,31 @@ struct Nvrtc {
   }
 };
 
-// compute_capability asks the CUDA driver for device ordinal's (major, minor).
-bool compute_capability(int ordinal, int* major, int* minor) {
+// device_attribute asks the CUDA driver for one attribute of device
+// ordinal; false when the process has no driver or the driver refuses.
+bool device_attribute(int ordinal, int attribute, int* value) {
   auto libs = {"libcuda.so.1", "libcuda.so"};
   auto init = reinterpret_cast<int (*)(unsigned)>(find_symbol("cuInit", libs));
   auto get = reinterpret_cast<int (*)(int*, int)>(find_symbol("cuDeviceGet", libs));
   auto attr = reinterpret_cast<int (*)(int*, int, int)>(find_symbol("cuDeviceGetAttribute", libs));
-  if (!init || !get || !attr || init(0) != 0) return false;
   int dev = 0;
+  return init && get && attr && init(0) == 0 && get(&dev, ordinal) == 0 && attr(value, attribute, dev) == 0;
+}
+
+// compute_capability asks the CUDA driver for device ordinal's (major, minor).
+bool compute_capability(int ordinal, int* major, int* minor) {
   // 75, 76: CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, _MINOR.
-  return get(&dev, ordinal) == 0 && attr(major, 75, dev) == 0 && attr(minor, 76, dev) == 0 && *major > 0;
+  return device_attribute(ordinal, 75, major) && device_attribute(ordinal, 76, minor) && *major > 0;
 }
 
 }  // namespace
 
 int multiprocessors() {
   static const int count = [] {
-    auto libs = {"libcuda.so.1", "libcuda.so"};
-    auto init = reinterpret_cast<int (*)(unsigned)>(find_symbol("cuInit", libs));
-    auto get = reinterpret_cast<int (*)(int*, int)>(find_symbol("cuDeviceGet", libs));
-    auto attr = reinterpret_cast<int (*)(int*, int, int)>(find_symbol("cuDeviceGetAttribute", libs));
-    if (!init || !get || !attr || init(0) != 0) return 0;
     const mx::Device d = mx::default_device();
-    int dev = 0, n = 0;
+    int n = 0;
     // 16: CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT.
-    if (get(&dev, d.type == mx::Device::gpu ? d.index : 0) != 0 || attr(&n, 16, dev) != 0) return 0;
-    return n > 0 ? n : 0;
+    return device_attribute(d.type == mx::Device::gpu ? d.index : 0, 16, &n) && n > 0 ? n : 0;
   }();
   return count;
 }
@@ -748,7 +747,7 @@ int gk_kernel_source(char** out, int kernel, int dtype, const int* vals, int nva
     std::vector<int> nd;
     if (kernel == 0 || kernel == 1 || kernel == 3 || kernel == 4) {
       const bool quant = kernel == 1 || kernel == 4, tile = kernel >= 3;
-      def = tile ? &gk::tile_product_def(quant) : &gk::product_def(quant);
+      def = &gk::product_def(quant, tile);
       names = {"M", "NORM", "GLU", "HASBIAS", "RES"};
       if (tile) names.insert(names.end(), {"R", "XS"});
       if (quant) names.push_back("BITS");
