@@ -96,25 +96,35 @@ func (m *Model) Forward(tokens *mlx.Array, cache *Cache, opts ForwardOptions) (*
 		f.offsets = s.Track(mlx.FromInt32s(offs, B))
 	}
 	fused := m.fusedStep(B, L, h)
-	var meta *mlx.Array
+	var meta, ws *mlx.Array
 	if fused && m.gpu != nil {
 		meta = s.Track(gpuMeta(cache.offset, B, opts.Padding))
+		ws = m.gpu.workspace(s, m.Config, B)
 	}
+	// The GPU block kernel reads its input's rows in place: the embedding's
+	// output, and a hook's, go through Contiguous (a block's own output
+	// already is).
+	fresh := true
 	for i := range m.layers {
 		if s.Err() != nil {
 			break
 		}
 		switch {
 		case fused && meta != nil:
-			h = m.gpuBlock(s, i, h, cache, meta)
+			if ws != nil && fresh {
+				h = s.Track(mlx.Contiguous(h))
+			}
+			h = m.gpuBlock(s, i, h, cache, meta, ws)
 		case fused:
 			h = m.fusedBlock(s, i, h, cache, opts.Padding)
 		default:
 			h = m.block(m, s, i, h, f)
 		}
+		out := h
 		if !m.afterBlock(s, i, &h, step, opts.Hook, capture[i], res) {
 			break
 		}
+		fresh = h != out
 	}
 	if err := s.Err(); err != nil {
 		res.Free()

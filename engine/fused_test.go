@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"math"
+	"os"
 	"testing"
 
 	"github.com/mlx-genkit/genkit/engine"
@@ -48,16 +49,36 @@ func TestFusedDecodeMatchesOpByOp(t *testing.T) {
 			})
 			continue
 		}
-		t.Run(name, func(t *testing.T) { compareFused(t, hfDir(name), tol) })
+		t.Run(name, func(t *testing.T) { compareFused(t, hfDir(name), tol, true) })
+		if dev == mlx.GPU {
+			// The same blocks as five kernels each (GENKIT_BLOCK_KERNEL=0).
+			t.Run(name+"_five_kernels", func(t *testing.T) {
+				t.Setenv("GENKIT_BLOCK_KERNEL", "0")
+				compareFused(t, hfDir(name), tol, false)
+			})
+		}
 	}
-	t.Run("default_gguf", func(t *testing.T) { compareFused(t, defaultModel(t), tol16) })
+	t.Run("default_gguf", func(t *testing.T) { compareFused(t, defaultModel(t), tol16, false) })
 }
 
-func compareFused(t *testing.T, path string, tol float64) {
+// compareFused compares the fused decode of path's model with its op-by-op
+// decode. On a CUDA GPU, oneKernel asks that every fused block ran as one
+// kernel (mlx.GPUBlockKernels counts them), and GENKIT_BLOCK_KERNEL=0 that
+// none did.
+func compareFused(t *testing.T, path string, tol float64, oneKernel bool) {
 	fused := load(t, path, engine.LoadOptions{})
 	if !fused.FusedDecode() {
 		t.Fatalf("%s: the fused decode block is not in use (%s)", path, fused.WeightsDescription())
 	}
+	var gpu bool
+	if err := mlx.Do(context.Background(), func() error {
+		d, err := mlx.DefaultDevice()
+		gpu = d == mlx.GPU
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	off := os.Getenv("GENKIT_BLOCK_KERNEL") == "0"
 	t.Setenv("GENKIT_FUSED_BLOCKS", "0")
 	plain := load(t, path, engine.LoadOptions{})
 	if plain.FusedDecode() {
@@ -67,7 +88,18 @@ func compareFused(t *testing.T, path string, tol float64) {
 	// Two padded lanes, one lane, and five (fused with quantized weights:
 	// a four-row kernel pass and a one-row pass).
 	for _, lanes := range [][][]int{prompts[:2], prompts[:1], prompts} {
+		before := mlx.GPUBlockKernels()
 		a := decodeSteps(t, fused, lanes, 12)
+		ran := mlx.GPUBlockKernels() - before
+		steps := int64(12 * fused.NumLayers())
+		switch {
+		case gpu && off && ran != 0:
+			t.Fatalf("%d lanes: GENKIT_BLOCK_KERNEL=0, yet %d blocks ran as one kernel", len(lanes), ran)
+		case gpu && oneKernel && ran != steps:
+			t.Fatalf("%d lanes: %d of %d fused blocks ran as one kernel", len(lanes), ran, steps)
+		case gpu:
+			t.Logf("%d lanes: %d of %d fused blocks ran as one kernel", len(lanes), ran, steps)
+		}
 		b := decodeSteps(t, plain, lanes, 12)
 		for step := range a {
 			scale := 0.0

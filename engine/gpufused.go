@@ -19,6 +19,20 @@ type gpuBlocks struct {
 	invFreq *mlx.Array // float32 [head_dim / 2]
 	prm     *mlx.Array // float32 [eps, attention scale]
 	dtype   mlx.Dtype  // the activations' dtype the kernels were checked for
+	// oneKernel asks for each block as one kernel (a step's workspace,
+	// mlx.GPUBlockWorkspace) rather than five; GENKIT_BLOCK_KERNEL=0 turns
+	// it off. ffn is the widest MLP, for the workspace's size.
+	oneKernel bool
+	ffn       int
+}
+
+// workspace is the block kernel's workspace for a decode step of B lanes,
+// or nil when the blocks run as five kernels.
+func (g *gpuBlocks) workspace(s *mlx.Scope, cfg *Config, B int) *mlx.Array {
+	if !g.oneKernel {
+		return nil
+	}
+	return s.Track(mlx.GPUBlockWorkspace(B, cfg.HiddenSize, cfg.NumHeads, cfg.NumKVHeads, cfg.HeadDim, g.ffn, g.dtype))
 }
 
 func (g *gpuBlocks) free() {
@@ -36,8 +50,9 @@ func (g *gpuBlocks) free() {
 // fused q/k/v and gate/up weights, dense in the compute dtype or 4/8-bit
 // affine with groups the kernels' loads divide, no gate/up bias, an even
 // head_dim of at most 256. Decode steps of as many lanes as the plan's rows
-// are then five kernels a block (measured against the op-by-op graph in
-// docs/benchmarks.md); wider steps run op by op on MLX's products.
+// are then one kernel a block where the block kernel takes the block, else
+// five (measured against the op-by-op graph in docs/benchmarks.md); wider
+// steps run op by op on MLX's products.
 // GENKIT_FUSED_BLOCKS=0 turns it off, as on the CPU. It runs after useGEMV.
 func (m *Model) useGPUBlocks() error {
 	setKernelDir()
@@ -63,7 +78,10 @@ func (m *Model) useGPUBlocks() error {
 			}
 		}
 	}
-	g := &gpuBlocks{dtype: dt}
+	g := &gpuBlocks{dtype: dt, oneKernel: os.Getenv("GENKIT_BLOCK_KERNEL") != "0"}
+	for _, b := range m.layers {
+		g.ffn = max(g.ffn, b.gate.out)
+	}
 	ok := false
 	defer func() {
 		if !ok {
@@ -132,7 +150,7 @@ func gpuMeta(offset, lanes int, pads []int) (*mlx.Array, error) {
 
 // gpuBlock runs block i on h ([B, 1, D]) as mlx.GPUDecodeBlock, writing the
 // new keys and values into the cache at its offset.
-func (m *Model) gpuBlock(s *mlx.Scope, i int, h *mlx.Array, cache *Cache, meta *mlx.Array) *mlx.Array {
+func (m *Model) gpuBlock(s *mlx.Scope, i int, h *mlx.Array, cache *Cache, meta, ws *mlx.Array) *mlx.Array {
 	if s.Err() != nil {
 		return nil
 	}
@@ -155,7 +173,7 @@ func (m *Model) gpuBlock(s *mlx.Scope, i int, h *mlx.Array, cache *Cache, meta *
 		KCache: cache.keys[i], VCache: cache.values[i], InvFreq: m.gpu.invFreq,
 		QKV: lin(b.qkv), O: lin(b.o), GateUp: lin(b.gateUp), Down: lin(b.down),
 		Heads: cfg.NumHeads, KVHeads: cfg.NumKVHeads, HeadDim: cfg.HeadDim, Intermediate: b.gate.out,
-		Offset: cache.offset, Traditional: cfg.TraditionalRoPE,
+		Offset: cache.offset, Traditional: cfg.TraditionalRoPE, Workspace: ws,
 	}, meta, m.gpu.prm))
 }
 

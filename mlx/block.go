@@ -31,6 +31,9 @@ type DecodeBlockArgs struct {
 	Pads        []int
 	Traditional bool
 	Eps, Scale  float32
+	// Workspace (GPUBlockWorkspace) asks GPUDecodeBlock for one kernel a
+	// block; nil runs five. DecodeBlock ignores it.
+	Workspace *Array
 }
 
 // DecodeBlock runs a whole decoder block for one new position per lane ([B,
@@ -64,7 +67,8 @@ func DecodeBlock(a *DecodeBlockArgs) (*Array, error) {
 // lane on a CUDA GPU as five of genkit's kernels (mlx/shim.cpp): RMSNorm
 // with the fused q/k/v product; q/k norms, RoPE, the cache write and
 // attention; the output product with its residual; RMSNorm with gate/up and
-// SwiGLU; the down product with its residual. Unlike DecodeBlock, arrays
+// SwiGLU; the down product with its residual. Given a Workspace, the five
+// run as stages of one kernel where that kernel takes the block. Unlike DecodeBlock, arrays
 // are in H's dtype (float32, float16 or bfloat16) except the norms and
 // InvFreq (float32), dense weights are W [Out, In] (BlockLinear.Dense
 // holds that view here), and the positions come from the device array meta
@@ -120,5 +124,22 @@ func cBlockArgs(a *DecodeBlockArgs) (*C.gk_decode_block_args, error) {
 	args.intermediate, args.offset = C.int(a.Intermediate), C.int(a.Offset)
 	args.traditional = cbool(a.Traditional)
 	args.eps, args.scale = C.float(a.Eps), C.float(a.Scale)
+	args.ws = handle(a.Workspace)
 	return args, nil
 }
+
+// GPUBlockWorkspace is a zeroed workspace for one decode step of
+// GPUDecodeBlock as one kernel a block (its grid's barrier and the block's
+// intermediate rows): lanes, the model's hidden size, its head counts and
+// size, the MLP's intermediate size and the activations' dtype. The step's
+// blocks share it, one after another; each step needs its own.
+func GPUBlockWorkspace(lanes, hidden, heads, kvHeads, headDim, intermediate int, dt Dtype) (*Array, error) {
+	return call("gpu_block_workspace", func(o *C.gk_array) C.int {
+		return C.gk_gpu_block_workspace(o, C.int(lanes), C.int(hidden), C.int(heads), C.int(kvHeads),
+			C.int(headDim), C.int(intermediate), C.int(dt))
+	})
+}
+
+// GPUBlockKernels counts the decoder blocks GPUDecodeBlock has built as one
+// kernel in this process (the rest ran as five).
+func GPUBlockKernels() int64 { return int64(C.gk_gpu_block_kernels()) }

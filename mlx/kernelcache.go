@@ -53,6 +53,12 @@ const (
 	KernelTileProduct = 3
 	// KernelTileQProduct is the tiled quantized product: those and BITS.
 	KernelTileQProduct = 4
+	// KernelBlock is the decoder block as one kernel: M, HD, NH, NKV,
+	// QKNORM, TRAD, XS, QB, OB, DB (biases of q/k/v, output, down), R1, R3,
+	// R5 (rows a warp of the q/k/v, output and down products).
+	KernelBlock = 5
+	// KernelQBlock is the quantized block kernel: those and BITS.
+	KernelQBlock = 6
 )
 
 // KernelSource is the standalone CUDA source genkit compiles for one kernel

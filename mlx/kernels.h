@@ -30,14 +30,23 @@ struct KernelDef {
   std::string output;               // the one output's name
   std::string body;
   bool ensure_row_contiguous = true;
-  // fallback is MLX's fast::cuda_kernel over the same body (made on first use).
+  // fallback is MLX's fast::cuda_kernel over the same body (made on first
+  // use); empty for a kernel that runs only precompiled.
   std::function<mx::fast::CustomKernelFunction&()> fallback;
+  // sync_threads > 0 marks a kernel whose blocks wait for each other (a
+  // grid-wide barrier): its variants record how many blocks of that many
+  // threads a multiprocessor holds at once (cooperative_blocks), since every
+  // block of its grid must be resident together.
+  int sync_threads = 0;
 };
 
 // The kernels (shim.cpp): the dense and the quantized product (one warp a
 // weight row, or tiled: x staged in shared memory), attention.
 const KernelDef& product_def(bool quant, bool tile);
 const KernelDef& attention_def();
+// block_def is the whole decoder block as one kernel (quantized or dense):
+// five stages with a grid-wide barrier between them.
+const KernelDef& block_def(bool quant);
 
 // run_kernel builds def's node for inputs: precompiled through
 // mx::fast::precompiled_cuda_kernel when the kernel cache works, else through
@@ -47,6 +56,12 @@ std::vector<mx::array> run_kernel(const KernelDef& def, const std::vector<mx::ar
                                   const mx::Shape& out_shape, mx::Dtype out_dtype,
                                   std::tuple<int, int, int> grid, std::tuple<int, int, int> block,
                                   const TemplateArgs& targs);
+
+// cooperative_blocks is how many blocks of def.sync_threads threads of the
+// precompiled variant for these inputs a multiprocessor holds at once, or 0
+// when it cannot run precompiled here (or the driver cannot say).
+int cooperative_blocks(const KernelDef& def, const std::vector<mx::array>& inputs, mx::Dtype out_dtype,
+                       const TemplateArgs& targs);
 
 // multiprocessors is the default GPU's streaming multiprocessor count as
 // the CUDA driver reports it, or 0 when there is no driver in the process.

@@ -61,7 +61,7 @@ func TestKernelSource(t *testing.T) {
 		`extern "C" __global__ void genkit_kernel(`, "using T = __nv_bfloat16;", "constexpr int HD = 64;",
 		"constexpr int NH = 9;", "constexpr int NKV = 3;", "constexpr bool QKNORM = false;", "constexpr bool TRAD = true;",
 		"const int32_t* meta,", "int kc_dim3)", "const int kc_shape[4] = {kc_dim0, kc_dim1, kc_dim2, kc_dim3};",
-		bodies["kAttnSource"],
+		bodies["kAttnConsts"] + bodies["kAttnItem"] + bodies["kAttnBody"],
 	} {
 		if !strings.Contains(att, want) {
 			t.Errorf("attention source lacks %q", want)
@@ -82,10 +82,33 @@ func TestKernelSource(t *testing.T) {
 	for _, want := range []string{
 		`extern "C" __global__ void genkit_tqproduct_`, "constexpr int R = 1;", "constexpr int XS = 2560;",
 		"constexpr int BITS = 4;", "using T = __nv_bfloat16;",
-		bodies["kQuantKDim"] + bodies["kTilePrologue"] + bodies["kTileQuantBody"] + bodies["kTileEpilogue"],
+		bodies["kQuantKDim"] + bodies["kTileHead"] + bodies["kTileShared"] + bodies["kTilePrologue"] +
+			bodies["kTileQuantBody"] + bodies["kTileEpilogue"],
 	} {
 		if !strings.Contains(tile, want) {
 			t.Errorf("tiled quantized product source lacks %q", want)
+		}
+	}
+	// The block kernel: the same bodies as its five stages, once each (the
+	// attention body inside the loop over the block's items), the shared
+	// arrays declared once, a barrier between stages and none after the last.
+	blk, err := mlx.KernelSource(mlx.KernelQBlock, mlx.Bfloat16, []int{2, 64, 9, 3, 1, 0, 2 * 1536, 1, 0, 0, 1, 1, 2, 4}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stage := bodies["kQuantKDim"] + bodies["kTileHead"] + bodies["kTilePrologue"] + bodies["kTileQuantBody"] + bodies["kTileEpilogue"]
+	for _, c := range []struct {
+		text string
+		n    int
+	}{
+		{`extern "C" __global__ void genkit_qblock_`, 1}, {"constexpr int M = 2;", 1}, {"constexpr bool QB = true;", 1},
+		{"constexpr int BITS = 4;", 1}, {"const uint32_t* ws,", 1}, {"int dn_w_dim1", 1},
+		{bodies["kTileShared"], 1}, {stage, 4}, {bodies["kAttnBody"], 1}, {bodies["kAttnItem"], 0},
+		{"grid_sync();", 4}, {"    const T* x = h;\n", 1}, {"    T* y = out;\n", 1},
+		{"    constexpr bool HASBIAS = QB;\n", 1}, {"    constexpr bool GLU = true;\n", 1},
+	} {
+		if got := strings.Count(blk, c.text); got != c.n {
+			t.Errorf("block kernel source holds %q %d times, want %d", c.text, got, c.n)
 		}
 	}
 	// Names: the same variant always gets the same name, another variant another.
@@ -100,11 +123,12 @@ func TestKernelSource(t *testing.T) {
 		dt   mlx.Dtype
 		vals []int
 	}{
-		{mlx.KernelProduct, mlx.Float32, []int{1, 0, 0, 0}},        // a value short
-		{mlx.KernelProduct, mlx.Float32, []int{1, 0, 0, 0, 0, 4}},  // BITS on a dense product
-		{mlx.KernelProduct, mlx.Int32, []int{1, 0, 0, 0, 0}},       // not a float dtype
-		{5, mlx.Float32, []int{1, 0, 0, 0, 0}},                     // no such kernel
-		{mlx.KernelTileProduct, mlx.Float32, []int{1, 0, 0, 0, 0}}, // R and XS missing
+		{mlx.KernelProduct, mlx.Float32, []int{1, 0, 0, 0}},                                 // a value short
+		{mlx.KernelProduct, mlx.Float32, []int{1, 0, 0, 0, 0, 4}},                           // BITS on a dense product
+		{mlx.KernelProduct, mlx.Int32, []int{1, 0, 0, 0, 0}},                                // not a float dtype
+		{7, mlx.Float32, []int{1, 0, 0, 0, 0}},                                              // no such kernel
+		{mlx.KernelBlock, mlx.Float32, []int{1, 64, 9, 3, 0, 0, 1536, 0, 0, 0, 1, 1, 2, 4}}, // BITS on a dense block
+		{mlx.KernelTileProduct, mlx.Float32, []int{1, 0, 0, 0, 0}},                          // R and XS missing
 	} {
 		if s, err := mlx.KernelSource(bad.kind, bad.dt, bad.vals, false); err == nil {
 			t.Errorf("%+v gave a source:\n%.200s", bad, s)

@@ -1688,17 +1688,23 @@ const char* kProductEpilogue = R"(
 // above plus R and XS (= M * K, the shared array's length; the host takes
 // this kernel only where it fits). One warp's sums run in the same order as
 // in the kernel above.
-const char* kTilePrologue = R"(
+// The tiled prologue in three parts, so the block kernel below can declare
+// the shared arrays once and run the rest once per product.
+const char* kTileHead = R"(
   const int lane = threadIdx.x & 31;
   const int warp = threadIdx.x >> 5;
   const int warps = blockDim.x >> 5;
   const int NW = w_shape[0];
   const int NOUT = GLU ? NW / 2 : NW;
   constexpr int RW = GLU ? 2 * R : R;
-  __shared__ __align__(16) T xs[XS];
+)";
+
+const char* kTileShared = R"(  __shared__ __align__(16) T xs[XS];
   __shared__ float part[M][32];
   __shared__ float inv[M];
-  if (NORM) {
+)";
+
+const char* kTilePrologue = R"(  if (NORM) {
     float ss[M];
 #pragma unroll
     for (int m = 0; m < M; ++m) ss[m] = 0.f;
@@ -1893,13 +1899,19 @@ const char* kTileEpilogue = R"(
 // [B, NKV, capacity, HD] are written in place: the engine's cache owns them.
 // (32 warps a block asked for more registers than a block may have on an
 // H100: "too many resources requested for launch".)
-const char* kAttnSource = R"(
+// In three parts: the block kernel runs the body once per (lane, head) item
+// its block takes.
+const char* kAttnConsts = R"(
   constexpr int WARPS = 8;
   constexpr int DPL = (HD + 31) / 32;
   constexpr int HALF = HD / 2;
-  const int b = blockIdx.x / NH;
+)";
+
+const char* kAttnItem = R"(  const int b = blockIdx.x / NH;
   const int h = blockIdx.x % NH;
-  const int GROUP = NH / NKV;
+)";
+
+const char* kAttnBody = R"(  const int GROUP = NH / NKV;
   const int kh = h / GROUP;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int cap = kc_shape[2];
@@ -2020,9 +2032,116 @@ const char* kAttnSource = R"(
 // tiled (x staged in shared memory), dense or quantized.
 std::string product_source(bool quant, bool tile) {
   std::string s = quant ? kQuantKDim : kDenseKDim;
+  if (tile) {
+    s += kTileHead;
+    s += kTileShared;
+  }
   s += tile ? kTilePrologue : kProductPrologue;
   s += tile ? (quant ? kTileQuantBody : kTileDenseBody) : (quant ? kQuantBody : kDenseBody);
   s += tile ? kTileEpilogue : kProductEpilogue;
+  return s;
+}
+
+// attention_source is the attention kernel's body: a block per (lane, head).
+std::string attention_source() { return std::string(kAttnConsts) + kAttnItem + kAttnBody; }
+
+// The block kernel: a whole decoder block for one new position per lane as
+// one launch, the five kernels above as five stages of one grid with a
+// barrier between them (every block of the grid waits there for the
+// others), so a block is one node of a step's graph instead of five: a
+// decode step of a large model on a GPU is set by the host's work per node
+// (docs/benchmarks.md, "Where the time goes"). The stages run the same
+// source text as the kernels above (the tiled product's prologue, body and
+// epilogue; the attention body once per (lane, head) item a block takes),
+// so they compute what the five kernels compute, in the same order.
+//
+// The grid must be resident at once (the host sizes it from the driver's
+// occupancy for this variant). The workspace ws (uint32) holds the barrier
+// (a count at word 0, a generation at word 32, both zero at first, and
+// back to count zero after every barrier) and from word 64 the stages'
+// intermediate rows in T: q/k/v, attention, the first residual, SwiGLU's
+// output, each region on a 128-value boundary. Each region is written once
+// a launch before any block reads it, so no block reads a stale copy from
+// its L1 cache. Template values: T, M, HD, NH, NKV, QKNORM, TRAD, XS (M
+// times the widest product input), QB, OB, DB (q/k/v, output and down
+// biases), R1, R3, R5 (output rows a warp for q/k/v, output, down), BITS
+// when quantized.
+const char* kBlockHead = R"(
+  unsigned* bar = const_cast<unsigned*>(reinterpret_cast<const unsigned*>(ws));
+  T* scratch = reinterpret_cast<T*>(const_cast<uint32_t*>(ws) + 64);
+  const int NQKV = (NH + 2 * NKV) * HD;
+  const int DM = o_w_shape[0];
+  const int FF = gu_w_shape[0] / 2;
+  auto region = [](int n) { return (n + 127) / 128 * 128; };
+  T* s_qkv = scratch;
+  T* s_att = s_qkv + region(M * NQKV);
+  T* s_h1 = s_att + region(M * NH * HD);
+  T* s_act = s_h1 + region(M * DM);
+  // grid_sync: every block's writes so far are visible to every block after
+  // it (the fence before arriving, as cooperative groups' grid sync does).
+  auto grid_sync = [&]() {
+    __syncthreads();
+    if (threadIdx.x == 0) {
+      volatile unsigned* gen = bar + 32;
+      const unsigned seen = *gen;
+      __threadfence();
+      if (atomicAdd(bar, 1u) == gridDim.x - 1) {
+        atomicExch(bar, 0u);
+        __threadfence();
+        atomicAdd(bar + 32, 1u);
+      } else {
+        while (*gen == seen) __nanosleep(32);
+      }
+      __threadfence();
+    }
+    __syncthreads();
+  };
+)";
+
+// block_product is one product stage of the block kernel: the tiled
+// product's source over the named inputs (p: the linear's input prefix),
+// then (sync) the barrier before the next stage.
+std::string block_product(bool quant, const std::string& x, const std::string& p, const std::string& nw,
+                          const std::string& r, const std::string& y, bool norm, bool glu, const std::string& hasbias,
+                          bool res, const std::string& rows, bool sync) {
+  std::string s = "  {\n";
+  s += "    const T* x = " + x + ";\n";
+  s += quant ? "    const uint32_t* w = " + p + "_w;\n" : "    const T* w = " + p + "_w;\n";
+  if (quant) s += "    const T* scales = " + p + "_s;\n    const T* biases = " + p + "_b;\n";
+  s += "    const float* nw = " + nw + ";\n";
+  s += "    const T* bias = " + p + "_bias;\n";
+  s += "    const T* r = " + r + ";\n";
+  s += "    T* y = " + y + ";\n";
+  s += "    const int w_shape[2] = {" + p + "_w_shape[0], " + p + "_w_shape[1]};\n";
+  if (quant) s += "    const int scales_shape[2] = {" + p + "_s_shape[0], " + p + "_s_shape[1]};\n";
+  s += std::string("    constexpr bool NORM = ") + (norm ? "true" : "false") + ";\n";
+  s += std::string("    constexpr bool GLU = ") + (glu ? "true" : "false") + ";\n";
+  s += "    constexpr bool HASBIAS = " + hasbias + ";\n";
+  s += std::string("    constexpr bool RES = ") + (res ? "true" : "false") + ";\n";
+  s += "    constexpr int R = " + rows + ";\n";
+  s += quant ? kQuantKDim : kDenseKDim;
+  s += kTileHead;
+  s += kTilePrologue;
+  s += quant ? kTileQuantBody : kTileDenseBody;
+  s += kTileEpilogue;
+  s += sync ? "  }\n  grid_sync();\n" : "  }\n";
+  return s;
+}
+
+// block_source is the block kernel's body.
+std::string block_source(bool quant) {
+  std::string s = kTileShared;
+  s += kBlockHead;
+  s += block_product(quant, "h", "qkv", "an", "h", "s_qkv", true, false, "QB", false, "R1", true);
+  s += "  {\n    const T* qkv = s_qkv;\n    T* y = s_att;\n";
+  s += kAttnConsts;
+  s += "    for (int item = blockIdx.x; item < M * NH; item += gridDim.x) {\n";
+  s += "    const int b = item / NH;\n    const int h = item % NH;\n";
+  s += kAttnBody;
+  s += "    __syncthreads();\n    }\n  }\n  grid_sync();\n";
+  s += block_product(quant, "s_att", "o", "an", "h", "s_h1", false, false, "OB", true, "R3", true);
+  s += block_product(quant, "s_h1", "gu", "fn", "h", "s_act", true, true, "false", false, "1", true);
+  s += block_product(quant, "s_act", "dn", "an", "s_h1", "out", false, false, "DB", true, "R5", false);
   return s;
 }
 
@@ -2063,8 +2182,29 @@ const gk::KernelDef& gk::attention_def() {
   // Not ensure_row_contiguous: the caches must be the engine's own buffers
   // (a contiguous copy would take the new key and value instead).
   static const gk::KernelDef k{"genkit_decode_attention", {"qkv", "prm", "qn", "kn", "invf", "meta", "kc", "vc"}, "y",
-                               kAttnSource, false, []() -> mx::fast::CustomKernelFunction& { return attention_kernel(); }};
+                               attention_source(), false, []() -> mx::fast::CustomKernelFunction& { return attention_kernel(); }};
   return k;
+}
+
+const gk::KernelDef& gk::block_def(bool quant) {
+  auto def = [](bool q) {
+    std::vector<std::string> inputs = {"h", "prm", "an", "fn", "qn", "kn", "invf", "meta", "kc", "vc", "ws"};
+    for (const char* p : {"qkv", "o", "gu", "dn"}) {
+      inputs.push_back(std::string(p) + "_w");
+      if (q) {
+        inputs.push_back(std::string(p) + "_s");
+        inputs.push_back(std::string(p) + "_b");
+      }
+      inputs.push_back(std::string(p) + "_bias");
+    }
+    // Not ensure_row_contiguous (the caches and the workspace are written in
+    // place); no fallback: MLX's cuda_kernel cannot say whether a grid fits.
+    gk::KernelDef d{std::string("genkit_") + (q ? "q" : "") + "block", inputs, "out", block_source(q), false, nullptr};
+    d.sync_threads = 256;
+    return d;
+  };
+  static const gk::KernelDef defs[2] = {def(false), def(true)};
+  return defs[quant];
 }
 
 namespace {
@@ -2117,24 +2257,39 @@ struct ProductOp {
   bool glu = false;
 };
 
+std::string linear_check(const ProductOp& op, mx::Dtype t, int& K, int& N);
+
 // product_check is "" when the product kernel takes op (shapes, dtypes,
 // alignment), else what is wrong, for errors; it sets M, K and N.
 std::string product_check(const ProductOp& op, int& M, int& K, int& N) {
   const mx::array& x = *op.x;
-  const mx::array& w = *op.w;
   if (!float_type(x.dtype())) return "x is not a float array";
+  std::string bad = linear_check(op, x.dtype(), K, N);
+  if (!bad.empty()) return bad;
+  M = gemv_rows(x, K);
+  if (M == 0) return "x has too many rows or the wrong width";
+  if (op.res && (op.res->dtype() != x.dtype() || op.res->size() != static_cast<size_t>(M) * N))
+    return "the residual does not match the output";
+  return "";
+}
+
+// linear_check is "" when the product kernels read op's weight, norm and
+// bias with activations of dtype t, else what is wrong; it sets K (input
+// width) and N (outputs).
+std::string linear_check(const ProductOp& op, mx::Dtype t, int& K, int& N) {
+  const mx::array& w = *op.w;
   if (w.ndim() != 2 || !weight_ok(w)) return "the weight is not a materialised, aligned, row-contiguous matrix";
   if (op.bits == 0) {
-    if (w.dtype() != x.dtype()) return "the weight's dtype differs from x's";
+    if (w.dtype() != t) return "the weight's dtype differs from x's";
     K = w.shape(1);
-    if ((static_cast<int64_t>(K) * mx::size_of(x.dtype())) % 16 != 0) return "the weight's rows are not 16-byte multiples";
+    if ((static_cast<int64_t>(K) * mx::size_of(t)) % 16 != 0) return "the weight's rows are not 16-byte multiples";
   } else {
     if ((op.bits != 4 && op.bits != 8) || w.dtype() != mx::uint32) return "the weight is not 4- or 8-bit affine";
     const int per = 32 / op.bits, vals = 4 * per;
     K = w.shape(1) * per;
     const mx::array& sc = *op.scales;
     const mx::array& bi = *op.biases;
-    if (sc.ndim() != 2 || bi.ndim() != 2 || sc.dtype() != x.dtype() || bi.dtype() != x.dtype() ||
+    if (sc.ndim() != 2 || bi.ndim() != 2 || sc.dtype() != t || bi.dtype() != t ||
         sc.shape(0) != w.shape(0) || bi.shape(0) != w.shape(0) || sc.shape(1) != bi.shape(1) ||
         !sc.is_available() || !sc.flags().row_contiguous || !bi.is_available() || !bi.flags().row_contiguous)
       return "the scales and biases do not match the weight";
@@ -2143,15 +2298,20 @@ std::string product_check(const ProductOp& op, int& M, int& K, int& N) {
   }
   N = op.glu ? w.shape(0) / 2 : w.shape(0);
   if (op.glu && w.shape(0) % 2 != 0) return "a gate/up weight needs an even row count";
-  M = gemv_rows(x, K);
-  if (M == 0) return "x has too many rows or the wrong width";
   if (op.norm && (op.norm->dtype() != mx::float32 || op.norm->size() != static_cast<size_t>(K)))
     return "the norm weight is not float32 of the input width";
   if (op.bias && (op.bias->size() != static_cast<size_t>(N) || !float_type(op.bias->dtype())))
     return "the bias does not match the output";
-  if (op.res && (op.res->dtype() != x.dtype() || op.res->size() != static_cast<size_t>(M) * N))
-    return "the residual does not match the output";
   return "";
+}
+
+// tile_rows is how many output rows a warp of the tiled product takes at a
+// time for N outputs: two where there are enough to fill every
+// multiprocessor twice over with 8-warp blocks (a gate/up product has two
+// weight rows an output already), else one.
+int tile_rows(int N, bool glu) {
+  const int sm = gk::multiprocessors() > 0 ? gk::multiprocessors() : 132;
+  return (!glu && N >= 32 * sm) ? 2 : 1;
 }
 
 // TilePlan is how the tiled product kernel is launched: output rows a warp
@@ -2176,7 +2336,7 @@ TilePlan tile_plan(int M, int K, int N, size_t elem, bool glu) {
   if (const char* e = std::getenv("GENKIT_PRODUCT"); e && std::string(e) == "warp") return p;
   if (static_cast<size_t>(M) * K * elem + static_cast<size_t>(M) * 33 * sizeof(float) > 48 * 1024) return p;
   const int sm = gk::multiprocessors() > 0 ? gk::multiprocessors() : 132;
-  p.rows = (!glu && N >= 32 * sm) ? 2 : 1;
+  p.rows = tile_rows(N, glu);
   const int tiles = (N + p.rows - 1) / p.rows;
   p.warps = tiles >= 8 * sm ? 8 : 4;
   p.blocks = std::min((tiles + p.warps - 1) / p.warps, sm * (32 / p.warps));
@@ -2220,6 +2380,91 @@ mx::array run_product(const ProductOp& op) {
 }
 
 const mx::array* opt_array(gk_array a) { return a.ctx ? &A(a) : nullptr; }
+
+std::atomic<long> g_block_kernels{0};
+
+// block_workspace_words is the block kernel's workspace for B lanes, in
+// uint32 words: the barrier's 64 words, then the four intermediate regions
+// (see kBlockHead) in elements of elem bytes.
+size_t block_workspace_words(int B, int D, int H, int Hkv, int hd, int F, size_t elem) {
+  auto region = [](size_t n) { return (n + 127) / 128 * 128; };
+  const size_t vals = region(static_cast<size_t>(B) * (H + 2 * Hkv) * hd) + region(static_cast<size_t>(B) * H * hd) +
+                      region(static_cast<size_t>(B) * D) + region(static_cast<size_t>(B) * F);
+  return 64 + (vals * elem + 3) / 4;
+}
+
+// BlockCall is one decoder block's arrays as gk_gpu_decode_block checked
+// them, for the block kernel.
+struct BlockCall {
+  const mx::array *h, *prm, *an, *fn, *qn, *kn, *invf, *meta, *kc, *vc, *ws;
+  ProductOp qkv, o, gu, dn;
+  int H, Hkv, hd;
+  bool qknorm, trad;
+};
+
+// run_block is the block as one kernel (block_def), or nothing where that
+// kernel does not take it here: GENKIT_PRODUCT=warp (the block kernel runs
+// the tiled product), linears of different bits, a bias in another dtype, x over the shared
+// memory, no workspace of the size needed, or a grid that cannot be
+// resident at once (the caller then runs the five kernels).
+std::optional<mx::array> run_block(const BlockCall& c) {
+  if (const char* e = std::getenv("GENKIT_PRODUCT"); e && std::string(e) == "warp") return std::nullopt;
+  const mx::array& h = *c.h;
+  const mx::Dtype t = h.dtype();
+  const int B = h.shape(0), D = h.shape(2);
+  const int bits = c.qkv.bits;
+  int K1, N1, K3, N3, K4, N4, K5, N5;
+  for (const ProductOp* op : {&c.qkv, &c.o, &c.gu, &c.dn}) {
+    if (op->bits != bits) return std::nullopt;
+    if (op->bias && op->bias->dtype() != t) return std::nullopt;
+  }
+  if (!linear_check(c.qkv, t, K1, N1).empty() || !linear_check(c.o, t, K3, N3).empty() ||
+      !linear_check(c.gu, t, K4, N4).empty() || !linear_check(c.dn, t, K5, N5).empty())
+    return std::nullopt;
+  const int F = N4;
+  if (K1 != D || N1 != (c.H + 2 * c.Hkv) * c.hd || K3 != c.H * c.hd || N3 != D || K4 != D || K5 != F || N5 != D)
+    return std::nullopt;
+  const int XS = B * std::max({D, c.H * c.hd, F});
+  const size_t smem = static_cast<size_t>(XS) * mx::size_of(t) + static_cast<size_t>(B) * 33 * 4 +
+                      static_cast<size_t>(11 * c.hd + 18) * 4;
+  if (smem > 48 * 1024) return std::nullopt;
+  const mx::array& ws = *c.ws;
+  if (ws.dtype() != mx::uint32 || ws.ndim() != 1 ||
+      ws.size() < block_workspace_words(B, D, c.H, c.Hkv, c.hd, F, mx::size_of(t)))
+    return std::nullopt;
+  const bool quant = bits != 0;
+  std::vector<mx::array> in = {h, *c.prm, *c.an, *c.fn, *c.qn, *c.kn, *c.invf, *c.meta, *c.kc, *c.vc, ws};
+  for (const ProductOp* op : {&c.qkv, &c.o, &c.gu, &c.dn}) {
+    in.push_back(*op->w);
+    if (quant) {
+      in.push_back(*op->scales);
+      in.push_back(*op->biases);
+    }
+    in.push_back(op->bias ? *op->bias : placeholder(t));
+  }
+  gk::TemplateArgs targs = {{"T", t},
+                            {"M", B},
+                            {"HD", c.hd},
+                            {"NH", c.H},
+                            {"NKV", c.Hkv},
+                            {"QKNORM", c.qknorm},
+                            {"TRAD", c.trad},
+                            {"XS", XS},
+                            {"QB", c.qkv.bias != nullptr},
+                            {"OB", c.o.bias != nullptr},
+                            {"DB", c.dn.bias != nullptr},
+                            {"R1", tile_rows(N1, false)},
+                            {"R3", tile_rows(N3, false)},
+                            {"R5", tile_rows(N5, false)}};
+  if (quant) targs.push_back({"BITS", bits});
+  const gk::KernelDef& def = gk::block_def(quant);
+  const int resident = gk::cooperative_blocks(def, in, t, targs);
+  const int sm = gk::multiprocessors();
+  if (resident < 1 || sm < 1) return std::nullopt;
+  const int grid = std::min(resident, 4) * sm;
+  g_block_kernels++;
+  return gk::run_kernel(def, in, h.shape(), t, {grid * 256, 1, 1}, {256, 1, 1}, targs)[0];
+}
 
 }  // namespace
 
@@ -2282,6 +2527,14 @@ int gk_gpu_decode_block(gk_array* out, const gk_decode_block_args* a, gk_array m
     if (pr.dtype() != mx::float32 || pr.size() != 2)
       throw std::invalid_argument("mlx: gpu decode block: prm must be float32 [eps, scale]");
     const bool qknorm = a->q_norm.ctx != nullptr;
+    const mx::array& invf = A(a->inv_freq);
+    if (invf.dtype() != mx::float32 || invf.size() != static_cast<size_t>(hd / 2))
+      throw std::invalid_argument("mlx: gpu decode block: inv_freq must be float32 [head_dim / 2]");
+    const mx::array& qn = qknorm ? A(a->q_norm) : placeholder(mx::float32);
+    const mx::array& kn = qknorm ? A(a->k_norm) : placeholder(mx::float32);
+    if (qknorm && (qn.dtype() != mx::float32 || qn.size() != static_cast<size_t>(hd) ||
+                   kn.dtype() != mx::float32 || kn.size() != static_cast<size_t>(hd)))
+      throw std::invalid_argument("mlx: gpu decode block: q/k norms must be float32 [head_dim]");
     auto linear = [](const gk_block_linear& l, ProductOp& op) {
       op.w = &A(l.w);
       op.bits = l.bits;
@@ -2291,6 +2544,25 @@ int gk_gpu_decode_block(gk_array* out, const gk_decode_block_args* a, gk_array m
       }
       op.bias = opt_array(l.bias);
     };
+    if (a->ws.ctx) {
+      BlockCall c{&h, &pr, &A(a->attn_norm), &A(a->ffn_norm), &qn, &kn, &invf, &mt, &kc, &vc, &A(a->ws)};
+      linear(a->qkv, c.qkv);
+      linear(a->o, c.o);
+      linear(a->gate_up, c.gu);
+      c.gu.glu = true;
+      linear(a->down, c.dn);
+      c.H = H;
+      c.Hkv = Hkv;
+      c.hd = hd;
+      c.qknorm = qknorm;
+      c.trad = a->traditional != 0;
+      if (!c.gu.bias && A(a->attn_norm).dtype() == mx::float32 && A(a->ffn_norm).dtype() == mx::float32) {
+        if (auto y = run_block(c)) {
+          put(out, *y);
+          return 0;
+        }
+      }
+    }
     // q/k/v: RMSNorm and the fused projection.
     ProductOp p1;
     p1.x = &h;
@@ -2301,14 +2573,6 @@ int gk_gpu_decode_block(gk_array* out, const gk_decode_block_args* a, gk_array m
     if (qkv.shape(-1) != (H + 2 * Hkv) * hd)
       throw std::invalid_argument("mlx: gpu decode block: the q/k/v projection's width does not match the heads");
     // Attention (writes the cache).
-    const mx::array& invf = A(a->inv_freq);
-    if (invf.dtype() != mx::float32 || invf.size() != static_cast<size_t>(hd / 2))
-      throw std::invalid_argument("mlx: gpu decode block: inv_freq must be float32 [head_dim / 2]");
-    const mx::array& qn = qknorm ? A(a->q_norm) : placeholder(mx::float32);
-    const mx::array& kn = qknorm ? A(a->k_norm) : placeholder(mx::float32);
-    if (qknorm && (qn.dtype() != mx::float32 || qn.size() != static_cast<size_t>(hd) ||
-                   kn.dtype() != mx::float32 || kn.size() != static_cast<size_t>(hd)))
-      throw std::invalid_argument("mlx: gpu decode block: q/k norms must be float32 [head_dim]");
     auto att = gk::run_kernel(
         gk::attention_def(), {qkv, pr, qn, kn, invf, mt, kc, vc}, {B, 1, H * hd}, h.dtype(), {B * H * 256, 1, 1},
         {256, 1, 1},
@@ -2336,5 +2600,19 @@ int gk_gpu_decode_block(gk_array* out, const gk_decode_block_args* a, gk_array m
     put(out, run_product(p4));
   })
 }
+
+int gk_gpu_block_workspace(gk_array* out, int lanes, int hidden, int heads, int kv_heads, int head_dim,
+                           int intermediate, int dtype) {
+  GK_TRY({
+    if (lanes < 1 || hidden < 1 || heads < 1 || kv_heads < 1 || head_dim < 1 || intermediate < 1)
+      throw std::invalid_argument("mlx: gpu block workspace: sizes must be positive");
+    const size_t words =
+        block_workspace_words(lanes, hidden, heads, kv_heads, head_dim, intermediate, mx::size_of(to_dtype(dtype)));
+    // Zeros in a buffer of their own (a bare zeros is a broadcast scalar).
+    put(out, mx::contiguous(mx::zeros({static_cast<int>(words)}, mx::uint32)));
+  })
+}
+
+long gk_gpu_block_kernels(void) { return g_block_kernels.load(); }
 
 void gk::set_error(const char* msg) { g_error = msg; }

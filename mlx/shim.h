@@ -231,19 +231,32 @@ typedef struct {
   gk_block_linear qkv, o, gate_up, down;
   int heads, kv_heads, head_dim, intermediate, offset, traditional;
   float eps, scale;
+  // ws: the GPU block kernel's workspace (gk_gpu_block_workspace), or none
+  // for the five kernels; the CPU block ignores it.
+  gk_array ws;
 } gk_decode_block_args;
 // gk_decode_block is a whole decoder block for one new position per lane,
 // fused into one CPU primitive that writes the new keys and values into the
 // cache arrays in place (see DecodeBlock in shim.cpp). pads (n_pads = 0 or
 // one per lane) are the lanes' leading padded positions.
 int gk_decode_block(gk_array* out, const gk_decode_block_args* a, const int* pads, int n_pads);
-// gk_gpu_decode_block is the same block on a CUDA GPU as five kernels of
-// genkit's (see gk_gpu_decode_block in shim.cpp): dense weights are w [out,
+// gk_gpu_decode_block is the same block on a CUDA GPU as one kernel of
+// genkit's when a->ws is given and the kernel takes the block, else five
+// (see gk_gpu_decode_block in shim.cpp): dense weights are w [out,
 // in] in h's dtype (not wT), norms and inv_freq float32, meta int32 [1 + B]
 // (the cache offset, then each lane's padded positions) and prm float32
 // [eps, attention scale]. The new keys and values are written into the
 // caches in place.
 int gk_gpu_decode_block(gk_array* out, const gk_decode_block_args* a, gk_array meta, gk_array prm);
+// gk_gpu_block_workspace makes a zeroed workspace for one decode step of
+// gk_gpu_decode_block as one kernel a block: lanes, the model's width, head
+// counts and size, the MLP's width, the activations' dtype. A step's blocks
+// share it (they run one after another); a step must not share it with
+// another.
+int gk_gpu_block_workspace(gk_array* out, int lanes, int hidden, int heads, int kv_heads, int head_dim,
+                           int intermediate, int dtype);
+// gk_gpu_block_kernels counts the blocks built as one kernel so far.
+long gk_gpu_block_kernels(void);
 // gk_device_probe evaluates a tiny op on the device's default stream.
 int gk_device_probe(int type);
 // gk_device_info writes the device's name, architecture and memory (0 when

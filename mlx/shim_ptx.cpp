@@ -382,6 +382,7 @@ struct Driver {
   int (*load)(void**, const void*) = nullptr;
   int (*function)(void**, void*, const char*) = nullptr;
   int (*unload)(void*) = nullptr;
+  int (*occupancy)(int*, void*, int, size_t) = nullptr;  // optional
   int device = 0;
 
   bool find(int dev) {
@@ -394,21 +395,26 @@ struct Driver {
     return dget && dget(&device, dev) == 0 && get(retain, "cuDevicePrimaryCtxRetain") &&
            get(release, "cuDevicePrimaryCtxRelease_v2") && get(push, "cuCtxPushCurrent_v2") &&
            get(pop, "cuCtxPopCurrent_v2") && get(load, "cuModuleLoadData") &&
-           get(function, "cuModuleGetFunction") && get(unload, "cuModuleUnload");
+           get(function, "cuModuleGetFunction") && get(unload, "cuModuleUnload") &&
+           (get(occupancy, "cuOccupancyMaxActiveBlocksPerMultiprocessor") || true);
   }
 
   // check loads binary in the device's primary context (the one MLX runs
-  // in) and looks kernel up in it, or throws.
-  void check(const std::string& binary, const std::string& kernel) const {
+  // in) and looks kernel up in it, or throws. With threads > 0 it returns
+  // how many blocks of that many threads a multiprocessor holds at once (0
+  // when the driver cannot say), else 0.
+  int check(const std::string& binary, const std::string& kernel, int threads = 0) const {
     void* ctx = nullptr;
     if (int rc = retain(&ctx, device); rc != 0) throw std::runtime_error("cuDevicePrimaryCtxRetain: " + std::to_string(rc));
     int rc = push(ctx);
+    int blocks = 0;
     if (rc == 0) {
       void* mod = nullptr;
       rc = load(&mod, binary.data());
       if (rc == 0) {
         void* fn = nullptr;
         rc = function(&fn, mod, kernel.c_str());
+        if (rc == 0 && threads > 0 && occupancy != nullptr && occupancy(&blocks, fn, threads, 0) != 0) blocks = 0;
         unload(mod);
       }
       void* popped = nullptr;
@@ -416,6 +422,7 @@ struct Driver {
     }
     release(device);
     if (rc != 0) throw std::runtime_error("the CUDA driver refused " + kernel + " (CUresult " + std::to_string(rc) + ")");
+    return blocks;
   }
 };
 
@@ -543,6 +550,9 @@ struct Variant {
   bool ok = false;
   std::string name;
   std::string binary;
+  // resident is how many blocks of def.sync_threads threads a
+  // multiprocessor holds at once (kernels that sync their grid only).
+  int resident = 0;
 };
 
 struct State {
@@ -630,58 +640,76 @@ std::string kernel_name(const KernelDef& def, const std::vector<mx::Dtype>& dts,
 
 }  // namespace
 
+namespace {
+
+// find_variant is def's compiled variant for inputs, out_dtype and targs
+// (compiled, or loaded from the cache directory, on first use), or null when
+// kernels do not run precompiled here; shaped gets the indices of the inputs
+// whose dimensions the kernel takes.
+std::shared_ptr<const Variant> find_variant(const KernelDef& def, const std::vector<mx::array>& inputs,
+                                            mx::Dtype out_dtype, const TemplateArgs& targs,
+                                            const std::vector<int>** shaped) {
+  State& st = state();
+  std::lock_guard<std::mutex> lock(st.mu);
+  st.decide_locked();
+  if (!st.on) return nullptr;
+  auto sit = st.shaped.find(&def);
+  if (sit == st.shaped.end()) sit = st.shaped.emplace(&def, shape_inputs(def)).first;
+  *shaped = &sit->second;
+  std::string key = def.name + '|' + targ_key(targs) + '|' + std::to_string(static_cast<int>(out_dtype.val()));
+  for (const auto& in : inputs) key += ',' + std::to_string(static_cast<int>(in.dtype().val()));
+  for (int i : **shaped) key += ':' + std::to_string(i < static_cast<int>(inputs.size()) ? inputs[i].ndim() : 0);
+  auto it = st.variants.find(key);
+  if (it != st.variants.end()) return it->second;
+  Variant nv;
+  try {
+    std::vector<mx::Dtype> dts;
+    std::vector<int> nd;
+    for (const auto& in : inputs) {
+      dts.push_back(in.dtype());
+      nd.push_back(static_cast<int>(in.ndim()));
+    }
+    nv.name = kernel_name(def, dts, nd, out_dtype, targs);
+    const std::string src = standalone_source(def, nv.name, dts, nd, out_dtype, targs);
+    const std::string disk_key = hex(sha256(src + '\0' + st.arch + '\0' + "nvrtc " + st.nvrtc_version));
+    bool compiled = false;
+    const auto t0 = std::chrono::steady_clock::now();
+    Compiler cc = [&](const std::string& s, const std::string& k) {
+      return nvrtc_compile(st.nv, st.major, st.minor, st.incs, s, k);
+    };
+    Validator check = [&](const std::string& b, const std::string& k) { st.drv.check(b, k); };
+    nv.binary = obtain(st.dir, disk_key, src, nv.name, cc, check, &compiled);
+    if (def.sync_threads > 0) nv.resident = st.drv.check(nv.binary, nv.name, def.sync_threads);
+    nv.ok = true;
+    const long ms = static_cast<long>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count());
+    (compiled ? st.compiled : st.loaded)++;
+    st.say(std::string(compiled ? "compiled " : "loaded ") + nv.name + " (" + st.arch + ") in " + std::to_string(ms) +
+           " ms" + (def.sync_threads > 0 ? ", " + std::to_string(nv.resident) + " blocks a multiprocessor" : ""));
+  } catch (const std::exception& e) {
+    nv.ok = false;
+    st.say(def.name + ": " + e.what() + (def.fallback ? "; this variant runs through MLX's cuda_kernel" : ""));
+  }
+  return st.variants.emplace(key, std::make_shared<const Variant>(std::move(nv))).first->second;
+}
+
+}  // namespace
+
+int cooperative_blocks(const KernelDef& def, const std::vector<mx::array>& inputs, mx::Dtype out_dtype,
+                       const TemplateArgs& targs) {
+  const std::vector<int>* shaped = nullptr;
+  auto v = find_variant(def, inputs, out_dtype, targs, &shaped);
+  return v && v->ok ? v->resident : 0;
+}
+
 std::vector<mx::array> run_kernel(const KernelDef& def, const std::vector<mx::array>& inputs,
                                   const mx::Shape& out_shape, mx::Dtype out_dtype, std::tuple<int, int, int> grid,
                                   std::tuple<int, int, int> block, const TemplateArgs& targs) {
   State& st = state();
-  std::shared_ptr<const Variant> v;
   const std::vector<int>* shaped = nullptr;
-  {
-    std::lock_guard<std::mutex> lock(st.mu);
-    st.decide_locked();
-    if (st.on) {
-      auto sit = st.shaped.find(&def);
-      if (sit == st.shaped.end()) sit = st.shaped.emplace(&def, shape_inputs(def)).first;
-      shaped = &sit->second;
-      std::string key = def.name + '|' + targ_key(targs) + '|' + std::to_string(static_cast<int>(out_dtype.val()));
-      for (const auto& in : inputs) key += ',' + std::to_string(static_cast<int>(in.dtype().val()));
-      for (int i : *shaped) key += ':' + std::to_string(i < static_cast<int>(inputs.size()) ? inputs[i].ndim() : 0);
-      auto it = st.variants.find(key);
-      if (it == st.variants.end()) {
-        Variant nv;
-        try {
-          std::vector<mx::Dtype> dts;
-          std::vector<int> nd;
-          for (const auto& in : inputs) {
-            dts.push_back(in.dtype());
-            nd.push_back(static_cast<int>(in.ndim()));
-          }
-          nv.name = kernel_name(def, dts, nd, out_dtype, targs);
-          const std::string src = standalone_source(def, nv.name, dts, nd, out_dtype, targs);
-          const std::string disk_key = hex(sha256(src + '\0' + st.arch + '\0' + "nvrtc " + st.nvrtc_version));
-          bool compiled = false;
-          const auto t0 = std::chrono::steady_clock::now();
-          Compiler cc = [&](const std::string& s, const std::string& k) {
-            return nvrtc_compile(st.nv, st.major, st.minor, st.incs, s, k);
-          };
-          Validator check = [&](const std::string& b, const std::string& k) { st.drv.check(b, k); };
-          nv.binary = obtain(st.dir, disk_key, src, nv.name, cc, check, &compiled);
-          nv.ok = true;
-          const long ms = static_cast<long>(
-              std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count());
-          (compiled ? st.compiled : st.loaded)++;
-          st.say(std::string(compiled ? "compiled " : "loaded ") + nv.name + " (" + st.arch + ") in " +
-                 std::to_string(ms) + " ms");
-        } catch (const std::exception& e) {
-          nv.ok = false;
-          st.say(def.name + ": " + e.what() + "; this variant runs through MLX's cuda_kernel");
-        }
-        it = st.variants.emplace(key, std::make_shared<const Variant>(std::move(nv))).first;
-      }
-      v = it->second;
-    }
-  }
+  std::shared_ptr<const Variant> v = find_variant(def, inputs, out_dtype, targs, &shaped);
   if (v == nullptr || !v->ok) {
+    if (!def.fallback) throw std::runtime_error("mlx: " + def.name + " runs only precompiled, and it is not here");
     st.fallbacks++;
     return def.fallback()(inputs, {out_shape}, {out_dtype}, grid, block, targs, std::nullopt, false, {});
   }
@@ -759,16 +787,28 @@ int gk_kernel_source(char** out, int kernel, int dtype, const int* vals, int nva
       def = &gk::attention_def();
       names = {"HD", "NH", "NKV", "QKNORM", "TRAD"};
       dts = {t, mx::float32, mx::float32, mx::float32, mx::float32, mx::int32, t, t};
+    } else if (kernel == 5 || kernel == 6) {
+      const bool quant = kernel == 6;
+      def = &gk::block_def(quant);
+      names = {"M", "HD", "NH", "NKV", "QKNORM", "TRAD", "XS", "QB", "OB", "DB", "R1", "R3", "R5"};
+      if (quant) names.push_back("BITS");
+      dts = {t, mx::float32, mx::float32, mx::float32, mx::float32, mx::float32, mx::float32, mx::int32, t, t, mx::uint32};
+      for (int l = 0; l < 4; ++l) {
+        dts.push_back(quant ? mx::uint32 : t);
+        if (quant) dts.insert(dts.end(), {t, t});
+        dts.push_back(t);
+      }
     } else {
       throw std::invalid_argument(
-          "kernel must be 0 (product), 1 (quantized product), 2 (attention), 3 (tiled product) or 4 (tiled quantized "
-          "product)");
+          "kernel must be 0 (product), 1 (quantized product), 2 (attention), 3 (tiled product), 4 (tiled quantized "
+          "product), 5 (block) or 6 (quantized block)");
     }
     if (nvals != static_cast<int>(names.size())) throw std::invalid_argument("wrong number of template values");
     gk::TemplateArgs targs = {{"T", t}};
     for (int i = 0; i < nvals; ++i) {
       const bool flag = names[i] == "NORM" || names[i] == "GLU" || names[i] == "HASBIAS" || names[i] == "RES" ||
-                        names[i] == "QKNORM" || names[i] == "TRAD";
+                        names[i] == "QKNORM" || names[i] == "TRAD" || names[i] == "QB" || names[i] == "OB" ||
+                        names[i] == "DB";
       if (flag)
         targs.push_back({names[i], vals[i] != 0});
       else
@@ -778,7 +818,10 @@ int gk_kernel_source(char** out, int kernel, int dtype, const int* vals, int nva
     // everything else as shaped by the engine (only shaped inputs matter).
     for (size_t i = 0; i < def->inputs.size(); ++i) {
       const std::string& n = def->inputs[i];
-      nd.push_back(n == "kc" || n == "vc" ? 4 : n == "w" || n == "scales" || n == "biases" ? 2 : 1);
+      const bool matrix = n == "w" || n == "scales" || n == "biases" ||
+                          (n.size() > 2 && (n.compare(n.size() - 2, 2, "_w") == 0 || n.compare(n.size() - 2, 2, "_s") == 0 ||
+                                            n.compare(n.size() - 2, 2, "_b") == 0));
+      nd.push_back(n == "kc" || n == "vc" ? 4 : matrix ? 2 : 1);
     }
     const std::string name = nameless ? "genkit_kernel" : gk::kernel_name(*def, dts, nd, t, targs);
     *out = dup(gk::standalone_source(*def, name, dts, nd, t, targs));

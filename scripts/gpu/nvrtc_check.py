@@ -58,8 +58,10 @@ def kernel(name, inputs, body, targs):
 
 prod_dense = raw["kDenseKDim"] + raw["kProductPrologue"] + raw["kDenseBody"] + raw["kProductEpilogue"]
 prod_quant = raw["kQuantKDim"] + raw["kProductPrologue"] + raw["kQuantBody"] + raw["kProductEpilogue"]
-tile_dense = raw["kDenseKDim"] + raw["kTilePrologue"] + raw["kTileDenseBody"] + raw["kTileEpilogue"]
-tile_quant = raw["kQuantKDim"] + raw["kTilePrologue"] + raw["kTileQuantBody"] + raw["kTileEpilogue"]
+tile_head = raw["kTileHead"] + raw["kTileShared"] + raw["kTilePrologue"]
+tile_dense = raw["kDenseKDim"] + tile_head + raw["kTileDenseBody"] + raw["kTileEpilogue"]
+tile_quant = raw["kQuantKDim"] + tile_head + raw["kTileQuantBody"] + raw["kTileEpilogue"]
+attention = raw["kAttnConsts"] + raw["kAttnItem"] + raw["kAttnBody"]
 kernels = []
 spec = []  # the same instantiations for TestKernelSourceDump: kind 0 dense, 1 quantized, 2 attention
 i = 0
@@ -82,8 +84,18 @@ for T, dt in [("float", "float32"), ("__half", "float16"), ("__nv_bfloat16", "bf
                     spec.append({"kind": 4, "dtype": dt, "vals": [M, norm, glu, hb, res, R, M * 576, bits]})
     for hd, qk, trad in [(64, False, False), (128, True, True), (8, False, True), (16, True, False)]:
         t = [("T", T), ("HD", hd), ("NH", 9), ("NKV", 3), ("QKNORM", qk), ("TRAD", trad)]
-        kernels.append(kernel(f"k{i}", [("qkv", T), ("prm", "float"), ("qn", "float"), ("kn", "float"), ("invf", "float"), ("meta", "int32_t"), ("kc", T), ("vc", T)], raw["kAttnSource"], t)); i += 1
+        kernels.append(kernel(f"k{i}", [("qkv", T), ("prm", "float"), ("qn", "float"), ("kn", "float"), ("invf", "float"), ("meta", "int32_t"), ("kc", T), ("vc", T)], attention, t)); i += 1
         spec.append({"kind": 2, "dtype": dt, "vals": [hd, 9, 3, int(qk), int(trad)]})
+# The block kernel (kinds 5 and 6) runs only precompiled: its standalone
+# sources only. Values: M, HD, NH, NKV, QKNORM, TRAD, XS, QB, OB, DB, R1,
+# R3, R5 (then BITS).
+for dt in ["float32", "float16", "bfloat16"]:
+    for M in [1, 2]:
+        for hd, nh, nkv, qk, trad, qb in [(64, 9, 3, 0, 1, 1), (128, 32, 8, 1, 0, 0)]:
+            vals = [M, hd, nh, nkv, qk, trad, M * 1536, qb, 0, 0, 1 if qb else 2, 1, 2]
+            spec.append({"kind": 5, "dtype": dt, "vals": vals})
+            for bits in [4, 8]:
+                spec.append({"kind": 6, "dtype": dt, "vals": vals + [bits]})
 code = header + "".join(kernels) + "}}}\n"
 
 lib = ctypes.CDLL(os.path.join(root, "cuda_nvrtc/lib/libnvrtc.so.12"))
