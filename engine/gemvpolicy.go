@@ -42,6 +42,19 @@ type kernelPlan struct {
 	// kernels and the fused blocks take (0: none; MLX's products
 	// throughout).
 	rows int
+	// oneKernel runs each fused block as one kernel (mlx.GPUBlockWorkspace)
+	// rather than five: where a step is launch-bound, the plan that takes
+	// every lane count. Measured on one H100 (docs/gpu/hostshare-*-h100.txt),
+	// decode steps/s at 1 / 2 / 8 lanes, one kernel against five:
+	//
+	//	SmolLM2-135M fp32:  604 / 565 / 296 against 542 / 479 / 290
+	//	SmolLM2-135M GGUF:  615 / 531 / 351 against 488 / 422 / 254
+	//	Qwen3-4B bf16:      201 / 169 / (MLX) against 197 / 168
+	//	Qwen3-4B 4-bit:     203 / 164 / (MLX) against 239 / 170
+	//
+	// (the 4B steps wait on the GPU with one kernel: its barriers cost more
+	// than the launches they save there).
+	oneKernel bool
 }
 
 // planKernels is the one rule for how much of a CUDA decode genkit's own
@@ -53,7 +66,7 @@ func planKernels(stepBytes int64, setting string) kernelPlan {
 	case setting == "0":
 		return kernelPlan{}
 	case setting == gemvAll || stepBytes <= launchBoundBytes:
-		return kernelPlan{rows: mlx.GEMVMaxRows}
+		return kernelPlan{rows: mlx.GEMVMaxRows, oneKernel: true}
 	default:
 		return kernelPlan{rows: bandwidthBoundRows}
 	}

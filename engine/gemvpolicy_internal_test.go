@@ -14,7 +14,7 @@ import (
 // and on for every size.
 func TestPlanKernels(t *testing.T) {
 	const gb = 1e9
-	all := kernelPlan{rows: mlx.GEMVMaxRows}
+	all := kernelPlan{rows: mlx.GEMVMaxRows, oneKernel: true}
 	twoRows := kernelPlan{rows: bandwidthBoundRows}
 	for _, c := range []struct {
 		name    string

@@ -20,8 +20,9 @@ type gpuBlocks struct {
 	prm     *mlx.Array // float32 [eps, attention scale]
 	dtype   mlx.Dtype  // the activations' dtype the kernels were checked for
 	// oneKernel asks for each block as one kernel (a step's workspace,
-	// mlx.GPUBlockWorkspace) rather than five; GENKIT_BLOCK_KERNEL=0 turns
-	// it off. ffn is the widest MLP, for the workspace's size.
+	// mlx.GPUBlockWorkspace) rather than five, as planKernels decides;
+	// GENKIT_BLOCK_KERNEL=0 or 1 overrides it (for measuring). ffn is the
+	// widest MLP, for the workspace's size.
 	oneKernel bool
 	ffn       int
 }
@@ -78,7 +79,13 @@ func (m *Model) useGPUBlocks() error {
 			}
 		}
 	}
-	g := &gpuBlocks{dtype: dt, oneKernel: os.Getenv("GENKIT_BLOCK_KERNEL") != "0"}
+	g := &gpuBlocks{dtype: dt, oneKernel: m.kernels.oneKernel}
+	switch os.Getenv("GENKIT_BLOCK_KERNEL") {
+	case "0":
+		g.oneKernel = false
+	case "1":
+		g.oneKernel = true
+	}
 	for _, b := range m.layers {
 		g.ffn = max(g.ffn, b.gate.out)
 	}

@@ -2461,7 +2461,11 @@ std::optional<mx::array> run_block(const BlockCall& c) {
   const int resident = gk::cooperative_blocks(def, in, t, targs);
   const int sm = gk::multiprocessors();
   if (resident < 1 || sm < 1) return std::nullopt;
-  const int grid = std::min(resident, 4) * sm;
+  // Blocks a multiprocessor: 4 (32 warps), or GENKIT_BLOCK_GRID (for
+  // measuring), at most what is resident.
+  int per = 4;
+  if (const char* e = std::getenv("GENKIT_BLOCK_GRID"); e && std::atoi(e) > 0) per = std::atoi(e);
+  const int grid = std::min(resident, per) * sm;
   g_block_kernels++;
   return gk::run_kernel(def, in, h.shape(), t, {grid * 256, 1, 1}, {256, 1, 1}, targs)[0];
 }

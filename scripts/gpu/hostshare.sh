@@ -4,8 +4,9 @@
 # weights and on the default model, `genkit bench --json` printing each
 # lane count's decode steps/s beside its host split (decode_host_share:
 # building the step's graph, async_eval, waiting for the token), each with
-# the decoder blocks as one kernel (the default) and as five
-# (GENKIT_BLOCK_KERNEL=0). With HOSTSHARE_EXTRA=1 also the 4B run with MLX's
+# the size rule's choice (engine/gemvpolicy.go: the 4B's blocks as five
+# kernels, the default model's as one) and with the other one
+# (GENKIT_BLOCK_KERNEL=1 or 0). With HOSTSHARE_EXTRA=1 also the 4B run with MLX's
 # CUDA graphs off and, with Nsight Compute (ncu), each kernel's own time in
 # a window of launches, or with Nsight Systems a trace whose summaries go to
 # $OUT/nsys-*.txt. Results: $OUT/hostshare.txt and one JSON a run.
@@ -40,7 +41,7 @@ bench() { # bench LABEL FILE ARGS...
   show "$label" "$f"
 }
 bench "4B" "$OUT/hs-4b.json" "$S/bin/genkit" bench --synthetic qwen3-4b
-bench "4B, five kernels" "$OUT/hs-4b-five.json" env GENKIT_BLOCK_KERNEL=0 "$S/bin/genkit" bench --synthetic qwen3-4b
+bench "4B, one kernel" "$OUT/hs-4b-one.json" env GENKIT_BLOCK_KERNEL=1 "$S/bin/genkit" bench --synthetic qwen3-4b
 bench "default model" "$OUT/hs-default.json" "$S/bin/genkit" bench
 bench "default, five kernels" "$OUT/hs-default-five.json" env GENKIT_BLOCK_KERNEL=0 "$S/bin/genkit" bench
 [ -n "${HOSTSHARE_EXTRA:-}" ] || exit 0
