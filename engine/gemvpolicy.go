@@ -44,7 +44,7 @@ type kernelPlan struct {
 	rows int
 	// oneKernel runs each fused block as one kernel (mlx.GPUBlockWorkspace)
 	// rather than five: where a step is launch-bound, the plan that takes
-	// every lane count. Measured on one H100 (docs/gpu/hostshare-*-h100.txt),
+	// every lane count. Measured on one H100 (docs/gpu/hostshare-2026-11-27k-h100.txt),
 	// decode steps/s at 1 / 2 / 8 lanes, one kernel against five:
 	//
 	//	SmolLM2-135M fp32:  604 / 565 / 296 against 542 / 479 / 290
