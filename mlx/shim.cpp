@@ -1899,16 +1899,28 @@ const char* kTileEpilogue = R"(
 // [B, NKV, capacity, HD] are written in place: the engine's cache owns them.
 // (32 warps a block asked for more registers than a block may have on an
 // H100: "too many resources requested for launch".)
-// In three parts: the block kernel runs the body once per (lane, head) item
-// its block takes.
+//
+// A warp loads P positions' keys and values before it uses the first, so P
+// cache reads are in flight at once: one at a time, a long context is a
+// chain of memory round trips (a 576-position context was half of a 4B
+// step on an H100). The block kernel also splits a head's positions into
+// `chunks` runs over as many blocks, each writing its (max, sum, values)
+// to apart; the block that finishes last (acnt counts them) merges them.
+//
+// In three parts: the block kernel runs the body once per (lane, head,
+// chunk) item its block takes.
 const char* kAttnConsts = R"(
   constexpr int WARPS = 8;
   constexpr int DPL = (HD + 31) / 32;
   constexpr int HALF = HD / 2;
+  constexpr int P = DPL <= 2 ? 8 : DPL <= 4 ? 4 : 2;
 )";
 
 const char* kAttnItem = R"(  const int b = blockIdx.x / NH;
   const int h = blockIdx.x % NH;
+  constexpr int chunks = 1, chunk = 0;
+  float* apart = nullptr;
+  unsigned* acnt = nullptr;
 )";
 
 const char* kAttnBody = R"(  const int GROUP = NH / NKV;
@@ -1923,6 +1935,7 @@ const char* kAttnBody = R"(  const int GROUP = NH / NKV;
   __shared__ float qs[HD], ks[HD], vs[HD];
   __shared__ float inv[2];
   __shared__ float wm[WARPS], wl[WARPS], wacc[WARPS][HD];
+  __shared__ int last;
   for (int d = tid; d < HD; d += blockDim.x) {
     qs[d] = static_cast<float>(src[h * HD + d]);
     ks[d] = static_cast<float>(src[(NH + kh) * HD + d]);
@@ -1960,7 +1973,7 @@ const char* kAttnBody = R"(  const int GROUP = NH / NKV;
   }
   __syncthreads();
   const size_t base = ((size_t)b * NKV + kh) * (size_t)cap * HD;
-  if (h % GROUP == 0) {
+  if (h % GROUP == 0 && chunk == 0) {
     T* kw = const_cast<T*>(kc);
     T* vw = const_cast<T*>(vc);
     for (int d = tid; d < HD; d += blockDim.x) {
@@ -1968,42 +1981,46 @@ const char* kAttnBody = R"(  const int GROUP = NH / NKV;
       vw[base + (size_t)offset * HD + d] = static_cast<T>(vs[d]);
     }
   }
+  // This block's run of positions: chunk of chunks equal runs of [pad, offset].
+  const int span = (offset - pad + chunks) / chunks;
+  const int tbeg = pad + chunk * span;
+  const int tend = min(offset + 1, tbeg + span);
   float q[DPL], acc[DPL];
 #pragma unroll
   for (int j = 0; j < DPL; ++j) { q[j] = lane + 32 * j < HD ? qs[lane + 32 * j] : 0.f; acc[j] = 0.f; }
   float mrun = -__int_as_float(0x7f800000), lrun = 0.f;
-  for (int t = pad + warp; t <= offset; t += WARPS) {
-    float kv[DPL], vv[DPL];
-    if (t == offset) {
+  for (int t0 = tbeg + warp * P; t0 < tend; t0 += WARPS * P) {
+    float kv[P][DPL], vv[P][DPL];
 #pragma unroll
-      for (int j = 0; j < DPL; ++j) {
-        const int d = lane + 32 * j;
-        kv[j] = d < HD ? ks[d] : 0.f;
-        vv[j] = d < HD ? vs[d] : 0.f;
-      }
-    } else {
+    for (int u = 0; u < P; ++u) {
+      const int t = t0 + u;
       const T* kr = kc + base + (size_t)t * HD;
       const T* vr = vc + base + (size_t)t * HD;
 #pragma unroll
       for (int j = 0; j < DPL; ++j) {
         const int d = lane + 32 * j;
-        kv[j] = d < HD ? static_cast<float>(kr[d]) : 0.f;
-        vv[j] = d < HD ? static_cast<float>(vr[d]) : 0.f;
+        const bool in = d < HD && t < tend;
+        kv[u][j] = !in ? 0.f : t == offset ? ks[d] : static_cast<float>(kr[d]);
+        vv[u][j] = !in ? 0.f : t == offset ? vs[d] : static_cast<float>(vr[d]);
       }
     }
-    float s = 0.f;
 #pragma unroll
-    for (int j = 0; j < DPL; ++j) s += q[j] * kv[j];
+    for (int u = 0; u < P; ++u) {
+      if (t0 + u >= tend) break;
+      float s = 0.f;
 #pragma unroll
-    for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
-    s *= scale;
-    const float mnew = fmaxf(mrun, s);
-    const float corr = expf(mrun - mnew);
-    const float p = expf(s - mnew);
-    lrun = lrun * corr + p;
+      for (int j = 0; j < DPL; ++j) s += q[j] * kv[u][j];
 #pragma unroll
-    for (int j = 0; j < DPL; ++j) acc[j] = acc[j] * corr + p * vv[j];
-    mrun = mnew;
+      for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+      s *= scale;
+      const float mnew = fmaxf(mrun, s);
+      const float corr = expf(mrun - mnew);
+      const float p = expf(s - mnew);
+      lrun = lrun * corr + p;
+#pragma unroll
+      for (int j = 0; j < DPL; ++j) acc[j] = acc[j] * corr + p * vv[u][j];
+      mrun = mnew;
+    }
   }
   if (lane == 0) { wm[warp] = mrun; wl[warp] = lrun; }
 #pragma unroll
@@ -2011,6 +2028,7 @@ const char* kAttnBody = R"(  const int GROUP = NH / NKV;
     if (lane + 32 * j < HD) wacc[warp][lane + 32 * j] = acc[j];
   }
   __syncthreads();
+  float* mine = chunks > 1 ? apart + ((size_t)(b * NH + h) * chunks + chunk) * (HD + 2) : nullptr;
   for (int d = tid; d < HD; d += blockDim.x) {
     float mx = -__int_as_float(0x7f800000);
 #pragma unroll
@@ -2024,7 +2042,40 @@ const char* kAttnBody = R"(  const int GROUP = NH / NKV;
         o += wacc[i][d] * f;
       }
     }
-    y[((size_t)b * NH + h) * HD + d] = static_cast<T>(o / l);
+    if (chunks == 1) {
+      y[((size_t)b * NH + h) * HD + d] = static_cast<T>(o / l);
+    } else {
+      mine[2 + d] = o;
+      if (d == 0) { mine[0] = mx; mine[1] = l; }
+    }
+  }
+  if (chunks > 1) {
+    // The last of the head's blocks to finish merges the runs.
+    __threadfence();
+    __syncthreads();
+    if (tid == 0) last = atomicAdd(acnt + b * NH + h, 1u) == (unsigned)(chunks - 1);
+    __syncthreads();
+    if (last) {
+      __threadfence();
+      const float* runs = apart + (size_t)(b * NH + h) * chunks * (HD + 2);
+      for (int d = tid; d < HD; d += blockDim.x) {
+        float mx = -__int_as_float(0x7f800000);
+        for (int c = 0; c < chunks; ++c)
+          if (__ldcg(runs + c * (HD + 2) + 1) > 0.f) mx = fmaxf(mx, __ldcg(runs + c * (HD + 2)));
+        float l = 0.f, o = 0.f;
+        for (int c = 0; c < chunks; ++c) {
+          const float* r = runs + c * (HD + 2);
+          const float lc = __ldcg(r + 1);
+          if (lc > 0.f) {
+            const float f = expf(__ldcg(r) - mx);
+            l += lc * f;
+            o += __ldcg(r + 2 + d) * f;
+          }
+        }
+        y[((size_t)b * NH + h) * HD + d] = static_cast<T>(o / l);
+      }
+      if (tid == 0) acnt[b * NH + h] = 0u;
+    }
   }
 )";
 
@@ -2058,11 +2109,12 @@ std::string attention_source() { return std::string(kAttnConsts) + kAttnItem + k
 // The grid must be resident at once (the host sizes it from the driver's
 // occupancy for this variant). The workspace ws (uint32) holds the barrier
 // (a count at word 0, a generation at word 32, both zero at first, and
-// back to count zero after every barrier) and from word 64 the stages'
+// back to count zero after every barrier), from word 64 the stages'
 // intermediate rows in T: q/k/v, attention, the first residual, SwiGLU's
-// output, each region on a 128-value boundary. Each region is written once
-// a launch before any block reads it, so no block reads a stale copy from
-// its L1 cache. Template values: T, M, HD, NH, NKV, QKNORM, TRAD, XS (M
+// output, each region on a 128-value boundary, then the attention's run
+// counters (zero between launches) and runs. Each region is written once a
+// launch before any block reads it, so no block reads a stale copy from its
+// L1 cache (the runs are read past it). Template values: T, M, HD, NH, NKV, QKNORM, TRAD, XS (M
 // times the widest product input), QB, OB, DB (q/k/v, output and down
 // biases), R1, R3, R5 (output rows a warp for q/k/v, output, down), BITS
 // when quantized.
@@ -2077,6 +2129,10 @@ const char* kBlockHead = R"(
   T* s_att = s_qkv + region(M * NQKV);
   T* s_h1 = s_att + region(M * NH * HD);
   T* s_act = s_h1 + region(M * DM);
+  // The attention runs' counters and partial results (kAttnBody).
+  constexpr int SMAX = 16;
+  unsigned* acnt = reinterpret_cast<unsigned*>(s_act + region(M * FF));
+  float* apart = reinterpret_cast<float*>(acnt + region(M * NH));
   // grid_sync: every block's writes so far are visible to every block after
   // it (the fence before arriving, as cooperative groups' grid sync does).
   auto grid_sync = [&]() {
@@ -2135,8 +2191,9 @@ std::string block_source(bool quant) {
   s += block_product(quant, "h", "qkv", "an", "h", "s_qkv", true, false, "QB", false, "R1", true);
   s += "  {\n    const T* qkv = s_qkv;\n    T* y = s_att;\n";
   s += kAttnConsts;
-  s += "    for (int item = blockIdx.x; item < M * NH; item += gridDim.x) {\n";
-  s += "    const int b = item / NH;\n    const int h = item % NH;\n";
+  s += "    const int chunks = max(1, min(SMAX, (int)gridDim.x / (M * NH)));\n";
+  s += "    for (int item = blockIdx.x; item < M * NH * chunks; item += gridDim.x) {\n";
+  s += "    const int chunk = item % chunks;\n    const int b = item / chunks / NH;\n    const int h = item / chunks % NH;\n";
   s += kAttnBody;
   s += "    __syncthreads();\n    }\n  }\n  grid_sync();\n";
   s += block_product(quant, "s_att", "o", "an", "h", "s_h1", false, false, "OB", true, "R3", true);
@@ -2384,13 +2441,16 @@ const mx::array* opt_array(gk_array a) { return a.ctx ? &A(a) : nullptr; }
 std::atomic<long> g_block_kernels{0};
 
 // block_workspace_words is the block kernel's workspace for B lanes, in
-// uint32 words: the barrier's 64 words, then the four intermediate regions
-// (see kBlockHead) in elements of elem bytes.
+// uint32 words: the barrier's 64 words, the four intermediate regions (see
+// kBlockHead) in elements of elem bytes, then the attention's runs.
 size_t block_workspace_words(int B, int D, int H, int Hkv, int hd, int F, size_t elem) {
   auto region = [](size_t n) { return (n + 127) / 128 * 128; };
   const size_t vals = region(static_cast<size_t>(B) * (H + 2 * Hkv) * hd) + region(static_cast<size_t>(B) * H * hd) +
                       region(static_cast<size_t>(B) * D) + region(static_cast<size_t>(B) * F);
-  return 64 + (vals * elem + 3) / 4;
+  // The attention's run counters and its runs (at most 16 a head) of
+  // hd + 2 floats.
+  const size_t runs = region(static_cast<size_t>(B) * H) + static_cast<size_t>(B) * H * 16 * (hd + 2);
+  return 64 + (vals * elem + 3) / 4 + runs;
 }
 
 // BlockCall is one decoder block's arrays as gk_gpu_decode_block checked
@@ -2426,7 +2486,7 @@ std::optional<mx::array> run_block(const BlockCall& c) {
     return std::nullopt;
   const int XS = B * std::max({D, c.H * c.hd, F});
   const size_t smem = static_cast<size_t>(XS) * mx::size_of(t) + static_cast<size_t>(B) * 33 * 4 +
-                      static_cast<size_t>(11 * c.hd + 18) * 4;
+                      static_cast<size_t>(11 * c.hd + 20) * 4;
   if (smem > 48 * 1024) return std::nullopt;
   const mx::array& ws = *c.ws;
   if (ws.dtype() != mx::uint32 || ws.ndim() != 1 ||
