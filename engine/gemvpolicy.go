@@ -44,16 +44,21 @@ type kernelPlan struct {
 	rows int
 	// oneKernel runs each fused block as one kernel (mlx.GPUBlockWorkspace)
 	// rather than five: where a step is launch-bound, the plan that takes
-	// every lane count. Measured on one H100 (docs/gpu/hostshare-2026-11-27k-h100.txt),
-	// decode steps/s at 1 / 2 / 8 lanes, one kernel against five:
+	// every lane count. Measured, decode steps/s at 1 / 2 / 8 lanes, one
+	// kernel against five, one call each (docs/gpu/hostshare-2026-11-27k-h100.txt,
+	// then -m-h200.txt after the attention kept several reads in flight):
 	//
-	//	SmolLM2-135M fp32:  604 / 565 / 296 against 542 / 479 / 290
-	//	SmolLM2-135M GGUF:  615 / 531 / 351 against 488 / 422 / 254
-	//	Qwen3-4B bf16:      201 / 169 / (MLX) against 197 / 168
-	//	Qwen3-4B 4-bit:     203 / 164 / (MLX) against 239 / 170
+	//	SmolLM2-135M fp32, H100:  604 / 565 / 296 against 542 / 479 / 290
+	//	SmolLM2-135M GGUF, H100:  615 / 531 / 351 against 488 / 422 / 254
+	//	Qwen3-4B bf16, H100:      201 / 169 against 197 / 168
+	//	Qwen3-4B 4-bit, H100:     203 / 164 against 239 / 170
+	//	SmolLM2-135M fp32, H200:  497 / 447 / 278 against 352 / 327 / 272
+	//	SmolLM2-135M GGUF, H200:  426 / 388 / 271 against 307 / 277 / 219
+	//	Qwen3-4B bf16, H200:      174 / 139 against 175 / 146
+	//	Qwen3-4B 4-bit, H200:     194 / 154 against 176 / 135
 	//
-	// (the 4B steps wait on the GPU with one kernel: its barriers cost more
-	// than the launches they save there).
+	// The small models gain at every lane count; the 4B's results split, so
+	// it keeps five kernels until a run with every peer settles it.
 	oneKernel bool
 }
 
