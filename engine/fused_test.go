@@ -85,9 +85,17 @@ func compareFused(t *testing.T, path string, tol float64, oneKernel bool) {
 		t.Fatal("GENKIT_FUSED_BLOCKS=0 left the fused block on")
 	}
 	prompts := [][]int{{5, 17, 42, 9, 33, 8, 21}, {7, 3, 11}, {12, 4}, {9, 9, 9, 9}, {30, 2, 8, 14, 6}}
-	// Two padded lanes, one lane, and five (fused with quantized weights:
-	// a four-row kernel pass and a one-row pass).
-	for _, lanes := range [][][]int{prompts[:2], prompts[:1], prompts} {
+	// Contexts long enough that the CPU block splits its attention over
+	// the cores (and the GPU block kernel over several runs a head).
+	long := [][]int{make([]int, 150), make([]int, 110)}
+	for i := range long {
+		for j := range long[i] {
+			long[i][j] = (j*7 + i*3 + 1) % 60
+		}
+	}
+	// Two padded lanes, one lane, five (fused with quantized weights: a
+	// four-row kernel pass and a one-row pass), and two long ones.
+	for _, lanes := range [][][]int{prompts[:2], prompts[:1], prompts, long} {
 		before := mlx.GPUBlockKernels()
 		a := decodeSteps(t, fused, lanes, 12)
 		ran := mlx.GPUBlockKernels() - before

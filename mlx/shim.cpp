@@ -645,7 +645,7 @@ class DecodeBlock : public mx::UnaryPrimitive {
       float* kc = const_cast<float*>(in[p.k_cache].data<float>());  // the cache is written in place (see above)
       float* vc = const_cast<float*>(in[p.v_cache].data<float>());
       const int half = hd / 2;
-      std::vector<float> cs(half), sn(half), tmp(hd), scores(p.offset + 1);
+      std::vector<float> cs(half), sn(half), tmp(hd);
       for (int b = 0; b < B; b++) {
         float* row = qkv.data() + (size_t)b * (qd + 2 * kvd);
         float* q = row;
@@ -688,30 +688,43 @@ class DecodeBlock : public mx::UnaryPrimitive {
           std::copy(k + hh * hd, k + (hh + 1) * hd, kc + at);
           std::copy(v + hh * hd, v + (hh + 1) * hd, vc + at);
         }
-        const int group = H / Hkv;
-        for (int hh = 0; hh < H; hh++) {
+      }
+      // Attention, one (lane, head) item at a time, the items split over
+      // the pool's cores once they hold some 8K multiply-adds (a few
+      // microseconds, what waking the pool costs); at a 512-token context
+      // the default model's heads were some 0.1 ms a block and lane here,
+      // on one core.
+      const int group = H / Hkv;
+      const int items = B * H;
+      const int parts = (size_t)items * (p.offset + 1) * hd >= (1 << 13) ? Pool::get().size() : 1;
+      Pool::get().run(parts, [&](int part) {
+        std::vector<float> sc(p.offset + 1);
+        const int per = (items + parts - 1) / parts;
+        for (int it = part * per; it < std::min(items, (part + 1) * per); it++) {
+          const int b = it / H, hh = it % H;
+          const int pad = p.pads.empty() ? 0 : p.pads[b];
           const int kh = hh / group;
-          const float* qh = q + hh * hd;
+          const float* qh = qkv.data() + (size_t)b * (qd + 2 * kvd) + hh * hd;
           const float* kbase = kc + ((size_t)b * Hkv + kh) * cap * hd;
           const float* vbase = vc + ((size_t)b * Hkv + kh) * cap * hd;
           float mx_ = -INFINITY;
           for (int t = pad; t <= p.offset; t++) {
             float d = dot(qh, kbase + (size_t)t * hd, hd) * p.scale;
-            scores[t] = d;
+            sc[t] = d;
             mx_ = std::max(mx_, d);
           }
           float sum = 0;
           for (int t = pad; t <= p.offset; t++) {
-            scores[t] = std::exp(scores[t] - mx_);
-            sum += scores[t];
+            sc[t] = std::exp(sc[t] - mx_);
+            sum += sc[t];
           }
           float* o = att.data() + (size_t)b * qd + hh * hd;
           std::fill(o, o + hd, 0.0f);
           for (int t = pad; t <= p.offset; t++) {
-            axpy(scores[t] / sum, vbase + (size_t)t * hd, o, hd);
+            axpy(sc[t] / sum, vbase + (size_t)t * hd, o, hd);
           }
         }
-      }
+      });
       linear_rows(p.o, in, att.data(), B, h1.data());
       for (size_t i = 0; i < (size_t)B * D; i++) h1[i] += h[i];
       const float* fn = in[p.ffn_norm].data<float>();
