@@ -103,18 +103,23 @@ func (m *Model) Forward(tokens *mlx.Array, cache *Cache, opts ForwardOptions) (*
 	}
 	// The GPU block kernel reads its input's rows in place: the embedding's
 	// output, and a hook's, go through Contiguous (a block's own output
-	// already is).
+	// already is). After a hook, the block kernel is also told the previous
+	// block's output, to run after it (prev).
 	fresh := true
+	var prev *mlx.Array
 	for i := range m.layers {
 		if s.Err() != nil {
 			break
 		}
 		switch {
 		case fused && meta != nil:
+			var after *mlx.Array
 			if ws != nil && fresh {
 				h = s.Track(mlx.Contiguous(h))
+				after = prev
 			}
-			h = m.gpuBlock(s, i, h, cache, meta, ws)
+			h = m.gpuBlock(s, i, h, cache, meta, ws, after)
+			prev = h
 		case fused:
 			h = m.fusedBlock(s, i, h, cache, opts.Padding)
 		default:

@@ -156,8 +156,10 @@ func gpuMeta(offset, lanes int, pads []int) (*mlx.Array, error) {
 }
 
 // gpuBlock runs block i on h ([B, 1, D]) as mlx.GPUDecodeBlock, writing the
-// new keys and values into the cache at its offset.
-func (m *Model) gpuBlock(s *mlx.Scope, i int, h *mlx.Array, cache *Cache, meta, ws *mlx.Array) *mlx.Array {
+// new keys and values into the cache at its offset; with a step's
+// workspace ws, as one kernel where it takes the block, after the block
+// kernel that produced after (nil: h's producer).
+func (m *Model) gpuBlock(s *mlx.Scope, i int, h *mlx.Array, cache *Cache, meta, ws, after *mlx.Array) *mlx.Array {
 	if s.Err() != nil {
 		return nil
 	}
@@ -180,7 +182,7 @@ func (m *Model) gpuBlock(s *mlx.Scope, i int, h *mlx.Array, cache *Cache, meta, 
 		KCache: cache.keys[i], VCache: cache.values[i], InvFreq: m.gpu.invFreq,
 		QKV: lin(b.qkv), O: lin(b.o), GateUp: lin(b.gateUp), Down: lin(b.down),
 		Heads: cfg.NumHeads, KVHeads: cfg.NumKVHeads, HeadDim: cfg.HeadDim, Intermediate: b.gate.out,
-		Offset: cache.offset, Traditional: cfg.TraditionalRoPE, Workspace: ws,
+		Offset: cache.offset, Traditional: cfg.TraditionalRoPE, Workspace: ws, After: after,
 	}, meta, m.gpu.prm))
 }
 

@@ -34,6 +34,10 @@ type DecodeBlockArgs struct {
 	// Workspace (GPUBlockWorkspace) asks GPUDecodeBlock for one kernel a
 	// block; nil runs five. DecodeBlock ignores it.
 	Workspace *Array
+	// After is the previous block's output when H is not it (a hook
+	// replaced it): the block kernel then runs after that block's, as it
+	// must (they share the workspace and each fills the GPU). nil: H is.
+	After *Array
 }
 
 // DecodeBlock runs a whole decoder block for one new position per lane ([B,
@@ -124,7 +128,7 @@ func cBlockArgs(a *DecodeBlockArgs) (*C.gk_decode_block_args, error) {
 	args.intermediate, args.offset = C.int(a.Intermediate), C.int(a.Offset)
 	args.traditional = cbool(a.Traditional)
 	args.eps, args.scale = C.float(a.Eps), C.float(a.Scale)
-	args.ws = handle(a.Workspace)
+	args.ws, args.after = handle(a.Workspace), handle(a.After)
 	return args, nil
 }
 

@@ -103,6 +103,7 @@ func TestKernelSource(t *testing.T) {
 	}{
 		{`extern "C" __global__ void genkit_qblock_`, 1}, {"constexpr int M = 2;", 1}, {"constexpr bool QB = true;", 1},
 		{"constexpr int BITS = 4;", 1}, {"const uint32_t* ws,", 1}, {"int dn_w_dim1", 1},
+		{"const __nv_bfloat16* after,", 1}, {"after[", 0}, {"__trap();", 1},
 		{bodies["kTileShared"], 1}, {stage, 4}, {bodies["kAttnBody"], 1}, {bodies["kAttnItem"], 0},
 		{"grid_sync();", 4}, {"    const T* x = h;\n", 1}, {"    T* y = out;\n", 1},
 		{"    constexpr bool HASBIAS = QB;\n", 1}, {"    constexpr bool GLU = true;\n", 1},

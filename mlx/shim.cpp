@@ -2120,32 +2120,37 @@ std::string attention_source() { return std::string(kAttnConsts) + kAttnItem + k
 // so they compute what the five kernels compute, in the same order.
 //
 // The grid must be resident at once (the host sizes it from the driver's
-// occupancy for this variant). The workspace ws (uint32) holds the barrier
-// (a count at word 0, a generation at word 32, both zero at first, and
-// back to count zero after every barrier), from word 64 the stages'
-// intermediate rows in T: q/k/v, attention, the first residual, SwiGLU's
-// output, each region on a 128-value boundary, then the attention's run
-// counters (zero between launches) and runs. Each region is written once a
-// launch before any block reads it, so no block reads a stale copy from its
-// L1 cache (the runs are read past it). Template values: T, M, HD, NH, NKV, QKNORM, TRAD, XS (M
-// times the widest product input), QB, OB, DB (q/k/v, output and down
-// biases), R1, R3, R5 (output rows a warp for q/k/v, output, down), BITS
-// when quantized.
+// occupancy for this variant); should it not be (another process holding
+// multiprocessors), a block that has waited 10 s at a barrier traps, so the
+// step fails with a CUDA error instead of hanging. The workspace ws
+// (uint32) holds the barrier (a count at word 0, a generation at word 32,
+// both zero at first, and back to count zero after every barrier), from
+// word 64 the attention's run counters (zero between launches; at the same
+// place for every layer), then the stages' intermediate rows in T: q/k/v,
+// attention, the first residual, SwiGLU's output, each region on a
+// 128-value boundary, then the attention's runs. Each region is written
+// once a launch before any block reads it, so no block reads a stale copy
+// from its L1 cache (the runs are read past it). The input `after` is not
+// read: it is the previous block kernel's output, so MLX's graph orders
+// this launch after that one even where a hook replaced h (two grids on
+// one workspace, or both filling the GPU, must not run at once). Template
+// values: T, M, HD, NH, NKV, QKNORM, TRAD, XS (M times the widest product
+// input), QB, OB, DB (q/k/v, output and down biases), R1, R3, R5 (output
+// rows a warp for q/k/v, output, down), BITS when quantized.
 const char* kBlockHead = R"(
   unsigned* bar = const_cast<unsigned*>(reinterpret_cast<const unsigned*>(ws));
-  T* scratch = reinterpret_cast<T*>(const_cast<uint32_t*>(ws) + 64);
   const int NQKV = (NH + 2 * NKV) * HD;
   const int DM = o_w_shape[0];
   const int FF = gu_w_shape[0] / 2;
   auto region = [](int n) { return (n + 127) / 128 * 128; };
-  T* s_qkv = scratch;
+  // The attention runs' counters and partial results (kAttnBody).
+  constexpr int SMAX = 16;
+  unsigned* acnt = bar + 64;
+  T* s_qkv = reinterpret_cast<T*>(acnt + region(M * NH));
   T* s_att = s_qkv + region(M * NQKV);
   T* s_h1 = s_att + region(M * NH * HD);
   T* s_act = s_h1 + region(M * DM);
-  // The attention runs' counters and partial results (kAttnBody).
-  constexpr int SMAX = 16;
-  unsigned* acnt = reinterpret_cast<unsigned*>(s_act + region(M * FF));
-  float* apart = reinterpret_cast<float*>(acnt + region(M * NH));
+  float* apart = reinterpret_cast<float*>(s_act + region(M * FF));
   // grid_sync: every block's writes so far are visible to every block after
   // it (the fence before arriving, as cooperative groups' grid sync does).
   auto grid_sync = [&]() {
@@ -2159,7 +2164,13 @@ const char* kBlockHead = R"(
         __threadfence();
         atomicAdd(bar + 32, 1u);
       } else {
-        while (*gen == seen) __nanosleep(32);
+        unsigned long long t0, t;
+        asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t0));
+        while (*gen == seen) {
+          __nanosleep(32);
+          asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+          if (t - t0 > 10000000000ull) __trap();
+        }
       }
       __threadfence();
     }
@@ -2258,7 +2269,7 @@ const gk::KernelDef& gk::attention_def() {
 
 const gk::KernelDef& gk::block_def(bool quant) {
   auto def = [](bool q) {
-    std::vector<std::string> inputs = {"h", "prm", "an", "fn", "qn", "kn", "invf", "meta", "kc", "vc", "ws"};
+    std::vector<std::string> inputs = {"h", "prm", "an", "fn", "qn", "kn", "invf", "meta", "kc", "vc", "ws", "after"};
     for (const char* p : {"qkv", "o", "gu", "dn"}) {
       inputs.push_back(std::string(p) + "_w");
       if (q) {
@@ -2454,22 +2465,22 @@ const mx::array* opt_array(gk_array a) { return a.ctx ? &A(a) : nullptr; }
 std::atomic<long> g_block_kernels{0};
 
 // block_workspace_words is the block kernel's workspace for B lanes, in
-// uint32 words: the barrier's 64 words, the four intermediate regions (see
-// kBlockHead) in elements of elem bytes, then the attention's runs.
+// uint32 words: the barrier's 64 words, the attention's run counters, the
+// four intermediate regions (see kBlockHead) in elements of elem bytes,
+// then the attention's runs.
 size_t block_workspace_words(int B, int D, int H, int Hkv, int hd, int F, size_t elem) {
   auto region = [](size_t n) { return (n + 127) / 128 * 128; };
   const size_t vals = region(static_cast<size_t>(B) * (H + 2 * Hkv) * hd) + region(static_cast<size_t>(B) * H * hd) +
                       region(static_cast<size_t>(B) * D) + region(static_cast<size_t>(B) * F);
-  // The attention's run counters and its runs (at most 16 a head) of
-  // hd + 2 floats.
-  const size_t runs = region(static_cast<size_t>(B) * H) + static_cast<size_t>(B) * H * 16 * (hd + 2);
-  return 64 + (vals * elem + 3) / 4 + runs;
+  // The attention's run counters, the rows, then its runs (at most 16 a
+  // head) of hd + 2 floats.
+  return 64 + region(static_cast<size_t>(B) * H) + (vals * elem + 3) / 4 + static_cast<size_t>(B) * H * 16 * (hd + 2);
 }
 
 // BlockCall is one decoder block's arrays as gk_gpu_decode_block checked
 // them, for the block kernel.
 struct BlockCall {
-  const mx::array *h, *prm, *an, *fn, *qn, *kn, *invf, *meta, *kc, *vc, *ws;
+  const mx::array *h, *prm, *an, *fn, *qn, *kn, *invf, *meta, *kc, *vc, *ws, *after;
   ProductOp qkv, o, gu, dn;
   int H, Hkv, hd;
   bool qknorm, trad;
@@ -2477,11 +2488,15 @@ struct BlockCall {
 
 // run_block is the block as one kernel (block_def), or nothing where that
 // kernel does not take it here: GENKIT_PRODUCT=warp (the block kernel runs
-// the tiled product), linears of different bits, a bias in another dtype, x over the shared
+// the tiled product), CUDA MPS, linears of different bits, a bias in another dtype, x over the shared
 // memory, no workspace of the size needed, or a grid that cannot be
 // resident at once (the caller then runs the five kernels).
 std::optional<mx::array> run_block(const BlockCall& c) {
   if (const char* e = std::getenv("GENKIT_PRODUCT"); e && std::string(e) == "warp") return std::nullopt;
+  // Under MPS other clients share the multiprocessors: the grid might not
+  // all be resident.
+  for (const char* v : {"CUDA_MPS_PIPE_DIRECTORY", "CUDA_MPS_ACTIVE_THREAD_PERCENTAGE"})
+    if (const char* e = std::getenv(v); e && *e) return std::nullopt;
   const mx::array& h = *c.h;
   const mx::Dtype t = h.dtype();
   const int B = h.shape(0), D = h.shape(2);
@@ -2506,7 +2521,7 @@ std::optional<mx::array> run_block(const BlockCall& c) {
       ws.size() < block_workspace_words(B, D, c.H, c.Hkv, c.hd, F, mx::size_of(t)))
     return std::nullopt;
   const bool quant = bits != 0;
-  std::vector<mx::array> in = {h, *c.prm, *c.an, *c.fn, *c.qn, *c.kn, *c.invf, *c.meta, *c.kc, *c.vc, ws};
+  std::vector<mx::array> in = {h, *c.prm, *c.an, *c.fn, *c.qn, *c.kn, *c.invf, *c.meta, *c.kc, *c.vc, ws, *c.after};
   for (const ProductOp* op : {&c.qkv, &c.o, &c.gu, &c.dn}) {
     in.push_back(*op->w);
     if (quant) {
@@ -2622,11 +2637,14 @@ int gk_gpu_decode_block(gk_array* out, const gk_decode_block_args* a, gk_array m
       op.bias = opt_array(l.bias);
     };
     if (a->ws.ctx) {
-      BlockCall c{&h, &pr, &A(a->attn_norm), &A(a->ffn_norm), &qn, &kn, &invf, &mt, &kc, &vc, &A(a->ws)};
+      const mx::array& after = a->after.ctx ? A(a->after) : h;
+      BlockCall c{&h, &pr, &A(a->attn_norm), &A(a->ffn_norm), &qn, &kn, &invf, &mt, &kc, &vc, &A(a->ws), &after};
       linear(a->qkv, c.qkv);
+      c.qkv.norm = c.an;
       linear(a->o, c.o);
       linear(a->gate_up, c.gu);
       c.gu.glu = true;
+      c.gu.norm = c.fn;
       linear(a->down, c.dn);
       c.H = H;
       c.Hkv = Hkv;

@@ -232,8 +232,10 @@ typedef struct {
   int heads, kv_heads, head_dim, intermediate, offset, traditional;
   float eps, scale;
   // ws: the GPU block kernel's workspace (gk_gpu_block_workspace), or none
-  // for the five kernels; the CPU block ignores it.
-  gk_array ws;
+  // for the five kernels; the CPU block ignores it. after: the previous
+  // block kernel's output when h is not it (a hook replaced it), so the
+  // launches stay in order; none otherwise.
+  gk_array ws, after;
 } gk_decode_block_args;
 // gk_decode_block is a whole decoder block for one new position per lane,
 // fused into one CPU primitive that writes the new keys and values into the

@@ -792,7 +792,7 @@ int gk_kernel_source(char** out, int kernel, int dtype, const int* vals, int nva
       def = &gk::block_def(quant);
       names = {"M", "HD", "NH", "NKV", "QKNORM", "TRAD", "XS", "QB", "OB", "DB", "R1", "R3", "R5"};
       if (quant) names.push_back("BITS");
-      dts = {t, mx::float32, mx::float32, mx::float32, mx::float32, mx::float32, mx::float32, mx::int32, t, t, mx::uint32};
+      dts = {t, mx::float32, mx::float32, mx::float32, mx::float32, mx::float32, mx::float32, mx::int32, t, t, mx::uint32, t};
       for (int l = 0; l < 4; ++l) {
         dts.push_back(quant ? mx::uint32 : t);
         if (quant) dts.insert(dts.end(), {t, t});
