@@ -392,11 +392,12 @@ struct Driver {
       return fn != nullptr;
     };
     auto dget = reinterpret_cast<int (*)(int*, int)>(find_symbol("cuDeviceGet", libs));
+    // Optional: without it no kernel that syncs its grid runs (check says 0).
+    get(occupancy, "cuOccupancyMaxActiveBlocksPerMultiprocessor");
     return dget && dget(&device, dev) == 0 && get(retain, "cuDevicePrimaryCtxRetain") &&
            get(release, "cuDevicePrimaryCtxRelease_v2") && get(push, "cuCtxPushCurrent_v2") &&
            get(pop, "cuCtxPopCurrent_v2") && get(load, "cuModuleLoadData") &&
-           get(function, "cuModuleGetFunction") && get(unload, "cuModuleUnload") &&
-           (get(occupancy, "cuOccupancyMaxActiveBlocksPerMultiprocessor") || true);
+           get(function, "cuModuleGetFunction") && get(unload, "cuModuleUnload");
   }
 
   // check loads binary in the device's primary context (the one MLX runs

@@ -15,18 +15,7 @@ source "$(dirname "$0")/env.sh"
 R=$OUT/policy.txt
 echo "# kernel policy, $(date -u +%FT%H:%MZ), $(nvidia-smi -L | head -1), CUDA_VISIBLE_DEVICES=${CUDA_VISIBLE_DEVICES:-all}" | tee -a "$R"
 row() { # row LABEL FILE: one line of decode steps/s at 1/2/8 lanes per engine
-  python3 - "$1" "$2" <<'PY' | tee -a "$R"
-import json, sys
-label, path = sys.argv[1], sys.argv[2]
-try:
-    d = json.load(open(path))
-except Exception as e:
-    print(f"{label}: no result ({e})"); sys.exit()
-for k, v in sorted(d.items()):
-    if isinstance(v, dict) and k.startswith("genkit") and "decode_steps_per_s" in v:
-        s = v["decode_steps_per_s"]
-        print(f"{label:28s} {k:12s} " + " / ".join(f"{s.get(n, 0):6.1f}" for n in ("1", "2", "8")) + f"   [{v.get('weights', '')}]")
-PY
+  python3 "$(dirname "$0")/benchrow.py" "$1" "$2" | tee -a "$R"
 }
 for shape in ${POLICY_SHAPES:-qwen3-0.6b qwen3-4b}; do
   for setting in ${POLICY_SETTINGS:-rule all warp 0}; do
