@@ -1697,7 +1697,12 @@ const char* kProductEpilogue = R"(
 // x is read and converted once per R rows, every lane has RW 16-byte loads
 // in flight, and quantized values are unpacked with an exponent trick (the
 // 4- or 8-bit value q as the float 2^23 + q, less 2^23: exact, and full-rate
-// instructions where a conversion is quarter-rate). Template values as
+// instructions where a conversion is quarter-rate; one byte permute puts q
+// under the exponent, after a word's even and odd nibbles are masked into
+// bytes once, so a value costs a permute, a subtraction and its
+// multiply-add: the 4-bit products are bound by instructions issued, not by
+// memory, scripts/gpu/prodlab.py). The group size is a power of two, so a
+// group is a shift away. Template values as
 // above plus R and XS (= M * K, the shared array's length; the host takes
 // this kernel only where it fits). One warp's sums run in the same order as
 // in the kernel above.
@@ -1805,20 +1810,29 @@ const char* kTileQuantBody = R"(
     constexpr int XU = PER * (int)sizeof(T) / 8;  // 8-byte loads of x per word
     constexpr int XPU = 8 / (int)sizeof(T);       // values per such load
     const int groups = scales_shape[1];
-    const int G = K / groups;
+    const int gsh = __ffs(K / groups) - 1;  // the group size is a power of two (product_check)
     const int WK = K / PER;
+    const uint32_t* wr[RW];
+    const T* sr[RW];
+    const T* br[RW];
+#pragma unroll
+    for (int c = 0; c < RW; ++c) {
+      wr[c] = w + (size_t)rn[c] * WK;
+      sr[c] = scales + (size_t)rn[c] * groups;
+      br[c] = biases + (size_t)rn[c] * groups;
+    }
     for (int k = lane * VALS; k < K; k += 32 * VALS) {
       uint32_t wd[RW][4];
       float sc[RW], bi[RW];
 #pragma unroll
       for (int c = 0; c < RW; ++c) {
-        const uint4 p = *reinterpret_cast<const uint4*>(w + (size_t)rn[c] * WK + k / PER);
+        const uint4 p = *reinterpret_cast<const uint4*>(wr[c] + k / PER);
         wd[c][0] = p.x;
         wd[c][1] = p.y;
         wd[c][2] = p.z;
         wd[c][3] = p.w;
-        sc[c] = static_cast<float>(scales[(size_t)rn[c] * groups + k / G]);
-        bi[c] = static_cast<float>(biases[(size_t)rn[c] * groups + k / G]);
+        sc[c] = static_cast<float>(sr[c][k >> gsh]);
+        bi[c] = static_cast<float>(br[c][k >> gsh]);
       }
       float d[RW][M], sx[M];
 #pragma unroll
@@ -1832,9 +1846,20 @@ const char* kTileQuantBody = R"(
         float q[RW][PER];
 #pragma unroll
         for (int c = 0; c < RW; ++c) {
+          if (BITS == 4) {
+            const uint32_t lo = wd[c][i] & 0x0f0f0f0fu, hi = (wd[c][i] >> 4) & 0x0f0f0f0fu;
 #pragma unroll
-          for (int j = 0; j < PER; ++j)
-            q[c][j] = __uint_as_float(((wd[c][i] >> (BITS * j)) & MASK) | 0x4b000000u) - 8388608.f;
+            for (int j = 0; j < PER; ++j)
+              q[c][j] = __uint_as_float(__byte_perm(j % 2 ? hi : lo, 0x4b000000u, 0x7540 | (j / 2))) - 8388608.f;
+          } else if (BITS == 8) {
+#pragma unroll
+            for (int j = 0; j < PER; ++j)
+              q[c][j] = __uint_as_float(__byte_perm(wd[c][i], 0x4b000000u, 0x7540 | j)) - 8388608.f;
+          } else {
+#pragma unroll
+            for (int j = 0; j < PER; ++j)
+              q[c][j] = __uint_as_float(((wd[c][i] >> (BITS * j)) & MASK) | 0x4b000000u) - 8388608.f;
+          }
         }
 #pragma unroll
         for (int m = 0; m < M; ++m) {
@@ -2376,6 +2401,7 @@ std::string linear_check(const ProductOp& op, mx::Dtype t, int& K, int& N) {
       return "the scales and biases do not match the weight";
     if (K % vals != 0 || sc.shape(1) <= 0 || K % sc.shape(1) != 0 || (K / sc.shape(1)) % vals != 0)
       return "the quantization group does not divide into the kernel's loads";
+    if (((K / sc.shape(1)) & (K / sc.shape(1) - 1)) != 0) return "the quantization group is not a power of two";
   }
   N = op.glu ? w.shape(0) / 2 : w.shape(0);
   if (op.glu && w.shape(0) % 2 != 0) return "a gate/up weight needs an even row count";
