@@ -16,7 +16,10 @@ first build's bit for bit (else the largest relative difference).
 TREE is a checkout (a `git worktree add` of another commit, say) whose mlx
 package builds here; the program needs no other file on the GPU machine.
 A shape whose grid tile_plan sizes larger than what is resident at once
-runs a second time with the resident grid.
+runs a second time with the resident grid. A build whose source declares
+MMAQ (session 11's tensor-core experiment, described in
+docs/gpu/prodlab-2026-11-27-h200.txt) is launched a block a tile of 16
+weight rows.
 """
 import json, os, re, subprocess, sys, tempfile
 
@@ -33,6 +36,8 @@ SHAPES = [
     ("4B qkv 4b M2", 4, "bfloat16", [2, 1, 0, 0, 0, 2, 5120, 4], 6144, 2560),
     ("4B gu 4b M2", 4, "bfloat16", [2, 1, 1, 0, 0, 1, 5120, 4], 9728, 2560),
     ("4B down 4b M2", 4, "bfloat16", [2, 0, 0, 0, 1, 1, 19456, 4], 2560, 9728),
+    ("4B qkv 4b M8", 4, "bfloat16", [8, 1, 0, 0, 0, 2, 20480, 4], 6144, 2560),
+    ("4B qkv 4b f16", 4, "float16", [1, 1, 0, 0, 0, 2, 2560, 4], 6144, 2560),
     ("4B qkv bf16", 3, "bfloat16", [1, 1, 0, 0, 0, 2, 2560], 6144, 2560),
     ("4B gu bf16", 3, "bfloat16", [1, 1, 1, 0, 0, 1, 2560], 9728, 2560),
     ("4B down bf16", 3, "bfloat16", [1, 0, 0, 0, 1, 1, 9728], 2560, 9728),
@@ -41,6 +46,7 @@ SHAPES = [
     ("135M down 4b f32", 4, "float32", [1, 0, 0, 0, 1, 1, 1536, 4], 576, 1536),
 ]
 CT = {"bfloat16": "__nv_bfloat16", "float32": "float", "float16": "__half"}
+EL = {"bfloat16": 2, "float32": 4, "float16": 2}
 
 
 def dump(tree):
@@ -69,13 +75,17 @@ def main():
             code.append(s)
     head = ["#include <cstdio>", "#include <cstdlib>", "#include <cstring>", "#include <cmath>", "#include <vector>", "#include <cuda_runtime.h>",
             "#include <cuda_fp16.h>", "#include <cuda_bf16.h>"]
-    main = [LAB_MAIN.replace("@NB@", str(len(labels))).replace("@NS@", str(len(SHAPES)))]
+
     shp = []
     for si, (name, kind, dt, v, n, k) in enumerate(SHAPES):
         quant = kind == 4
-        shp.append('{"%s", %d, %d, %d, %d, %d, %d, %d, %d, %d, %d}' % (
-            name, int(quant), 4 if dt == "float32" else 2, v[0], v[1], v[2], v[4], v[5], n, k, v[7] if quant else 0))
+        shp.append('{"%s", %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d}' % (
+            name, int(quant), EL[dt], v[0], v[1], v[2], v[4], v[5], n, k, v[7] if quant else 0, int(dt == "float16")))
     launch = []
+    # Whether each build's kernel takes the tensor-core path (its grid is a
+    # block a tile of 16 weight rows, 8 with GLU).
+    mma = [int("MMAQ" in srcs[l][si] and sh[1] == 4 and sh[2] != "float32" and sh[3][0] <= 8 and sh[3][-1] == 4)
+           for l in labels for si, sh in enumerate(SHAPES)]
     for bi in range(len(labels)):
         for si, (name, kind, dt, v, n, k) in enumerate(SHAPES):
             t = CT[dt]
@@ -91,13 +101,15 @@ def main():
     launch.extend(occ)
     launch.append("  }\n  int n = 0;\n  cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, f, threads, 0);\n  {\n    return n;")
     labs = ", ".join('"%s"' % l for l in labels)
-    body = "\n".join(head) + "\n" + "\n".join(code) + "\n" + LAB_TABLE % (",\n  ".join(shp), labs, "\n".join(launch)) + main[0]
+    main = LAB_MAIN.replace("@NB@", str(len(labels))).replace("@NS@", str(len(SHAPES)))
+    body = ("\n".join(head) + "\n" + "\n".join(code) + "\n" + LAB_TABLE % (",\n  ".join(shp), labs, "\n".join(launch))
+            + "static const int mma[] = {%s};\n" % ", ".join(map(str, mma)) + main)
     open(out, "w").write(body)
     print(f"{out}: {len(labels)} builds x {len(SHAPES)} shapes: {', '.join(labels)}")
 
 
 LAB_TABLE = r"""
-struct Shape { const char* name; int quant, elem, M, norm, glu, res, R, N, K, bits; };
+struct Shape { const char* name; int quant, elem, M, norm, glu, res, R, N, K, bits, f16; };
 static Shape shapes[] = {
   %s
 };
@@ -123,7 +135,7 @@ __global__ void fillv(void* p, size_t n, int elem, unsigned seed, float lo, floa
   for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
     unsigned v = (unsigned)i * 2654435761u ^ seed; v ^= v >> 13; v *= 0x5bd1e995u; v ^= v >> 15;
     float f = lo + (hi - lo) * (v & 0xffffff) / 16777216.f;
-    if (elem == 4) ((float*)p)[i] = f; else ((__nv_bfloat16*)p)[i] = __float2bfloat16(f);
+    if (elem == 4) ((float*)p)[i] = f; else if (elem == 3) ((__half*)p)[i] = __float2half(f); else ((__nv_bfloat16*)p)[i] = __float2bfloat16(f);
   }
 }
 int main() {
@@ -145,31 +157,32 @@ int main() {
       if (s.quant) fill<<<1024, 256>>>((unsigned*)W[c], wbytes / 4, 17 + c, 0xffffffffu, 0);
       if (s.quant) {
         CK(cudaMalloc(&SC[c], sbytes)); CK(cudaMalloc(&BI[c], sbytes));
-        fillv<<<256, 256>>>(SC[c], (size_t)NW * groups, s.elem, 5 + c, 0.005f, 0.02f);
-        fillv<<<256, 256>>>(BI[c], (size_t)NW * groups, s.elem, 9 + c, -0.15f, -0.05f);
+        fillv<<<256, 256>>>(SC[c], (size_t)NW * groups, s.f16 ? 3 : s.elem, 5 + c, 0.005f, 0.02f);
+        fillv<<<256, 256>>>(BI[c], (size_t)NW * groups, s.f16 ? 3 : s.elem, 9 + c, -0.15f, -0.05f);
       }
     }
-    if (!s.quant) for (int c = 0; c < copies; ++c) fillv<<<1024, 256>>>(W[c], wbytes / s.elem, s.elem, 31 + c, -0.05f, 0.05f);
+    if (!s.quant) for (int c = 0; c < copies; ++c) fillv<<<1024, 256>>>(W[c], wbytes / s.elem, s.f16 ? 3 : s.elem, 31 + c, -0.05f, 0.05f);
     void *x, *bias, *r, *y, *y0; float *prm, *nw;
-    CK(cudaMalloc(&x, (size_t)s.M * s.K * s.elem)); fillv<<<64, 256>>>(x, (size_t)s.M * s.K, s.elem, 3, -2.f, 2.f);
+    CK(cudaMalloc(&x, (size_t)s.M * s.K * s.elem)); fillv<<<64, 256>>>(x, (size_t)s.M * s.K, s.f16 ? 3 : s.elem, 3, -2.f, 2.f);
     CK(cudaMalloc(&nw, s.K * 4)); fillv<<<64, 256>>>(nw, s.K, 4, 4, 0.8f, 1.2f);
     CK(cudaMalloc(&prm, 4)); float eps = 1e-6f; CK(cudaMemcpy(prm, &eps, 4, cudaMemcpyHostToDevice));
-    CK(cudaMalloc(&bias, s.N * s.elem)); fillv<<<64, 256>>>(bias, s.N, s.elem, 6, -0.1f, 0.1f);
-    CK(cudaMalloc(&r, (size_t)s.M * s.N * s.elem)); fillv<<<64, 256>>>(r, (size_t)s.M * s.N, s.elem, 7, -1.f, 1.f);
+    CK(cudaMalloc(&bias, s.N * s.elem)); fillv<<<64, 256>>>(bias, s.N, s.f16 ? 3 : s.elem, 6, -0.1f, 0.1f);
+    CK(cudaMalloc(&r, (size_t)s.M * s.N * s.elem)); fillv<<<64, 256>>>(r, (size_t)s.M * s.N, s.f16 ? 3 : s.elem, 7, -1.f, 1.f);
     const size_t ybytes = (size_t)s.M * s.N * s.elem;
     CK(cudaMalloc(&y, ybytes)); CK(cudaMalloc(&y0, ybytes));
     std::vector<char> h0(ybytes), h1(ybytes);
     const int tiles = (s.N + s.R - 1) / s.R;
     const int warps = tiles >= 8 * sm ? 8 : 4;
     int plan = (tiles + warps - 1) / warps; if (plan > sm * (32 / warps)) plan = sm * (32 / warps);
-    dim3 b(warps * 32);
     CK(cudaDeviceSynchronize());
     cudaEvent_t e0, e1; CK(cudaEventCreate(&e0)); CK(cudaEventCreate(&e1));
     for (int run = 0; run < 2 * NB; ++run) {
       const int bi = run / 2, id = bi * NS + si;
-      const int occ = occupancy(id, warps * 32);
+      const int occ = occupancy(id, mma[id] ? (s.M <= 2 ? 512 : 256) : warps * 32);
       // run 0: tile_plan's grid; run 1: no more blocks than are resident at once.
       int blocks = plan;
+      dim3 b(warps * 32);
+      if (mma[id]) { const int mt = (s.N + (s.glu ? 7 : 15)) / (s.glu ? 8 : 16); blocks = mt < 4 * sm ? mt : 4 * sm; b = dim3(s.M <= 2 ? 512 : 256); }
       if (run % 2 == 1) { if (blocks > occ * sm) blocks = occ * sm; else continue; }
       dim3 g(blocks);
       CK(cudaMemset(y, 0, ybytes));
@@ -180,6 +193,7 @@ int main() {
       if (run > 0) for (size_t i = 0; i < ybytes / s.elem; ++i) {
         float a, c;
         if (s.elem == 4) { a = ((float*)h0.data())[i]; c = ((float*)h1.data())[i]; }
+        else if (s.f16) { a = __half2float(((__half*)h0.data())[i]); c = __half2float(((__half*)h1.data())[i]); }
         else { unsigned ua = ((unsigned short*)h0.data())[i] << 16, uc = ((unsigned short*)h1.data())[i] << 16; memcpy(&a, &ua, 4); memcpy(&c, &uc, 4); }
         const double dd = fabs((double)a - c) / (fabs((double)a) + 1e-3); if (dd > dmax) dmax = dd;
       }
