@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/mlx-genkit/genkit/mlx"
 )
@@ -121,6 +122,10 @@ func TestGEMVMatchesMatmul(t *testing.T) {
 			}
 			for _, shape := range [][2]int{{37, 64}, {1536, 576}, {256, 9728}, {4353, 256}} {
 				N, K := shape[0], shape[1]
+				// Each shape's time goes to the log as it ends (go test -v
+				// streams it): a GPU run cut short by a time limit says which
+				// shape it was in (session 11's runs printed nothing for 400 s).
+				start := time.Now()
 				w := randomArray(t, uint64(N*K), dt, N, K)
 				if err := mlx.Eval(w); err != nil {
 					t.Fatal(err)
@@ -144,6 +149,7 @@ func TestGEMVMatchesMatmul(t *testing.T) {
 					}
 					mlx.Free(x, want, got)
 				}
+				t.Logf("%v %dx%d (%q): dense products checked at %.1f s", dt, N, K, ps.product, time.Since(start).Seconds())
 				if dt == mlx.Float32 {
 					continue // quantized weights come with half-precision scales in practice
 				}
@@ -172,6 +178,7 @@ func TestGEMVMatchesMatmul(t *testing.T) {
 							mlx.Free(x, want, got)
 						}
 						q.Free()
+						t.Logf("%v %dx%d (%q): q%d g%d checked at %.1f s", dt, N, K, ps.product, bits, group, time.Since(start).Seconds())
 					}
 				}
 				mlx.Free(w, wT)
