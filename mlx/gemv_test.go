@@ -197,6 +197,27 @@ func TestGEMVMatchesMatmul(t *testing.T) {
 			}
 			x.Free()
 		}
+		// A quantization group that is not a power of two (96: the kernels
+		// find a value's group by a shift) falls back; the same weight with
+		// its groups of 32 does not.
+		w16 := randomArray(t, 11, mlx.Float16, 16, 192)
+		q32, err := mlx.Quantize(w16, 32, 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		x16 := randomArray(t, 12, mlx.Float16, 1, 192)
+		q96 := &mlx.Quantized{Weight: q32.Weight, Scales: randomArray(t, 13, mlx.Float16, 16, 2),
+			Biases: randomArray(t, 14, mlx.Float16, 16, 2), GroupSize: 96, Bits: 4}
+		if _, ok, err := mlx.QGEMV(x16, q96); ok || err != nil {
+			t.Errorf("group 96: ok %v, err %v (want a fallback)", ok, err)
+		}
+		if y, ok, err := mlx.QGEMV(x16, q32); !ok || err != nil {
+			t.Errorf("group 32: ok %v, err %v (want the kernel)", ok, err)
+		} else {
+			y.Free()
+		}
+		mlx.Free(w16, x16, q96.Scales, q96.Biases)
+		q32.Free()
 		odd := randomArray(t, 5, mlx.Float32, 16, 30) // rows of 120 bytes: not 16-byte loads
 		mlx.Eval(odd)
 		x := randomArray(t, 6, mlx.Float32, 1, 30)

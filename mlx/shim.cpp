@@ -1806,11 +1806,10 @@ const char* kTileDenseBody = R"(
 
 const char* kTileQuantBody = R"(
     constexpr int VALS = 4 * PER;
-    constexpr uint32_t MASK = (1u << BITS) - 1u;
     constexpr int XU = PER * (int)sizeof(T) / 8;  // 8-byte loads of x per word
     constexpr int XPU = 8 / (int)sizeof(T);       // values per such load
     const int groups = scales_shape[1];
-    const int gsh = __ffs(K / groups) - 1;  // the group size is a power of two (product_check)
+    const int gsh = __ffs(K / groups) - 1;  // the group size is a power of two (linear_check)
     const int WK = K / PER;
     const uint32_t* wr[RW];
     const T* sr[RW];
@@ -1851,14 +1850,10 @@ const char* kTileQuantBody = R"(
 #pragma unroll
             for (int j = 0; j < PER; ++j)
               q[c][j] = __uint_as_float(__byte_perm(j % 2 ? hi : lo, 0x4b000000u, 0x7540 | (j / 2))) - 8388608.f;
-          } else if (BITS == 8) {
+          } else {  // 8 bits (linear_check admits 4 and 8)
 #pragma unroll
             for (int j = 0; j < PER; ++j)
               q[c][j] = __uint_as_float(__byte_perm(wd[c][i], 0x4b000000u, 0x7540 | j)) - 8388608.f;
-          } else {
-#pragma unroll
-            for (int j = 0; j < PER; ++j)
-              q[c][j] = __uint_as_float(((wd[c][i] >> (BITS * j)) & MASK) | 0x4b000000u) - 8388608.f;
           }
         }
 #pragma unroll

@@ -23,34 +23,35 @@ weight rows.
 """
 import json, os, re, subprocess, sys, tempfile
 
-# (label, kind, dtype, [M, NORM, GLU, HASBIAS, RES, R, XS(, BITS)], N outputs, K)
+# (label, kind, dtype, [M, NORM, GLU, HASBIAS, RES, R(, BITS)], N outputs, K); the
+# template values TestKernelSourceDump takes add XS = M * K after R.
 SHAPES = [
-    ("4B qkv 4b", 4, "bfloat16", [1, 1, 0, 0, 0, 2, 2560, 4], 6144, 2560),
-    ("4B o 4b", 4, "bfloat16", [1, 0, 0, 0, 1, 1, 4096, 4], 2560, 4096),
-    ("4B gu 4b", 4, "bfloat16", [1, 1, 1, 0, 0, 1, 2560, 4], 9728, 2560),
-    ("4B down 4b", 4, "bfloat16", [1, 0, 0, 0, 1, 1, 9728, 4], 2560, 9728),
-    ("4B gu 4b R2", 4, "bfloat16", [1, 1, 1, 0, 0, 2, 2560, 4], 9728, 2560),
-    ("4B down 4b R2", 4, "bfloat16", [1, 0, 0, 0, 1, 2, 9728, 4], 2560, 9728),
-    ("4B o 4b R2", 4, "bfloat16", [1, 0, 0, 0, 1, 2, 4096, 4], 2560, 4096),
-    ("4B qkv 4b R4", 4, "bfloat16", [1, 1, 0, 0, 0, 4, 2560, 4], 6144, 2560),
-    ("4B qkv 4b M2", 4, "bfloat16", [2, 1, 0, 0, 0, 2, 5120, 4], 6144, 2560),
-    ("4B gu 4b M2", 4, "bfloat16", [2, 1, 1, 0, 0, 1, 5120, 4], 9728, 2560),
-    ("4B down 4b M2", 4, "bfloat16", [2, 0, 0, 0, 1, 1, 19456, 4], 2560, 9728),
-    ("4B qkv 4b M8", 4, "bfloat16", [8, 1, 0, 0, 0, 2, 20480, 4], 6144, 2560),
-    ("4B qkv 4b f16", 4, "float16", [1, 1, 0, 0, 0, 2, 2560, 4], 6144, 2560),
-    ("4B qkv bf16", 3, "bfloat16", [1, 1, 0, 0, 0, 2, 2560], 6144, 2560),
-    ("4B gu bf16", 3, "bfloat16", [1, 1, 1, 0, 0, 1, 2560], 9728, 2560),
-    ("4B down bf16", 3, "bfloat16", [1, 0, 0, 0, 1, 1, 9728], 2560, 9728),
-    ("135M qkv 4b f32", 4, "float32", [1, 1, 0, 0, 0, 1, 576, 4], 960, 576),
-    ("135M gu 4b f32", 4, "float32", [1, 1, 1, 0, 0, 1, 576, 4], 1536, 576),
-    ("135M down 4b f32", 4, "float32", [1, 0, 0, 0, 1, 1, 1536, 4], 576, 1536),
+    ("4B qkv 4b", 4, "bfloat16", [1, 1, 0, 0, 0, 2, 4], 6144, 2560),
+    ("4B o 4b", 4, "bfloat16", [1, 0, 0, 0, 1, 1, 4], 2560, 4096),
+    ("4B gu 4b", 4, "bfloat16", [1, 1, 1, 0, 0, 1, 4], 9728, 2560),
+    ("4B down 4b", 4, "bfloat16", [1, 0, 0, 0, 1, 1, 4], 2560, 9728),
+    ("4B gu 4b R2", 4, "bfloat16", [1, 1, 1, 0, 0, 2, 4], 9728, 2560),
+    ("4B down 4b R2", 4, "bfloat16", [1, 0, 0, 0, 1, 2, 4], 2560, 9728),
+    ("4B o 4b R2", 4, "bfloat16", [1, 0, 0, 0, 1, 2, 4], 2560, 4096),
+    ("4B qkv 4b R4", 4, "bfloat16", [1, 1, 0, 0, 0, 4, 4], 6144, 2560),
+    ("4B qkv 4b M2", 4, "bfloat16", [2, 1, 0, 0, 0, 2, 4], 6144, 2560),
+    ("4B gu 4b M2", 4, "bfloat16", [2, 1, 1, 0, 0, 1, 4], 9728, 2560),
+    ("4B down 4b M2", 4, "bfloat16", [2, 0, 0, 0, 1, 1, 4], 2560, 9728),
+    ("4B qkv 4b M8", 4, "bfloat16", [8, 1, 0, 0, 0, 2, 4], 6144, 2560),
+    ("4B qkv 4b f16", 4, "float16", [1, 1, 0, 0, 0, 2, 4], 6144, 2560),
+    ("4B qkv bf16", 3, "bfloat16", [1, 1, 0, 0, 0, 2], 6144, 2560),
+    ("4B gu bf16", 3, "bfloat16", [1, 1, 1, 0, 0, 1], 9728, 2560),
+    ("4B down bf16", 3, "bfloat16", [1, 0, 0, 0, 1, 1], 2560, 9728),
+    ("135M qkv 4b f32", 4, "float32", [1, 1, 0, 0, 0, 1, 4], 960, 576),
+    ("135M gu 4b f32", 4, "float32", [1, 1, 1, 0, 0, 1, 4], 1536, 576),
+    ("135M down 4b f32", 4, "float32", [1, 0, 0, 0, 1, 1, 4], 576, 1536),
 ]
 CT = {"bfloat16": "__nv_bfloat16", "float32": "float", "float16": "__half"}
 EL = {"bfloat16": 2, "float32": 4, "float16": 2}
 
 
 def dump(tree):
-    spec = [{"kind": k, "dtype": d, "vals": v} for _, k, d, v, _, _ in SHAPES]
+    spec = [{"kind": k, "dtype": d, "vals": v[:6] + [v[0] * kk] + v[6:]} for _, k, d, v, _, kk in SHAPES]
     with tempfile.TemporaryDirectory() as td:
         p = os.path.join(td, "spec.json")
         json.dump(spec, open(p, "w"))
@@ -67,7 +68,7 @@ def main():
     for label, tree in builds:
         srcs[label] = dump(tree)
     labels = list(srcs)
-    code, table = [], []
+    code = []
     for bi, label in enumerate(labels):
         for si, s in enumerate(srcs[label]):
             name = re.search(r'__global__ void (\w+)\(', s).group(1)
@@ -80,11 +81,11 @@ def main():
     for si, (name, kind, dt, v, n, k) in enumerate(SHAPES):
         quant = kind == 4
         shp.append('{"%s", %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d}' % (
-            name, int(quant), EL[dt], v[0], v[1], v[2], v[4], v[5], n, k, v[7] if quant else 0, int(dt == "float16")))
+            name, int(quant), EL[dt], v[0], v[1], v[2], v[4], v[5], n, k, v[6] if quant else 0, int(dt == "float16")))
     launch = []
     # Whether each build's kernel takes the tensor-core path (its grid is a
     # block a tile of 16 weight rows, 8 with GLU).
-    mma = [int("MMAQ" in srcs[l][si] and sh[1] == 4 and sh[2] != "float32" and sh[3][0] <= 8 and sh[3][-1] == 4)
+    mma = [int("MMAQ" in srcs[l][si] and sh[1] == 4 and sh[2] != "float32" and sh[3][0] <= 8 and sh[3][6] == 4)
            for l in labels for si, sh in enumerate(SHAPES)]
     for bi in range(len(labels)):
         for si, (name, kind, dt, v, n, k) in enumerate(SHAPES):
@@ -95,14 +96,10 @@ def main():
             else:
                 call = f"lab_{bi}_{si}<<<g, b>>>(({t}*)x, prm, nw, ({t}*)w, ({t}*)bias, ({t}*)r, ({t}*)y, nw0, nw1)"
             launch.append(f"    case {bi * len(SHAPES) + si}: {call}; break;")
-    occ = [f"    case {bi * len(SHAPES) + si}: f = (const void*)lab_{bi}_{si}; break;"
-           for bi in range(len(labels)) for si in range(len(SHAPES))]
-    launch.append("  }\n}\nstatic int occupancy(int id, int threads) {\n  const void* f = nullptr;\n  switch (id) {")
-    launch.extend(occ)
-    launch.append("  }\n  int n = 0;\n  cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, f, threads, 0);\n  {\n    return n;")
+    kernels = ", ".join(f"(const void*)lab_{bi}_{si}" for bi in range(len(labels)) for si in range(len(SHAPES)))
     labs = ", ".join('"%s"' % l for l in labels)
     main = LAB_MAIN.replace("@NB@", str(len(labels))).replace("@NS@", str(len(SHAPES)))
-    body = ("\n".join(head) + "\n" + "\n".join(code) + "\n" + LAB_TABLE % (",\n  ".join(shp), labs, "\n".join(launch))
+    body = ("\n".join(head) + "\n" + "\n".join(code) + "\n" + LAB_TABLE % (",\n  ".join(shp), labs, "\n".join(launch), kernels)
             + "static const int mma[] = {%s};\n" % ", ".join(map(str, mma)) + main)
     open(out, "w").write(body)
     print(f"{out}: {len(labels)} builds x {len(SHAPES)} shapes: {', '.join(labels)}")
@@ -120,17 +117,25 @@ static void launch(int id, dim3 g, dim3 b, void* x, const float* prm, const floa
 %s
   }
 }
+// occupancy: blocks of that many threads of kernel id a multiprocessor holds at once.
+static const void* kernels[] = {%s};
+static int occupancy(int id, int threads) {
+  int n = 0;
+  cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernels[id], threads, 0);
+  return n;
+}
 """
 
 LAB_MAIN = r"""
 #define CK(e) do { cudaError_t err_ = (e); if (err_ != cudaSuccess) { printf("CUDA %s at %d: %s\n", #e, __LINE__, cudaGetErrorString(err_)); exit(1); } } while (0)
-__global__ void fill(unsigned* p, size_t n, unsigned seed, unsigned mask, unsigned add) {
+// Random 32-bit words (packed quantized values).
+__global__ void fill(unsigned* p, size_t n, unsigned seed) {
   for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
     unsigned v = (unsigned)i * 2654435761u ^ seed; v ^= v >> 13; v *= 0x5bd1e995u; v ^= v >> 15;
-    p[i] = (v & mask) + add;
+    p[i] = v;
   }
 }
-// Values of elem bytes spread over about [-scale, scale] (bf16 or f32 from random bits).
+// Values in [lo, hi) as float32 (elem 4), float16 (elem 3) or bfloat16 (elem 2).
 __global__ void fillv(void* p, size_t n, int elem, unsigned seed, float lo, float hi) {
   for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
     unsigned v = (unsigned)i * 2654435761u ^ seed; v ^= v >> 13; v *= 0x5bd1e995u; v ^= v >> 15;
@@ -154,7 +159,7 @@ int main() {
     std::vector<void*> W(copies), SC(copies), BI(copies);
     for (int c = 0; c < copies; ++c) {
       CK(cudaMalloc(&W[c], wbytes));
-      if (s.quant) fill<<<1024, 256>>>((unsigned*)W[c], wbytes / 4, 17 + c, 0xffffffffu, 0);
+      if (s.quant) fill<<<1024, 256>>>((unsigned*)W[c], wbytes / 4, 17 + c);
       if (s.quant) {
         CK(cudaMalloc(&SC[c], sbytes)); CK(cudaMalloc(&BI[c], sbytes));
         fillv<<<256, 256>>>(SC[c], (size_t)NW * groups, s.f16 ? 3 : s.elem, 5 + c, 0.005f, 0.02f);
@@ -178,11 +183,11 @@ int main() {
     cudaEvent_t e0, e1; CK(cudaEventCreate(&e0)); CK(cudaEventCreate(&e1));
     for (int run = 0; run < 2 * NB; ++run) {
       const int bi = run / 2, id = bi * NS + si;
-      const int occ = occupancy(id, mma[id] ? (s.M <= 2 ? 512 : 256) : warps * 32);
+      const int occ = occupancy(id, mma[id] ? 256 : warps * 32);
       // run 0: tile_plan's grid; run 1: no more blocks than are resident at once.
       int blocks = plan;
       dim3 b(warps * 32);
-      if (mma[id]) { const int mt = (s.N + (s.glu ? 7 : 15)) / (s.glu ? 8 : 16); blocks = mt < 4 * sm ? mt : 4 * sm; b = dim3(s.M <= 2 ? 512 : 256); }
+      if (mma[id]) { const int mt = (s.N + (s.glu ? 7 : 15)) / (s.glu ? 8 : 16); blocks = mt < 4 * sm ? mt : 4 * sm; b = dim3(256); }
       if (run % 2 == 1) { if (blocks > occ * sm) blocks = occ * sm; else continue; }
       dim3 g(blocks);
       CK(cudaMemset(y, 0, ybytes));
