@@ -14,6 +14,8 @@
 #include <cstring>
 #include <algorithm>
 #include <immintrin.h>
+#include <pthread.h>
+#include <signal.h>
 #include <exception>
 #include <map>
 #include <string>
@@ -755,8 +757,49 @@ class DecodeBlock : public mx::UnaryPrimitive {
 
 extern "C" {
 
+namespace {
+// kProcessSignals are the signals sent to the process as a whole (by kill,
+// the terminal or the shell) that Go handles (os/signal) or ignores. The
+// kernel delivers such a signal to any thread that does not block it; on a
+// thread that MLX or the CUDA driver started, Go's handler runs without a
+// goroutine of its own, and on the GPU machine one SIGINT of 46 killed the
+// process there with SIGSEGV (session 11). Threads inherit their creator's
+// mask, so blocking these on the MLX thread keeps them off every thread it
+// starts. Synchronous signals (SIGSEGV, SIGBUS, SIGFPE), Go's preemption
+// signal (SIGURG) and SIGPROF stay open.
+const int kProcessSignals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGWINCH, SIGTSTP,
+                               SIGTTIN, SIGTTOU, SIGCHLD, SIGUSR1, SIGUSR2, SIGALRM};
+
+void* blocked_signals_here(void* out) {
+  sigset_t cur;
+  uint64_t bits = 0;
+  if (pthread_sigmask(SIG_SETMASK, nullptr, &cur) == 0) {
+    for (int s : kProcessSignals)
+      if (sigismember(&cur, s) == 1) bits |= uint64_t(1) << s;
+  }
+  *static_cast<uint64_t*>(out) = bits;
+  return nullptr;
+}
+}  // namespace
+
+uint64_t gk_child_blocked_signals(void) {
+  uint64_t bits = 0;
+  pthread_t t;
+  if (pthread_create(&t, nullptr, blocked_signals_here, &bits) != 0) return ~uint64_t(0);
+  pthread_join(t, nullptr);
+  return bits;
+}
+
+void gk_block_process_signals(void* old) {
+  sigset_t set;
+  sigemptyset(&set);
+  for (int s : kProcessSignals) sigaddset(&set, s);
+  pthread_sigmask(SIG_BLOCK, &set, static_cast<sigset_t*>(old));
+}
+
 void gk_bind_thread(void) {
   g_bound = true;
+  gk_block_process_signals(nullptr);
   if (openblas_set_num_threads != nullptr && std::getenv("OPENBLAS_NUM_THREADS") == nullptr)
     openblas_set_num_threads(1);
 }

@@ -90,8 +90,18 @@ enum {
   GK_VAR,
 };
 
-// Thread binding and errors.
+// Thread binding and errors. gk_bind_thread marks the calling thread as
+// MLX's and blocks the process-directed signals (SIGINT, SIGTERM, SIGHUP,
+// SIGQUIT, SIGWINCH, SIGTSTP, SIGTTIN, SIGTTOU, SIGCHLD, SIGUSR1, SIGUSR2,
+// SIGALRM) on it, so the threads MLX and the GPU driver start from it
+// inherit the mask and such signals reach a Go thread instead.
+// gk_block_process_signals blocks them on the calling thread alone and, when
+// old is not NULL, stores the previous mask there (a sigset_t).
+// gk_child_blocked_signals starts a thread from the caller and returns a bit
+// set (1<<signo) of those signals blocked there.
 void gk_bind_thread(void);
+uint64_t gk_child_blocked_signals(void);
+void gk_block_process_signals(void* old);
 int gk_is_bound(void);
 const char* gk_error(void);
 int64_t gk_live_arrays(void);

@@ -116,3 +116,8 @@ func init() {
 		_ = os.Setenv("MLX_ENABLE_TF32", "0")
 	}
 }
+
+// childBlockedSignals reports, as a bit set (1<<signo), which of the
+// process-directed signals are blocked in a thread started from the calling
+// one (see gk_bind_thread); all bits set when no thread could be started.
+func childBlockedSignals() uint64 { return uint64(C.gk_child_blocked_signals()) }
