@@ -113,7 +113,7 @@ if want tests; then
     rc=$?
     pass=$(grep -c -- '^--- PASS\|^    --- PASS' "$log"); fail=$(grep -c -- '--- FAIL' "$log"); skip=$(grep -c -- '--- SKIP' "$log")
     say "tests $rel: rc=$rc pass=$pass fail=$fail skip=$skip ($(( $(date +%s) - start )) s)"
-    grep -A1 -- '--- SKIP' "$log" | grep -v -- '--- SKIP\|^--$' | sed 's/^ */    skip reason: /' | sort | uniq -c | tee -a "$SUMMARY" >/dev/null
+    grep -B1 -- '--- SKIP' "$log" | grep -v -- '--- SKIP\|^--$' | sed 's/^ */    skip reason: /' | sort | uniq -c | tee -a "$SUMMARY" >/dev/null
     grep -- '--- FAIL' "$log" | head -20 | sed 's/^/    /' | tee -a "$SUMMARY" >/dev/null
   done < "$S/tests/PACKAGES"
 fi
