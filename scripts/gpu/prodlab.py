@@ -51,6 +51,12 @@ SHAPES = [
     ("135M qkv 4b f32", 4, "float32", [1, 1, 0, 0, 0, 1, 4], 960, 576),
     ("135M gu 4b f32", 4, "float32", [1, 1, 1, 0, 0, 1, 4], 1536, 576),
     ("135M down 4b f32", 4, "float32", [1, 0, 0, 0, 1, 1, 4], 576, 1536),
+    # The default GGUF on the GPU: 4-bit weights, float16 activations.
+    ("135M qkv 4b f16", 4, "float16", [1, 1, 0, 0, 0, 1, 4], 960, 576),
+    ("135M gu 4b f16", 4, "float16", [1, 1, 1, 0, 0, 1, 4], 1536, 576),
+    ("135M down 4b f16", 4, "float16", [1, 0, 0, 0, 1, 1, 4], 576, 1536),
+    ("135M gu 4b f16 M2", 4, "float16", [2, 1, 1, 0, 0, 1, 4], 1536, 576),
+    ("135M gu 4b f16 M8", 4, "float16", [8, 1, 1, 0, 0, 1, 4], 1536, 576),
 ]
 CT = {"bfloat16": "__nv_bfloat16", "float32": "float", "float16": "__half"}
 EL = {"bfloat16": 2, "float32": 4, "float16": 2}
