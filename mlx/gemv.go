@@ -38,3 +38,18 @@ func QGEMV(x *Array, q *Quantized) (y *Array, ok bool, err error) {
 	}
 	return y, true, nil
 }
+
+// qgemvDecline is why QGEMV's kernel would decline x and q on a CUDA GPU, ""
+// where it would take them: its checks of shapes, dtypes, layout and
+// quantization, on any device (the tests run them on the CPU too).
+func qgemvDecline(x *Array, q *Quantized) (string, error) {
+	if q == nil || !x.valid() || !q.Weight.valid() || !q.Scales.valid() || !q.Biases.valid() {
+		return "", errNil("qgemv check")
+	}
+	var why *C.char
+	if err := check("qgemv check", C.gk_qgemv_decline(&why, x.c, q.Weight.c, q.Scales.c, q.Biases.c,
+		C.int(q.GroupSize), C.int(q.Bits))); err != nil {
+		return "", err
+	}
+	return C.GoString(why), nil
+}

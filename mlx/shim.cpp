@@ -2638,21 +2638,41 @@ int gk_gemv(gk_array* out, int* used, gk_array xa, gk_array wa) {
   })
 }
 
+namespace {
+// qgemv_op is gk_qgemv's product and why the kernels decline it ("" when
+// they take it on a CUDA GPU).
+std::string qgemv_op(ProductOp& op, gk_array xa, gk_array wa, gk_array sa, gk_array ba, int group_size, int bits) {
+  op.x = &A(xa);
+  op.w = &A(wa);
+  op.scales = &A(sa);
+  op.biases = &A(ba);
+  op.bits = bits;
+  int M, K, N;
+  std::string bad = product_check(op, M, K, N);
+  if (bad.empty() && A(sa).shape(1) * group_size != K) bad = "the group size does not match the scales";
+  return bad;
+}
+thread_local std::string g_decline;
+}  // namespace
+
 int gk_qgemv(gk_array* out, int* used, gk_array xa, gk_array wa, gk_array sa,
              gk_array ba, int group_size, int bits) {
   *used = 0;
   GK_TRY({
     if (mx::default_device() != mx::Device::gpu) return 0;
     ProductOp op;
-    op.x = &A(xa);
-    op.w = &A(wa);
-    op.scales = &A(sa);
-    op.biases = &A(ba);
-    op.bits = bits;
-    int M, K, N;
-    if (!product_check(op, M, K, N).empty() || A(sa).shape(1) * group_size != K) return 0;
+    if (!qgemv_op(op, xa, wa, sa, ba, group_size, bits).empty()) return 0;
     put(out, run_product(op));
     *used = 1;
+  })
+}
+
+int gk_qgemv_decline(const char** why, gk_array xa, gk_array wa, gk_array sa, gk_array ba, int group_size,
+                     int bits) {
+  GK_TRY({
+    ProductOp op;
+    g_decline = qgemv_op(op, xa, wa, sa, ba, group_size, bits);
+    *why = g_decline.c_str();
   })
 }
 

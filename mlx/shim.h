@@ -313,6 +313,12 @@ int gk_save_gguf(const char* path, gk_map m);
 int gk_gemv(gk_array* out, int* used, gk_array x, gk_array w);
 int gk_qgemv(gk_array* out, int* used, gk_array x, gk_array w, gk_array scales,
              gk_array biases, int group_size, int bits);
+// gk_qgemv_decline sets *why to what makes gk_qgemv decline these arrays on
+// a CUDA GPU, "" where it would take them (on any device: the checks of
+// shapes, dtypes, layout and quantization alone; valid until the thread's
+// next call).
+int gk_qgemv_decline(const char** why, gk_array x, gk_array w, gk_array scales, gk_array biases, int group_size,
+                     int bits);
 
 // The kernel cache (shim_ptx.cpp): the kernels above run precompiled, each
 // variant compiled once with NVRTC and kept in a cache directory, when NVRTC
