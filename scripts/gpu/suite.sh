@@ -111,7 +111,7 @@ if want tests; then
     start=$(date +%s)
     (cd "$ROOT/$rel" && timeout 1500 "$S/tests/$name.test" -test.v -test.count=1 -test.timeout 25m -test.run "${SUITE_RUN:-.}" -test.skip "${SUITE_SKIPRUN:-}") > "$log" 2>&1
     rc=$?
-    pass=$(grep -c -- '^--- PASS\|^    --- PASS' "$log"); fail=$(grep -c -- '--- FAIL' "$log"); skip=$(grep -c -- '--- SKIP' "$log")
+    pass=$(grep -c -- '^--- PASS\|^    --- PASS' "$log"); fail=$(grep -c -- '^--- FAIL\|^    --- FAIL' "$log"); skip=$(grep -c -- '^--- SKIP\|^    --- SKIP' "$log")
     say "tests $rel: rc=$rc pass=$pass fail=$fail skip=$skip ($(( $(date +%s) - start )) s)"
     grep -B1 -- '--- SKIP' "$log" | grep -v -- '--- SKIP\|^--$' | sed 's/^ */    skip reason: /' | sort | uniq -c | tee -a "$SUMMARY" >/dev/null
     grep -- '--- FAIL' "$log" | head -20 | sed 's/^/    /' | tee -a "$SUMMARY" >/dev/null
