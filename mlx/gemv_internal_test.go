@@ -12,23 +12,19 @@ import (
 // weight, 3-bit values and a group size that does not match the scales.
 func TestQGEMVDecline(t *testing.T) {
 	err := Do(context.Background(), func() error {
-		w, err := Full(0.25, Float16, 16, 192)
-		if err != nil {
+		s := NewScope()
+		defer s.Close()
+		x := s.Track(Full(1, Float16, 1, 192))
+		w := s.Track(Full(0.25, Float16, 16, 192))
+		if err := s.Err(); err != nil {
 			return err
 		}
-		defer w.Free()
-		x, err := Full(1, Float16, 1, 192)
-		if err != nil {
-			return err
-		}
-		defer x.Free()
 		q32, err := Quantize(w, 32, 4)
 		if err != nil {
 			return err
 		}
 		defer q32.Free()
-		lazy := q32 // not evaluated yet
-		why, err := qgemvDecline(x, lazy)
+		why, err := qgemvDecline(x, q32) // not evaluated yet
 		if err != nil {
 			return err
 		}
@@ -41,77 +37,50 @@ func TestQGEMVDecline(t *testing.T) {
 		// MLX's CPU buffers start 8 bytes past 16 (its GPU buffers are
 		// aligned): there the same weight words go 8 bytes into a buffer,
 		// so the kernels' alignment holds.
-		if why, err := qgemvDecline(x, q32); err != nil || !strings.Contains(why, "aligned") {
-			return runDeclineCases(t, x, q32, err)
+		packed := q32.Weight
+		if why, err := qgemvDecline(x, q32); err != nil {
+			return err
+		} else if strings.Contains(why, "aligned") {
+			words, err := packed.Uint32s()
+			if err != nil {
+				return err
+			}
+			flat := s.Track(FromUint32s(append([]uint32{0, 0}, words...), len(words)+2))
+			tail := s.Track(Slice(flat, []int{2}, []int{len(words) + 2}, []int{1}))
+			packed = s.Track(Reshape(tail, 16, len(words)/16))
 		}
-		words, err := q32.Weight.Uint32s()
-		if err != nil {
+		scales := s.Track(Full(0.1, Float16, 16, 2))
+		biases := s.Track(Full(0, Float16, 16, 2))
+		if err := s.Err(); err != nil {
 			return err
 		}
-		flat, err := FromUint32s(append([]uint32{0, 0}, words...), len(words)+2)
-		if err != nil {
+		if err := Eval(packed, scales, biases); err != nil {
 			return err
 		}
-		defer flat.Free()
-		tail, err := Slice(flat, []int{2}, []int{len(words) + 2}, []int{1})
-		if err != nil {
-			return err
+		for _, c := range []struct {
+			name string
+			q    *Quantized
+			want string // "": taken
+		}{
+			{"group 32", &Quantized{Weight: packed, Scales: q32.Scales, Biases: q32.Biases, GroupSize: 32, Bits: 4}, ""},
+			{"group 96", &Quantized{Weight: packed, Scales: scales, Biases: biases, GroupSize: 96, Bits: 4}, "not a power of two"},
+			{"3 bits", &Quantized{Weight: packed, Scales: q32.Scales, Biases: q32.Biases, GroupSize: 32, Bits: 3}, "4- or 8-bit"},
+			{"group 64 named for scales of 32", &Quantized{Weight: packed, Scales: q32.Scales, Biases: q32.Biases, GroupSize: 64, Bits: 4}, "group size does not match"},
+		} {
+			why, err := qgemvDecline(x, c.q)
+			if err != nil {
+				return err
+			}
+			if c.want == "" && why != "" {
+				t.Errorf("%s: declined (%s), want the kernel", c.name, why)
+			}
+			if c.want != "" && !strings.Contains(why, c.want) {
+				t.Errorf("%s: %q, want a decline naming %q", c.name, why, c.want)
+			}
 		}
-		defer tail.Free()
-		aligned, err := Reshape(tail, 16, len(words)/16)
-		if err != nil {
-			return err
-		}
-		defer aligned.Free()
-		if err := Eval(aligned); err != nil {
-			return err
-		}
-		return runDeclineCases(t, x, &Quantized{Weight: aligned, Scales: q32.Scales, Biases: q32.Biases, GroupSize: 32, Bits: 4}, nil)
+		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-}
-
-// runDeclineCases checks the accepted weight q32 (4 bits, groups of 32)
-// and its declined variants.
-func runDeclineCases(t *testing.T, x *Array, q32 *Quantized, err error) error {
-	if err != nil {
-		return err
-	}
-	scales, err := Full(0.1, Float16, 16, 2)
-	if err != nil {
-		return err
-	}
-	defer scales.Free()
-	biases, err := Full(0, Float16, 16, 2)
-	if err != nil {
-		return err
-	}
-	defer biases.Free()
-	if err := Eval(scales, biases); err != nil {
-		return err
-	}
-	for _, c := range []struct {
-		name string
-		q    *Quantized
-		want string // "" : taken
-	}{
-		{"group 32", q32, ""},
-		{"group 96", &Quantized{Weight: q32.Weight, Scales: scales, Biases: biases, GroupSize: 96, Bits: 4}, "not a power of two"},
-		{"3 bits", &Quantized{Weight: q32.Weight, Scales: q32.Scales, Biases: q32.Biases, GroupSize: 32, Bits: 3}, "4- or 8-bit"},
-		{"group 64 named for scales of 32", &Quantized{Weight: q32.Weight, Scales: q32.Scales, Biases: q32.Biases, GroupSize: 64, Bits: 4}, "group size does not match"},
-	} {
-		why, err := qgemvDecline(x, c.q)
-		if err != nil {
-			return err
-		}
-		if c.want == "" && why != "" {
-			t.Errorf("%s: declined (%s), want the kernel", c.name, why)
-		}
-		if c.want != "" && !strings.Contains(why, c.want) {
-			t.Errorf("%s: %q, want a decline naming %q", c.name, why, c.want)
-		}
-	}
-	return nil
 }

@@ -59,16 +59,15 @@ int gk_dist_init(gk_group* out, const char* backend, int strict) {
   // The backend's threads (NCCL's, the ring's) start from this one: they
   // inherit the process signals blocked, as the MLX thread's do (see
   // gk_block_process_signals); the Go thread gets its own mask back.
-  sigset_t old;
-  gk_block_process_signals(&old);
-  int rc = [&]() -> int {
-    GK_TRY_IF(false, {
-      auto g = md::init(strict != 0, backend_name(backend));
-      out->ctx = new md::Group(std::move(g));
-    })
-  }();
-  pthread_sigmask(SIG_SETMASK, &old, nullptr);
-  return rc;
+  struct Masked {
+    sigset_t old;
+    Masked() { gk_block_process_signals(&old); }
+    ~Masked() { pthread_sigmask(SIG_SETMASK, &old, nullptr); }
+  } masked;
+  GK_TRY_IF(false, {
+    auto g = md::init(strict != 0, backend_name(backend));
+    out->ctx = new md::Group(std::move(g));
+  })
 }
 
 int gk_group_free(gk_group g) {
