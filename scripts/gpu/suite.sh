@@ -102,6 +102,10 @@ fi
 
 # 2. Every package's tests on the GPU, each in its own package directory.
 if want tests; then
+  # ours WHAT [grep flags]: the lines of $log that report WHAT (PASS, FAIL,
+  # SKIP) for the package's own tests and their subtests; a child process's
+  # output quoted deeper in the log (a rank that must fail) is not theirs.
+  ours() { local what=$1; shift; grep "$@" -- "^--- $what\|^    --- $what" "$log"; }
   while read -r name rel; do
     # SUITE_ONLY / SUITE_SKIP (extended regexps on the package name) split
     # the tests over several calls of a time-limited runner.
@@ -111,10 +115,9 @@ if want tests; then
     start=$(date +%s)
     (cd "$ROOT/$rel" && timeout 1500 "$S/tests/$name.test" -test.v -test.count=1 -test.timeout 25m -test.run "${SUITE_RUN:-.}" -test.skip "${SUITE_SKIPRUN:-}") > "$log" 2>&1
     rc=$?
-    pass=$(grep -c -- '^--- PASS\|^    --- PASS' "$log"); fail=$(grep -c -- '^--- FAIL\|^    --- FAIL' "$log"); skip=$(grep -c -- '^--- SKIP\|^    --- SKIP' "$log")
-    say "tests $rel: rc=$rc pass=$pass fail=$fail skip=$skip ($(( $(date +%s) - start )) s)"
-    grep -B1 -- '--- SKIP' "$log" | grep -v -- '--- SKIP\|^--$' | sed 's/^ */    skip reason: /' | sort | uniq -c | tee -a "$SUMMARY" >/dev/null
-    grep -- '--- FAIL' "$log" | head -20 | sed 's/^/    /' | tee -a "$SUMMARY" >/dev/null
+    say "tests $rel: rc=$rc pass=$(ours PASS -c) fail=$(ours FAIL -c) skip=$(ours SKIP -c) ($(( $(date +%s) - start )) s)"
+    ours SKIP -B1 | grep -v -- '--- SKIP\|^--$' | sed 's/^ */    skip reason: /' | sort | uniq -c | tee -a "$SUMMARY" >/dev/null
+    ours FAIL | head -20 | sed 's/^/    /' | tee -a "$SUMMARY" >/dev/null
   done < "$S/tests/PACKAGES"
 fi
 
